@@ -1,0 +1,110 @@
+"""Ingest job: read record sources, validate and normalise, quarantine bad rows.
+
+Outputs under ``<output>/ingest/``: ``records`` (schemas.datasets.records), ``quarantine``
+(schemas.datasets.QUARANTINE) and ``manifest.json``. One Spark task parses one input file
+(transforms/records.py), so split large inputs into several files for parallelism.
+
+Run: ``sigil ingest --conf FILE`` or ``spark-submit jobs/ingest.py --conf FILE``.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from sigil.jobs.io import spark_schema, write_parquet
+from sigil.jobs.runner import Run, StrictError
+from sigil.schemas import datasets
+from sigil.schemas.config import SigilConfig
+from sigil.transforms.records import InputError, list_files, read_header, records_from_file, staged_schema
+
+
+def input_files(config: SigilConfig) -> list[tuple[str, str]]:
+    """(source name, file) for every input file; fails before any work on a missing
+    path, an empty file or a configured column absent from a file's header."""
+    files = []
+    for source in config.ingest.sources:
+        wanted = [source.id_column] + [source.column_map.get(a.name, a.name) for a in config.ingest.attributes]
+        for path in list_files(source.path):
+            if source.format in ("csv", "tsv", "parquet"):
+                header = read_header(path, source.format, source.delimiter, source.strip_header)
+                missing = [c for c in wanted if c not in header]
+                if missing:
+                    raise InputError(f"{path}: missing configured column(s) {missing}; the file has {header}")
+            files.append((source.name, path))
+    return files
+
+
+def staged(spark, config: SigilConfig) -> DataFrame:
+    """Every input row, parsed and validated: ``reason`` is null for a good row."""
+    files = input_files(config)
+    sources = {s.name: s for s in config.ingest.sources}
+    attributes = list(config.ingest.attributes)
+    schema = staged_schema([a.name for a in attributes])
+
+    def parse(batches):
+        for batch in batches:
+            for name, path in zip(batch["source"].to_pylist(), batch["path"].to_pylist()):
+                yield from records_from_file(path, sources[name], attributes)
+
+    listing = spark.createDataFrame(files, "source string, path string").repartition(len(files))
+    return listing.mapInArrow(parse, spark_schema(schema))
+
+
+def split_duplicates(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """First occurrence of each (source, id) by (file, line) is kept; later ones are quarantined."""
+    first = Window.partitionBy("source", "id").orderBy("file", "line")
+    ranked = (rows.withColumn("_n", F.row_number().over(first))
+              .withColumn("_first", F.first(F.concat_ws(":", "file", "line")).over(first)))
+    keep = ranked.where("_n = 1").drop("_n", "_first", "reason", "raw")
+    dupes = ranked.where("_n > 1").select(
+        "source", "file", "line", "id",
+        F.concat(F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")).alias("reason"),
+        F.to_json(F.struct(*[c for c in rows.columns if c not in ("reason", "raw", "file", "line", "source")
+                              and not c.endswith(datasets.NORM_SUFFIX)])).alias("raw"))
+    return keep, dupes
+
+
+def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
+    if config.ingest is None:
+        raise InputError("the configuration has no 'ingest' section")
+    job = Run("ingest", config, spark, strict, quiet)
+    try:
+        names = [a.name for a in config.ingest.attributes]
+        with job.stage("parse"):
+            rows = staged(spark, config).persist()
+            good, dupes = split_duplicates(rows.where("reason is null"))
+            quarantine = rows.where("reason is not null").select(*datasets.QUARANTINE.names).unionByName(dupes)
+            records = good.withColumn("rid", F.xxhash64("source", "id")).select(*datasets.records(names).names)
+            counts = {r["source"]: r.asDict() for r in rows.groupBy("source").agg(  # driver-ok: one row per source
+                F.count("*").alias("input"), F.count("reason").alias("bad")).collect()}
+            dup_counts = dict(dupes.groupBy("source").count().collect())  # driver-ok: one row per source
+        n_quarantined = sum(c["bad"] for c in counts.values()) + sum(dup_counts.values())
+        if strict and n_quarantined:
+            first = quarantine.orderBy("file", "line").limit(5).collect()  # driver-ok: 5 rows
+            raise StrictError("--strict: {} row(s) quarantined; first: {}".format(
+                n_quarantined, "; ".join(f"{r['file']} line {r['line']}: {r['reason']}" for r in first)))
+        with job.stage("write"):
+            n_records = write_parquet(records, job.path("records"), datasets.records(names))
+            write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
+        if spark.read.parquet(job.path("records")).select("rid").distinct().count() != n_records:
+            raise RuntimeError("record key collision: two (source, id) pairs hash to the same rid")
+        rows.unpersist()
+        for name, c in sorted(counts.items()):
+            out = c["input"] - c["bad"] - dup_counts.get(name, 0)
+            job.manifest["inputs"][name] = c["input"]
+            job.manifest["quarantined"][name] = c["bad"] + dup_counts.get(name, 0)
+            job.manifest["outputs"][f"records.{name}"] = out
+        job.manifest["outputs"]["records"] = n_records
+        job.manifest["metrics"]["input_rows"] = sum(c["input"] for c in counts.values())
+        job.manifest["metrics"]["quarantined_rows"] = n_quarantined
+        job.log(f"{n_records} records, {n_quarantined} quarantined")
+        return job.commit()
+    except BaseException:
+        job.abort()
+        raise
+
+
+if __name__ == "__main__":
+    from sigil.cli import main
+    main(["ingest"])

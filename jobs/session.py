@@ -1,0 +1,51 @@
+"""The Spark session factory: embedded ``local[*]`` by default, any master under spark-submit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from sigil.schemas.config import SparkConfig
+
+
+def check_java() -> None:
+    """Spark 4 needs Java 17 or newer; say so plainly instead of a py4j stack trace."""
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise SystemExit("sigil needs Java 17 or newer (Spark 4): install a JDK 17 and put java on PATH "
+                         "or set JAVA_HOME")
+
+
+def spark_session(conf: SparkConfig = SparkConfig()):
+    """Get or create the Spark session.
+
+    Workers run the driver's interpreter (``PYSPARK_PYTHON``), so they import the same
+    sigil and libraries. Under ``spark-submit`` the master and resources come from the
+    command line and ``conf.master`` is ignored.
+    """
+    check_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(conf.app_name)
+    if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("SPARK_ENV_LOADED"):
+        builder = builder.master(conf.master).config("spark.driver.memory", conf.driver_memory)
+    settings = {
+        "spark.sql.shuffle.partitions": str(conf.shuffle_partitions),
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(conf.arrow_batch_rows),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.showConsoleProgress": "true",
+        "spark.python.worker.reuse": "true",
+        **conf.conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,205 @@
+"""Configuration models: one YAML file drives every job, validated before any work starts.
+
+A configuration has one section per job (``generate``, ``ingest``, ``block``) plus
+``spark`` and ``output``. ``sigil <job> --conf FILE`` validates the whole file, then runs
+the job's section. Unknown keys and bad values fail with the key's dotted path and what is
+allowed (pydantic, ``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NORMALIZERS = ("nfkc", "casefold", "whitespace", "strip_punctuation", "digits_only")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConfig(Model):
+    master: str = "local[*]"
+    app_name: str = "sigil"
+    shuffle_partitions: int = Field(8, ge=1)
+    driver_memory: str = "4g"
+    arrow_batch_rows: int = Field(10_000, ge=100)
+    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+
+
+class GenerateConfig(Model):
+    """Synthetic person records with duplicates and ground truth (see transforms/people.py)."""
+
+    entities: int = Field(10_000, ge=1, description="distinct people")
+    mode: Literal["dedupe", "link"] = "dedupe"
+    format: Literal["parquet", "csv"] = "parquet"
+    chunk_entities: int = Field(50_000, ge=100, description="people per generation task")
+    duplicate_rate: float = Field(0.3, ge=0, le=1)
+    max_duplicates: int = Field(3, ge=1)
+    link_overlap: float = Field(0.5, ge=0, le=1)
+    seed: int = 0
+
+
+class Attribute(Model):
+    """An attribute column: its type (checked at ingest) and how it is normalised."""
+
+    name: str
+    type: Literal["string", "int", "float", "date"] = "string"
+    date_format: str = "%Y%m%d"
+    normalize: tuple[Literal["nfkc", "casefold", "whitespace", "strip_punctuation", "digits_only"], ...] = (
+        "nfkc", "casefold", "whitespace")
+
+
+class Source(Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str
+    format: Literal["csv", "tsv", "parquet", "jsonl"] = "csv"
+    id_column: str
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    encoding: Literal["utf-8"] = "utf-8"
+    strip_header: bool = Field(True, description="strip spaces around header names (FEBRL has them)")
+    column_map: dict[str, str] = Field(default_factory=dict, description="attribute name -> column name here")
+
+
+class IngestConfig(Model):
+    sources: list[Source] = Field(min_length=1)
+    attributes: list[Attribute] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, sources):
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique, got {names}")
+        return sources
+
+    @field_validator("attributes")
+    @classmethod
+    def _unique_attributes(cls, attributes):
+        names = [a.name for a in attributes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"attribute names must be unique, got {names}")
+        return attributes
+
+
+class TokenizerConfig(Model):
+    kind: Literal["qgram", "word"] = "qgram"
+    q: int = Field(3, ge=1, le=16)
+    columns: list[str] | None = Field(None, description="attributes to tokenise; default all")
+    join: bool = Field(True, description="tokenise the columns joined by a space, else each alone")
+    tag_columns: bool = Field(False, description="with join=false, prefix tokens with their column")
+
+
+class MinHashConfig(Model):
+    num_perm: int = Field(128, ge=1, le=1024)
+    seed: int = 1
+    scheme: Literal["affine32", "legacy"] = "affine32"
+
+
+class LshConfig(Model):
+    threshold: float = Field(0.5, gt=0, lt=1)
+    false_positive_weight: float = Field(0.5, ge=0, le=1)
+    false_negative_weight: float = Field(0.5, ge=0, le=1)
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    max_bucket_size: int = Field(1_000, ge=2)
+    oversized: Literal["skip", "split"] = "split"
+
+    @model_validator(mode="after")
+    def _bands_rows_together(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("lsh.bands and lsh.rows are set together or not at all")
+        return self
+
+
+class TruthConfig(Model):
+    path: str
+    format: Literal["csv", "parquet"] = "csv"
+
+
+class BlockConfig(Model):
+    mode: Literal["dedupe", "link"] = "dedupe"
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    minhash: MinHashConfig = MinHashConfig()
+    lsh: LshConfig = LshConfig()
+    min_jaccard_estimate: float | None = Field(None, ge=0, le=1)
+    exact_jaccard: bool = False
+    min_jaccard: float | None = Field(None, ge=0, le=1, description="minimum exact Jaccard; needs exact_jaccard")
+    truth: TruthConfig | None = None
+
+    @model_validator(mode="after")
+    def _exact_needed(self):
+        if self.min_jaccard is not None and not self.exact_jaccard:
+            raise ValueError("block.min_jaccard needs block.exact_jaccard: true")
+        if self.lsh.bands is not None and self.lsh.bands * self.lsh.rows > self.minhash.num_perm:
+            raise ValueError(f"lsh.bands * lsh.rows must be <= minhash.num_perm ({self.minhash.num_perm})")
+        return self
+
+
+class SigilConfig(Model):
+    output: str = Field(description="directory under which every job writes its datasets")
+    spark: SparkConfig = SparkConfig()
+    generate: GenerateConfig | None = None
+    ingest: IngestConfig | None = None
+    block: BlockConfig | None = None
+
+    @model_validator(mode="after")
+    def _block_columns_exist(self):
+        if self.block and self.ingest and self.block.tokenizer.columns:
+            known = {a.name for a in self.ingest.attributes}
+            unknown = [c for c in self.block.tokenizer.columns if c not in known]
+            if unknown:
+                raise ValueError(f"block.tokenizer.columns names unknown attributes {unknown}; "
+                                 f"allowed: {sorted(known)}")
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and what is allowed."""
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> SigilConfig:
+    """Read YAML, apply ``key.path=value`` overrides (values parsed as YAML), validate."""
+    tree: dict = dict(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"configuration file not found: {path}")
+        tree = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        _set_dotted(tree, key.strip(), yaml.safe_load(value))
+    try:
+        return SigilConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_explain(err)) from None
+
+
+def _explain(err: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"got {e['input']!r}; allowed: {e['ctx']['expected']}"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Arrow schemas of every dataset sigil reads or writes.
+
+Jobs write Parquet with exactly these schemas. Record datasets depend on the configured
+attributes, so they are built by functions; the rest are constants.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+NORM_SUFFIX = "_norm"
+
+#: Rows that could not be used, with the reason (see transforms/records.py for reasons).
+QUARANTINE = pa.schema([
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("file", pa.string()),
+    pa.field("line", pa.int64()),
+    pa.field("id", pa.string()),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("raw", pa.string()),
+])
+
+#: Candidate record pairs from blocking; (source_a, id_a) < (source_b, id_b).
+CANDIDATES = pa.schema([
+    pa.field("source_a", pa.string(), nullable=False),
+    pa.field("id_a", pa.string(), nullable=False),
+    pa.field("source_b", pa.string(), nullable=False),
+    pa.field("id_b", pa.string(), nullable=False),
+    pa.field("jaccard_estimate", pa.float32(), nullable=False),
+    pa.field("jaccard", pa.float32()),  # exact token-set Jaccard, when configured
+])
+
+#: Ground-truth matching pairs (unordered; any orientation is accepted on input).
+TRUTH = pa.schema([
+    pa.field("source_a", pa.string()),
+    pa.field("id_a", pa.string(), nullable=False),
+    pa.field("source_b", pa.string()),
+    pa.field("id_b", pa.string(), nullable=False),
+])
+
+#: How many LSH buckets of each size there were, per band (for skew diagnostics).
+BUCKET_SIZES = pa.schema([
+    pa.field("band", pa.int32(), nullable=False),
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("buckets", pa.int64(), nullable=False),
+])
+
+#: Oversized buckets: reported, then skipped or split.
+OVERSIZED = pa.schema([
+    pa.field("band", pa.int32(), nullable=False),
+    pa.field("key", pa.int64(), nullable=False),
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("sample_ids", pa.list_(pa.string()), nullable=False),
+])
+
+
+def records(attributes: list[str]) -> pa.Schema:
+    """Ingested records: a stable key, where the row came from, raw and normalised values."""
+    fields = [
+        pa.field("rid", pa.int64(), nullable=False),  # xxhash64(source, id): stable record key
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("line", pa.int64(), nullable=False),
+    ]
+    for name in attributes:
+        fields += [pa.field(name, pa.string()), pa.field(name + NORM_SUFFIX, pa.string())]
+    return pa.schema(fields)
+
+
+def signatures(num_perm: int, with_tokens: bool) -> pa.Schema:
+    """MinHash signatures (datasketch-identical) and, optionally, the exact token sets."""
+    fields = [
+        pa.field("rid", pa.int64(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("num_tokens", pa.int32(), nullable=False),
+        pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False),
+    ]
+    if with_tokens:
+        fields.append(pa.field("tokens", pa.list_(pa.uint64()), nullable=False))
+    return pa.schema(fields)

@@ -1,0 +1,1 @@
+"""sigil: entity resolution and graph analytics on Spark and Beam."""

@@ -1,0 +1,1 @@
+from sigil.cli import main; raise SystemExit(main())

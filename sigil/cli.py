@@ -1,0 +1,63 @@
+"""``sigil <job> --conf FILE [--set key=value ...] [--strict]``: run a job on embedded Spark.
+
+The same job modules run on a cluster with ``spark-submit jobs/<job>.py --conf FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+JOBS = {
+    "generate": "generate sample person records with duplicates and ground truth",
+    "ingest": "read record sources, validate, normalise, quarantine bad rows",
+    "block": "MinHash-LSH blocking: candidate record pairs (--engine spark|beam)",
+    "demo": "generate -> ingest -> block on generated data, with a summary",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sigil", description="Entity resolution and graph analytics on Spark and Beam.")
+    sub = p.add_subparsers(dest="job", metavar="<job>", required=True)
+    for name, help_text in JOBS.items():
+        j = sub.add_parser(name, help=help_text, description=help_text)
+        j.add_argument("--conf", required=name != "demo", help="YAML configuration file")
+        j.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a configuration value, e.g. --set block.lsh.threshold=0.4")
+        j.add_argument("--strict", action="store_true", help="fail on any quarantined row, naming file, line, reason")
+        j.add_argument("--quiet", action="store_true", help="no progress messages")
+        if name == "block":
+            j.add_argument("--engine", choices=("spark", "beam"), default="spark")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv if argv is None or len(argv) > 1 else argv + sys.argv[1:])
+    from sigil.schemas.config import ConfigError, load_config
+    from sigil.transforms.records import InputError
+    from sigil.jobs.runner import StrictError
+
+    try:
+        if args.job == "demo":
+            from sigil.jobs import demo
+            demo.main(args.conf, args.set, args.strict, args.quiet)
+            return 0
+        config = load_config(args.conf, args.set)
+        if args.job == "block" and args.engine == "beam":
+            from sigil.pipelines import block as beam_block
+            manifest = beam_block.run(config, strict=args.strict, quiet=args.quiet)
+        else:
+            from sigil.jobs.session import spark_session
+            module = importlib.import_module(f"sigil.jobs.{args.job}")
+            manifest = module.run(spark_session(config.spark), config, strict=args.strict, quiet=args.quiet)
+        print(json.dumps({"outputs": manifest["outputs"], "metrics": manifest["metrics"]}, indent=2))
+        return 0
+    except (ConfigError, InputError, StrictError) as err:
+        print(f"sigil {args.job}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

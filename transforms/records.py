@@ -1,0 +1,335 @@
+"""Record ingest: parse one input file into Arrow, validate, normalise; bad rows get a reason.
+
+Every function here works on one file or one Arrow table, so a Spark task (one per file),
+a Beam ``DoFn`` or a notebook calls the same code. A parsed row keeps its file and line
+(1-based; for Parquet the row number), so a quarantined row can always be found again.
+
+Quarantine reasons (the ``reason`` column starts with one of these):
+``malformed line``, ``undecodable bytes``, ``missing id``, ``wrong type``, ``duplicate id``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+BATCH_ROWS = 50_000
+_TYPE_PATTERNS = {
+    "int": r"^[+-]?\d+$",
+    "float": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
+}
+
+
+class InputError(ValueError):
+    """An input that cannot be read at all (missing path, empty file, missing column)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Rows parsed from one file: string columns plus file/line, and the rows that failed."""
+
+    table: pa.Table  # columns: the wanted ones (large_string) + "__line" (int64)
+    bad: list[tuple[int, str, str]]  # (line, reason, raw text)
+
+
+def open_input(path: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for a local path or any URI pyarrow understands."""
+    if "://" not in path:
+        import os
+        path = os.path.abspath(path)
+    return pafs.FileSystem.from_uri(path)
+
+
+def list_files(path: str) -> list[str]:
+    """The data files under ``path`` (a file or a directory), sorted; hidden and _-files skipped."""
+    fs, p = open_input(path)
+    info = fs.get_file_info(p)
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"input path does not exist: {path}")
+    if info.type == pafs.FileType.File:
+        files = [info]
+    else:
+        files = [f for f in fs.get_file_info(pafs.FileSelector(p, recursive=True))
+                 if f.type == pafs.FileType.File and not f.base_name.startswith((".", "_"))]
+    if not files:
+        raise InputError(f"no data files under {path}")
+    prefix = path.split("://")[0] + "://" if "://" in path else ""
+    return sorted(prefix + f.path if prefix and not f.path.startswith(prefix) else f.path for f in files)
+
+
+def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool = True) -> list[str]:
+    """Column names of a file, read without reading the data."""
+    fs, p = open_input(path)
+    if fmt == "parquet":
+        with fs.open_input_file(p) as f:
+            return pq.ParquetFile(f).schema_arrow.names
+    if fmt == "jsonl":
+        with fs.open_input_stream(p) as f:
+            first = f.read(1 << 20).split(b"\n", 1)[0]
+        try:
+            return list(json.loads(first).keys()) if first.strip() else []
+        except (ValueError, AttributeError):
+            return []
+    with fs.open_input_stream(p) as f:
+        first = f.read(1 << 20).split(b"\n", 1)[0].rstrip(b"\r")
+    if not first:
+        raise InputError(f"empty file (no header line): {path}")
+    names = first.decode("utf-8", errors="replace").split(delimiter or ("\t" if fmt == "tsv" else ","))
+    return [n.strip().strip('"') if strip else n for n in names]
+
+
+def parse_file(path: str, fmt: str, columns: list[str], *, delimiter: str | None = None,
+               strip_header: bool = True) -> Iterator[Parsed]:
+    """Parse one file in batches; yield each batch's good rows and bad rows."""
+    if fmt in ("csv", "tsv"):
+        yield from _parse_csv(path, columns, delimiter or ("\t" if fmt == "tsv" else ","), strip_header)
+    elif fmt == "jsonl":
+        yield from _parse_jsonl(path, columns)
+    elif fmt == "parquet":
+        yield from _parse_parquet(path, columns)
+    else:
+        raise InputError(f"unknown input format {fmt!r}")
+
+
+def _parse_csv(path, columns, delimiter, strip_header):
+    header = read_header(path, "csv", delimiter, strip_header)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing configured column(s) {missing}; the file has {header}")
+    bad: list[tuple[int, str, str]] = []
+
+    def on_invalid(row):
+        bad.append((row.number, f"malformed line: expected {row.expected_columns} fields, "
+                                f"got {row.actual_columns}", row.text))
+        return "skip"
+
+    # the whole file at once and single-threaded, so the bad rows' line numbers are known
+    # and the good rows' lines are the remaining ones, in order
+    fs, p = open_input(path)
+    read = pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False)
+    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False)
+    convert = pacsv.ConvertOptions(column_types={c: pa.binary() for c in header}, include_columns=columns,
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    with fs.open_input_stream(p) as stream:
+        table = pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    skipped = np.asarray([line for line, _, _ in bad], dtype=np.int64)
+    lines = np.setdiff1d(np.arange(2, 2 + table.num_rows + len(skipped), dtype=np.int64), skipped)
+    yield _decoded(table, lines, path, bad)
+
+
+def _decoded(table: pa.Table, lines: np.ndarray, path: str, bad: list) -> Parsed:
+    """Binary columns -> UTF-8 strings; rows with undecodable bytes move to ``bad``."""
+    ok = np.ones(table.num_rows, dtype=bool)
+    for name in table.column_names:
+        col = table[name].combine_chunks()
+        try:
+            pc.cast(col, pa.large_string())
+        except pa.ArrowInvalid:
+            for i, v in enumerate(col.to_pylist()):  # only on the error path
+                if v is not None and ok[i]:
+                    try:
+                        v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        ok[i] = False
+                        bad.append((int(lines[i]), f"undecodable bytes in column {name}",
+                                    v.decode("utf-8", errors="replace")))
+    keep = pa.array(ok)
+    table = table.filter(keep) if not ok.all() else table
+    cols = {n: pc.cast(table[n], pa.large_string()) for n in table.column_names}
+    cols["__line"] = pa.array(lines[ok])
+    return Parsed(pa.table(cols), bad)
+
+
+def _empty(columns: list[str]) -> pa.Table:
+    return pa.table({**{c: pa.array([], pa.large_string()) for c in columns},
+                     "__line": pa.array([], pa.int64())})
+
+
+def _as_strings(table: pa.Table, columns: list[str], lines: np.ndarray, path: str) -> Parsed:
+    """Cast every wanted column to string; nested values are a wrong type."""
+    bad, ok = [], np.ones(table.num_rows, dtype=bool)
+    for name in columns:
+        t = table.schema.field(name).type
+        if pa.types.is_nested(t):
+            present = table[name].is_valid().to_numpy(zero_copy_only=False) & ok
+            for i in np.flatnonzero(present):
+                bad.append((int(lines[i]), f"wrong type: column {name} holds a nested value",
+                            json.dumps(table.slice(i, 1).to_pylist()[0], default=str)))
+            ok &= ~present
+    table = table.filter(pa.array(ok))
+    cols = {}
+    for name in columns:
+        col = table[name]
+        cols[name] = (pa.nulls(table.num_rows, pa.large_string()) if pa.types.is_nested(col.type)
+                      else pc.cast(col, pa.large_string()))
+    cols["__line"] = pa.array(lines[ok])
+    return Parsed(pa.table(cols), bad)
+
+
+def _parse_parquet(path, columns):
+    fs, p = open_input(path)
+    with fs.open_input_file(p) as f:
+        pf = pq.ParquetFile(f)
+        missing = [c for c in columns if c not in pf.schema_arrow.names]
+        if missing:
+            raise InputError(f"{path}: missing configured column(s) {missing}; the file has {pf.schema_arrow.names}")
+        start = 1
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            lines = np.arange(start, start + batch.num_rows, dtype=np.int64)
+            start += batch.num_rows
+            yield _as_strings(pa.Table.from_batches([batch]), columns, lines, path)
+
+
+def _parse_jsonl(path, columns):
+    fs, p = open_input(path)
+    with fs.open_input_stream(p) as f:
+        raw = f.read()
+    if not raw.strip():
+        raise InputError(f"empty file: {path}")
+    text_lines = raw.split(b"\n")
+    if text_lines and text_lines[-1] == b"":
+        text_lines.pop()
+    for start in range(0, len(text_lines), BATCH_ROWS):
+        chunk = text_lines[start:start + BATCH_ROWS]
+        lines = np.arange(start + 1, start + 1 + len(chunk), dtype=np.int64)
+        yield _parse_json_chunk(chunk, lines, columns, path)
+
+
+def _parse_json_chunk(chunk: list[bytes], lines: np.ndarray, columns: list[str], path: str) -> Parsed:
+    bad, good, good_lines = [], [], []
+    try:
+        table = pajson.read_json(pa.BufferReader(b"\n".join(chunk)))
+        if table.num_rows != len(chunk):
+            raise pa.ArrowInvalid("blank lines")
+        good_lines = lines
+    except pa.ArrowInvalid:
+        for line, text in zip(lines, chunk):  # error path: find the bad lines one by one
+            try:
+                obj = json.loads(text)
+                if not isinstance(obj, dict):
+                    raise ValueError("not a JSON object")
+                good.append(text)
+                good_lines.append(line)
+            except (ValueError, UnicodeDecodeError) as err:
+                bad.append((int(line), f"malformed line: {err}", text.decode("utf-8", "replace")))
+        good_lines = np.asarray(good_lines, dtype=np.int64)
+        table = pajson.read_json(pa.BufferReader(b"\n".join(good))) if good else pa.table({})
+    for name in columns:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.large_string()))
+    parsed = _as_strings(table, columns, good_lines, path)
+    return Parsed(parsed.table, bad + parsed.bad)
+
+
+def normalize(values: pa.Array, steps: tuple[str, ...]) -> pa.Array:
+    """Normalised strings: each step vectorised over the array; empty results become null.
+
+    ``nfkc`` Unicode NFKC; ``casefold`` Unicode lower case (Arrow's full-string lowering);
+    ``whitespace`` trims and collapses runs of white space; ``strip_punctuation`` removes
+    punctuation and symbols; ``digits_only`` keeps digits.
+    """
+    out = values
+    for step in steps:
+        if step == "nfkc":
+            out = pc.utf8_normalize(out, "NFKC")
+        elif step == "casefold":
+            out = pc.utf8_lower(out)
+        elif step == "whitespace":
+            out = pc.utf8_trim_whitespace(pc.replace_substring_regex(out, r"\s+", " "))
+        elif step == "strip_punctuation":
+            out = pc.replace_substring_regex(out, r"[\p{P}\p{S}]+", "")
+        elif step == "digits_only":
+            out = pc.replace_substring_regex(out, r"\D+", "")
+        else:
+            raise ValueError(f"unknown normalisation step {step!r}")
+    return pc.if_else(pc.equal(out, ""), pa.scalar(None, out.type), out)
+
+
+def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[np.ndarray, pa.Array]:
+    """Which values parse as ``kind`` (nulls pass), and their canonical strings."""
+    if kind == "string":
+        return np.ones(len(values), dtype=bool), values
+    trimmed = pc.utf8_trim_whitespace(values)
+    if kind == "date":
+        parsed = pc.strptime(trimmed, format=date_format, unit="s", error_is_null=True)
+        ok = pc.or_(pc.is_null(trimmed), pc.is_valid(parsed))
+        canonical = pc.cast(pc.strftime(parsed, format="%Y-%m-%d"), values.type)
+    else:
+        ok = pc.or_(pc.is_null(trimmed), pc.match_substring_regex(trimmed, _TYPE_PATTERNS[kind]))
+        canonical = trimmed
+    return pc.fill_null(ok, True).to_numpy(zero_copy_only=False), canonical
+
+
+def staged_schema(attributes: list[str]) -> pa.Schema:
+    """Rows of one parsed file before de-duplication: good rows have a null ``reason``."""
+    fields = [pa.field("source", pa.string()), pa.field("file", pa.string()), pa.field("line", pa.int64()),
+              pa.field("id", pa.string()), pa.field("reason", pa.string()), pa.field("raw", pa.string())]
+    for name in attributes:
+        fields += [pa.field(name, pa.string()), pa.field(name + "_norm", pa.string())]
+    return pa.schema(fields)
+
+
+def records_from_file(path: str, source, attributes) -> Iterator[pa.RecordBatch]:
+    """Parse, validate and normalise one file of a source (``staged_schema`` batches).
+
+    ``source`` has ``name, format, id_column, delimiter, strip_header, column_map``;
+    each attribute has ``name, type, date_format, normalize`` (schemas/config.py).
+    """
+    names = [a.name for a in attributes]
+    schema = staged_schema(names)
+    column_of = {a.name: source.column_map.get(a.name, a.name) for a in attributes}
+    wanted = list(dict.fromkeys([source.id_column, *column_of.values()]))
+    for parsed in parse_file(path, source.format, wanted, delimiter=source.delimiter,
+                             strip_header=source.strip_header):
+        good, bad = _validated(parsed.table, source.id_column, attributes, column_of)
+        if parsed.bad or bad:
+            rows = parsed.bad + bad
+            yield pa.RecordBatch.from_pydict({
+                "source": [source.name] * len(rows), "file": [path] * len(rows),
+                "line": [r[0] for r in rows], "id": [None] * len(rows),
+                "reason": [r[1] for r in rows], "raw": [r[2] for r in rows],
+                **{c: [None] * len(rows) for c in schema.names[6:]}}, schema=schema)
+        for batch in good.to_batches(max_chunksize=BATCH_ROWS):
+            n = batch.num_rows
+            cols = {"source": pa.array([source.name] * n, pa.string()),
+                    "file": pa.array([path] * n, pa.string()),
+                    "line": batch["__line"], "id": pc.cast(batch["__id"], pa.string()),
+                    "reason": pa.nulls(n, pa.string()), "raw": pa.nulls(n, pa.string())}
+            for a in attributes:
+                cols[a.name] = pc.cast(batch[a.name], pa.string())
+                cols[a.name + "_norm"] = pc.cast(batch[a.name + "_norm"], pa.string())
+            yield pa.RecordBatch.from_pydict(cols, schema=schema)
+
+
+def _validated(table: pa.Table, id_column: str, attributes, column_of) -> tuple[pa.Table, list]:
+    """Good rows (id, raw and normalised attributes, __line) and (line, reason, raw) of bad ones."""
+    lines = table["__line"].to_numpy()
+    ids = pc.utf8_trim_whitespace(table[id_column])
+    ok = pc.fill_null(pc.not_equal(ids, ""), False).to_numpy(zero_copy_only=False)
+    reasons = np.where(ok, None, "missing id").astype(object)
+    cols = {"__line": table["__line"], "__id": ids}
+    for a in attributes:
+        raw = table[column_of[a.name]]
+        norm = normalize(raw, tuple(a.normalize))
+        typed, canonical = typed_ok(norm, a.type, a.date_format)
+        wrong = ~typed & ok
+        reasons[wrong] = f"wrong type: column {a.name} expects {a.type}"
+        ok &= typed
+        cols[a.name] = raw
+        cols[a.name + "_norm"] = canonical
+    good = pa.table(cols).filter(pa.array(ok))
+    bad_idx = np.flatnonzero(~ok)
+    bad = []
+    if len(bad_idx):
+        raw_rows = table.drop(["__line"]).take(pa.array(bad_idx)).to_pylist()
+        bad = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False)) for i, r in zip(bad_idx, raw_rows)]
+    return good, bad
