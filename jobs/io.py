@@ -8,13 +8,13 @@ a retried task rewrites the same file, so a retry never duplicates rows.
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark import TaskContext
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from sigil.transforms.packing import to_list_array
 from sigil.transforms.records import open_input
 
 
@@ -30,20 +30,9 @@ def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     for field in schema:
         col = batch.column(field.name)
         if pa.types.is_binary(col.type) and (pa.types.is_fixed_size_list(field.type) or pa.types.is_list(field.type)):
-            col = unpack(col, field.type)
+            col = to_list_array(col, field.type)
         columns.append(col.cast(field.type) if col.type != field.type else col)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def unpack(packed: pa.Array, to: pa.DataType) -> pa.Array:
-    """Binary values holding little-endian unsigned ints -> a list array of them."""
-    width = to.value_type.byte_width
-    _, offsets, data = packed.buffers()[:3]
-    offs = np.frombuffer(offsets, np.int32, len(packed) + 1, packed.offset * 4).astype(np.int64) // width
-    values = pa.Array.from_buffers(to.value_type, int(offs[-1]), [None, data])[offs[0]:]
-    if pa.types.is_fixed_size_list(to):
-        return pa.FixedSizeListArray.from_arrays(values, to.list_size)
-    return pa.ListArray.from_arrays(pa.array(offs - offs[0], pa.int32()), values)
 
 
 def write_parquet(df: DataFrame, path: str, schema: pa.Schema) -> int:

@@ -121,6 +121,7 @@ class TruthConfig(Model):
 
 
 class BlockConfig(Model):
+    input: str | None = Field(None, description="ingested records; default <output>/ingest/records")
     mode: Literal["dedupe", "link"] = "dedupe"
     tokenizer: TokenizerConfig = TokenizerConfig()
     minhash: MinHashConfig = MinHashConfig()

@@ -132,9 +132,9 @@ def test_chunks_are_different_people_with_disjoint_ids():
     a, b = _batch(chunk=0), _batch(chunk=1)
     ids_a, ids_b = set(a.column("entity_id").to_pylist()), set(b.column("entity_id").to_pylist())
     assert ids_a == set(range(0, 10_000)) and ids_b == set(range(10_000, 20_000))
-    key = lambda r: (r["given_name"], r["surname"], r["date_of_birth"], r["soc_sec_id"])  # noqa: E731
-    keys_a = {key(r) for r in a.to_pylist()}
-    keys_b = {key(r) for r in b.to_pylist()}
+    fields = ("given_name", "surname", "date_of_birth", "soc_sec_id")
+    keys_a = {tuple(r[f] for f in fields) for r in a.to_pylist()}
+    keys_b = {tuple(r[f] for f in fields) for r in b.to_pylist()}
     assert len(keys_a & keys_b) < 0.01 * len(keys_a)
 
 

@@ -220,3 +220,28 @@ def _sorted_unique_rows(values, offsets):
 def token_sets(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's distinct 64-bit token hashes, sorted: the exact token set, for exact Jaccard."""
     return _sorted_unique_rows(hashes, offsets)
+
+
+def signature_batch(batch: pa.RecordBatch, columns: list[str], hasher: MinHasher, *, kind: str = "qgram",
+                    q: int = 3, join: bool = True, tag_columns: bool = False,
+                    with_tokens: bool = False) -> pa.RecordBatch:
+    """Signatures of ingested records (``rid, source, id`` and ``<column>_norm`` columns).
+
+    Returns ``rid, source, id, num_tokens, signature`` (and ``tokens``), the vectors as
+    packed binary (transforms/packing.py), ready for an engine to move between tasks.
+    """
+    from sigil.transforms.packing import pack_ragged, pack_rows
+    from sigil.transforms.tokens import tokenize_columns
+
+    tokens, offsets = tokenize_columns([batch.column(c + "_norm") for c in columns], kind=kind, q=q,
+                                       join=join, tags=list(columns) if tag_columns else None)
+    hashes = hasher.token_hashes(tokens)
+    sets, set_offsets = token_sets(hashes, offsets)
+    out = {
+        "rid": batch.column("rid"), "source": batch.column("source"), "id": batch.column("id"),
+        "num_tokens": pa.array(np.diff(set_offsets).astype(np.int32)),
+        "signature": pack_rows(hasher.signatures(tokens, offsets, hashes)),
+    }
+    if with_tokens:
+        out["tokens"] = pack_ragged(sets, set_offsets)
+    return pa.RecordBatch.from_pydict(out)

@@ -203,7 +203,8 @@ def _suburb_vocabulary(first: np.ndarray, last: np.ndarray):
     lo = np.array([_STATES[s][1] for s in states])[state_idx]
     hi = np.array([_STATES[s][2] for s in states])[state_idx]
     postcodes = np.char.zfill(rng.integers(lo, hi + 1).astype(str), 4).astype(object)
-    return suburbs, popularity / popularity.sum(), np.array(states, dtype=object)[state_idx], postcodes
+    state = np.array(states, dtype=object)[state_idx]
+    return suburbs, popularity / popularity.sum(), state, postcodes
 
 
 def _alternate_names() -> dict[str, tuple[str, ...]]:
@@ -243,7 +244,7 @@ _PHONETIC = {"c": "ks", "k": "c", "s": "zc", "z": "s", "i": "ye", "y": "i", "e":
              "t": "d", "g": "j", "j": "g", "f": "v", "v": "f", "q": "k", "x": "z", "w": "v"}
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _INSERT, _DELETE, _SUBSTITUTE, _TRANSPOSE = range(4)
-_TYPO_OP_P = np.array([0.25, 0.2, 0.4, 0.15])  # FEBRL-like mix: substitutions most common
+_TYPO_OP_P = np.array([0.25, 0.2, 0.4, 0.15])  # substitutions: the most common typing error
 
 
 # --- people ------------------------------------------------------------------------------
@@ -395,14 +396,26 @@ def _abbreviate(rng: np.random.Generator, cols: list[np.ndarray], p: float) -> n
     for field in _ABBREV_FIELDS:
         col = cols[_FIELD[field]]
         for r in np.flatnonzero(rng.random(len(col)) < p).tolist():
-            s = col[r]
-            if s is None:
+            if col[r] is None:
                 continue
-            short = " ".join([_ABBREVIATIONS.get(w, w) for w in s.split(" ")])
-            if short != s:
+            words = col[r].split(" ")
+            for i in _address_words(field, words):
+                words[i] = _ABBREVIATIONS.get(words[i], words[i])
+            short = " ".join(words)
+            if short != col[r]:
                 col[r] = short
                 done[r] = True
     return done
+
+
+def _address_words(field: str, words: list[str]) -> range:
+    """Positions of the words that may be abbreviated: not the person a place is named after
+    ("west street" -> "west st", never "w st")."""
+    if field == "suburb":  # the prefix of "north smithton"
+        return range(0, 1 if len(words) > 1 else 0)
+    if words[-1].isdigit():  # "unit 12"
+        return range(0, len(words) - 1)
+    return range(1, len(words))  # "smith street", "smith retirement village"
 
 
 def _swap(rng: np.random.Generator, cols: list[np.ndarray], f1: str, f2: str,
@@ -572,7 +585,7 @@ def _group_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     later = np.repeat(sizes, sizes) - rank - 1  # group members after this one
     first = np.repeat(np.arange(n), later)
     offset = np.arange(len(first)) - np.repeat(np.cumsum(later) - later, later)
-    return first, first + offset
+    return first, first + 1 + offset
 
 
 def truth_pairs(batch: pa.RecordBatch | pa.Table) -> pa.Table:
