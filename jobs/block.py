@@ -24,7 +24,7 @@ from sigil.jobs.io import write_parquet
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
-from sigil.transforms.lsh import band_keys, bucket_pairs, optimal_params, score_pairs
+from sigil.transforms.lsh import band_keys, bucket_pairs, lsh_shape, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import unpack_rows
 from sigil.transforms.records import InputError
@@ -32,14 +32,6 @@ from sigil.transforms.records import InputError
 SIGNATURES = "rid long, source string, id string, num_tokens int, signature binary"
 KEYS = "band int, key long, fine long, rid long, src int"
 PAIRS = "rid_a long, rid_b long"
-
-
-def lsh_shape(block: BlockConfig) -> tuple[int, int]:
-    """(bands, rows): configured, or datasketch's optimum for the threshold."""
-    if block.lsh.bands is not None:
-        return block.lsh.bands, block.lsh.rows
-    return optimal_params(block.lsh.threshold, block.minhash.num_perm,
-                          block.lsh.false_positive_weight, block.lsh.false_negative_weight)
 
 
 def token_columns(config: SigilConfig, records: DataFrame) -> list[str]:
@@ -174,7 +166,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         missing = [c for c in columns if c + datasets.NORM_SUFFIX not in records.columns]
         if missing:
             raise InputError(f"block.tokenizer.columns {missing} are not attributes of the records at {path}")
-        bands, rows = lsh_shape(block)
+        bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
         job.manifest["metrics"].update({"bands": bands, "rows": rows, "columns": columns})
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)

@@ -204,3 +204,11 @@ def score_pairs(batch, num_perm: int, exact: bool):
         "source_b": pc.if_else(swap, sa, sb), "id_b": pc.if_else(swap, ia, ib),
         "jaccard_estimate": pa.array(est), "jaccard": jac,
     })
+
+
+def lsh_shape(lsh, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) of an LSH configuration (``threshold``, weights, optional
+    ``bands``/``rows``): the configured pair, or the optimum for the threshold."""
+    if lsh.bands is not None:
+        return lsh.bands, lsh.rows
+    return optimal_params(lsh.threshold, num_perm, lsh.false_positive_weight, lsh.false_negative_weight)

@@ -38,7 +38,7 @@ class Parsed:
     """Rows parsed from one file: string columns plus file/line, and the rows that failed."""
 
     table: pa.Table  # columns: the wanted ones (large_string) + "__line" (int64)
-    bad: list[tuple[int, str, str]]  # (line, reason, raw text)
+    bad: list[tuple]  # (line, reason, raw text[, id])
 
 
 def open_input(path: str) -> tuple[pafs.FileSystem, str]:
@@ -147,11 +147,6 @@ def _decoded(table: pa.Table, lines: np.ndarray, path: str, bad: list) -> Parsed
     cols = {n: pc.cast(table[n], pa.large_string()) for n in table.column_names}
     cols["__line"] = pa.array(lines[ok])
     return Parsed(pa.table(cols), bad)
-
-
-def _empty(columns: list[str]) -> pa.Table:
-    return pa.table({**{c: pa.array([], pa.large_string()) for c in columns},
-                     "__line": pa.array([], pa.int64())})
 
 
 def _as_strings(table: pa.Table, columns: list[str], lines: np.ndarray, path: str) -> Parsed:
@@ -295,7 +290,7 @@ def records_from_file(path: str, source, attributes) -> Iterator[pa.RecordBatch]
             rows = parsed.bad + bad
             yield pa.RecordBatch.from_pydict({
                 "source": [source.name] * len(rows), "file": [path] * len(rows),
-                "line": [r[0] for r in rows], "id": [None] * len(rows),
+                "line": [r[0] for r in rows], "id": [r[3] if len(r) > 3 else None for r in rows],
                 "reason": [r[1] for r in rows], "raw": [r[2] for r in rows],
                 **{c: [None] * len(rows) for c in schema.names[6:]}}, schema=schema)
         for batch in good.to_batches(max_chunksize=BATCH_ROWS):
@@ -331,5 +326,7 @@ def _validated(table: pa.Table, id_column: str, attributes, column_of) -> tuple[
     bad = []
     if len(bad_idx):
         raw_rows = table.drop(["__line"]).take(pa.array(bad_idx)).to_pylist()
-        bad = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False)) for i, r in zip(bad_idx, raw_rows)]
+        id_values = ids.to_pylist()
+        bad = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False), id_values[i] or None)
+               for i, r in zip(bad_idx, raw_rows)]
     return good, bad
