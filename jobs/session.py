@@ -45,7 +45,7 @@ def spark_session(conf: SparkConfig = SparkConfig()):
         **conf.conf,
     }
     for key, value in settings.items():
-        builder = builder.config(key, value)
+        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -27,7 +27,7 @@ class SparkConfig(Model):
     shuffle_partitions: int = Field(8, ge=1)
     driver_memory: str = "4g"
     arrow_batch_rows: int = Field(10_000, ge=100)
-    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra spark.* settings")
 
 
 class GenerateConfig(Model):
@@ -164,6 +164,8 @@ class ConfigError(ValueError):
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
+    if keys[:2] == ["spark", "conf"]:  # Spark's own keys contain dots
+        keys = keys[:2] + [".".join(keys[2:])]
     node = tree
     for key in keys[:-1]:
         node = node.setdefault(key, {})

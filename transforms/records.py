@@ -11,6 +11,7 @@ Quarantine reasons (the ``reason`` column starts with one of these):
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -200,29 +201,54 @@ def _parse_jsonl(path, columns):
 
 
 def _parse_json_chunk(chunk: list[bytes], lines: np.ndarray, columns: list[str], path: str) -> Parsed:
-    bad, good, good_lines = [], [], []
     try:
         table = pajson.read_json(pa.BufferReader(b"\n".join(chunk)))
         if table.num_rows != len(chunk):
             raise pa.ArrowInvalid("blank lines")
-        good_lines = lines
     except pa.ArrowInvalid:
-        for line, text in zip(lines, chunk):  # error path: find the bad lines one by one
-            try:
-                obj = json.loads(text)
-                if not isinstance(obj, dict):
-                    raise ValueError("not a JSON object")
-                good.append(text)
-                good_lines.append(line)
-            except (ValueError, UnicodeDecodeError) as err:
-                bad.append((int(line), f"malformed line: {err}", text.decode("utf-8", "replace")))
-        good_lines = np.asarray(good_lines, dtype=np.int64)
-        table = pajson.read_json(pa.BufferReader(b"\n".join(good))) if good else pa.table({})
+        return _parse_json_lines(chunk, lines, columns)
     for name in columns:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, pa.large_string()))
-    parsed = _as_strings(table, columns, good_lines, path)
-    return Parsed(parsed.table, bad + parsed.bad)
+    return _as_strings(table, columns, lines, path)
+
+
+def _parse_json_lines(chunk: list[bytes], lines: np.ndarray, columns: list[str]) -> Parsed:
+    """The error path, line by line: malformed lines and nested values get a reason."""
+    bad, good, good_lines = [], {c: [] for c in columns}, []
+    for line, text in zip(lines.tolist(), chunk):
+        try:
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as err:
+            bad.append((line, f"malformed line: {err}", text.decode("utf-8", "replace")))
+            continue
+        nested = [c for c in columns if isinstance(obj.get(c), (dict, list))]
+        if nested:
+            bad.append((line, f"wrong type: column {nested[0]} holds a nested value", text.decode()))
+            continue
+        for c in columns:
+            v = obj.get(c)
+            good[c].append(v if v is None or isinstance(v, str) else json.dumps(v))
+        good_lines.append(line)
+    cols = {c: pa.array(v, pa.large_string()) for c, v in good.items()}
+    cols["__line"] = pa.array(good_lines, pa.int64())
+    return Parsed(pa.table(cols), bad)
+
+
+def nfkc(values: pa.Array) -> pa.Array:
+    """Unicode NFKC. ASCII values are already normal; only the others go through Python's
+    ``unicodedata`` (pyarrow 25's ``utf8_normalize`` returns decomposed forms for NFC/NFKC)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    other = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False))
+    if len(other) == 0:
+        return values
+    fixed = [unicodedata.normalize("NFKC", v) for v in values.take(pa.array(other)).to_pylist()]
+    mask = np.zeros(len(values), dtype=bool)
+    mask[other] = True
+    return pc.replace_with_mask(values, pa.array(mask), pa.array(fixed, values.type))
 
 
 def normalize(values: pa.Array, steps: tuple[str, ...]) -> pa.Array:
@@ -235,7 +261,7 @@ def normalize(values: pa.Array, steps: tuple[str, ...]) -> pa.Array:
     out = values
     for step in steps:
         if step == "nfkc":
-            out = pc.utf8_normalize(out, "NFKC")
+            out = nfkc(out)
         elif step == "casefold":
             out = pc.utf8_lower(out)
         elif step == "whitespace":
