@@ -189,14 +189,18 @@ def row(system, setting, pairs, pc, seconds, runs, **extra):
 
 
 def print_table(results: list[dict], sigil_seconds: float | None, sig: dict) -> None:
-    head = f"{'system':<11} {'setting':<44} {'pairs':>7} {'PC':>7} {'median s':>9} {'x sigil':>8}"
+    head = f"{'system':<11} {'setting':<52} {'pairs':>7} {'PC':>7} {'median s':>9} {'/ sigil':>8}"
     print(head)
     print("-" * len(head))
     for r in results:
         ratio = f"{r['median_seconds'] / sigil_seconds:.1f}x" if sigil_seconds else "-"
-        print(f"{r['system']:<11} {r['setting']:<44} {r['candidate_pairs']:>7} "
+        print(f"{r['system']:<11} {r['setting']:<52} {r['candidate_pairs']:>7} "
               f"{r['pair_completeness']:>7.4f} {r['median_seconds']:>9.2f} {ratio:>8}")
     print()
+    for r in results:
+        if r["system"] == "sigil":
+            print(f"sigil block stages, median s: {r['stage_seconds_median']}; "
+                  f"sigil ingest (once, not part of blocking): {r['ingest_seconds']:.1f} s")
     print(f"signatures alone ({sig['records']} records, {sig['tokens']} tokens, 128 perms, identical values): "
           f"datasketch MinHash.bulk {sig['datasketch_seconds']:.3f} s, sigil MinHasher.signatures "
           f"{sig['sigil_seconds']:.4f} s -> {sig['ratio']:.1f}x")

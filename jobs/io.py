@@ -9,6 +9,7 @@ a retried task rewrites the same file, so a retry never duplicates rows.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark import TaskContext
 from pyspark.sql import DataFrame
@@ -51,4 +52,8 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema) -> int:
         yield pa.RecordBatch.from_pydict({"rows": [rows]})
 
     written = df.mapInArrow(write, "rows long").agg({"rows": "sum"}).first()[0]  # driver-ok: one row
+    fs, root = open_input(path)
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:  # no partitions: still a readable dataset
+        fs.create_dir(root, recursive=True)
+        pq.write_table(schema.empty_table(), f"{root}/part-00000.parquet", filesystem=fs)
     return int(written or 0)

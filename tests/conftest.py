@@ -59,3 +59,14 @@ def febrl4_config(output: Path, truth: Path, **block) -> dict:
         "block": {"mode": "link", "lsh": {"threshold": 0.3}, "exact_jaccard": True, "min_jaccard": 0.3,
                   "truth": {"path": str(truth)}, **block},
     }
+
+
+@pytest.fixture(scope="session")
+def febrl4(spark, tmp_path_factory, febrl4_truth):
+    """FEBRL 4 ingested and blocked once for every test that reads the outputs."""
+    from sigil.jobs import block, ingest
+    from sigil.schemas.config import load_config
+
+    out = tmp_path_factory.mktemp("febrl4")
+    config = load_config(base=febrl4_config(out, febrl4_truth))
+    return config, ingest.run(spark, config, quiet=True), block.run(spark, config, quiet=True)

@@ -1,0 +1,186 @@
+"""The Spark jobs end to end: quality on FEBRL, quarantine, strictness, atomic outputs, Beam parity."""
+
+import hashlib
+import json
+
+import datasketch
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import FEBRL, febrl4_config, needs_data
+from sigil.jobs import block, generate, ingest
+from sigil.jobs.runner import StrictError
+from sigil.schemas import datasets
+from sigil.schemas.config import load_config
+from sigil.transforms.records import InputError
+
+
+@needs_data(FEBRL)
+def test_febrl4_pair_completeness_with_few_candidates(febrl4):
+    _, _, manifest = febrl4
+    m = manifest["metrics"]
+    assert m["pair_completeness"] >= 0.999
+    assert m["candidate_pairs"] <= 6000
+    assert m["records"] == 10_000 and m["truth_pairs"] == 5000
+    assert (m["bands"], m["rows"]) == (37, 3)
+
+
+@needs_data(FEBRL)
+def test_outputs_follow_the_contracts(febrl4):
+    config, ingest_manifest, _ = febrl4
+    root = f"{config.output}/block"
+    cand = pq.read_table(f"{root}/candidates")
+    assert cand.schema == datasets.CANDIDATES
+    pairs = list(zip(*(cand.column(c).to_pylist() for c in ("source_a", "id_a", "source_b", "id_b"))))
+    assert all((sa, ia) < (sb, ib) for sa, ia, sb, ib in pairs) and len(set(pairs)) == len(pairs)
+    assert min(cand.column("jaccard").to_pylist()) >= 0.3
+    sigs = pq.read_table(f"{root}/signatures")
+    assert sigs.schema == datasets.signatures(128, True)
+    records = pq.read_table(f"{config.output}/ingest/records")
+    assert records.schema == datasets.records([a.name for a in config.ingest.attributes])
+    assert ingest_manifest["inputs"] == {"a": 5000, "b": 5000}
+    assert ingest_manifest["quarantined"] == {"a": 0, "b": 0}
+
+
+@needs_data(FEBRL)
+def test_job_signatures_equal_datasketch(febrl4):
+    config, _, _ = febrl4
+    records = pq.read_table(f"{config.output}/ingest/records").slice(0, 25).to_pylist()
+    sigs = {r["rid"]: r["signature"] for r in pq.read_table(f"{config.output}/block/signatures").to_pylist()}
+    names = [a.name for a in config.ingest.attributes]
+    for r in records:
+        text = " ".join(r[n + "_norm"] for n in names if r[n + "_norm"] is not None)
+        m = datasketch.MinHash(num_perm=128, seed=1)
+        m.update_batch({text[i:i + 3].encode() for i in range(len(text) - 2)})
+        assert np.array_equal(m.hashvalues, np.array(sigs[r["rid"]], dtype=np.uint32))
+
+
+@needs_data(FEBRL)
+def test_beam_pipeline_writes_the_same_candidates(febrl4, tmp_path):
+    from sigil.pipelines import block as beam_block
+
+    config, _, _ = febrl4
+    beam_config = load_config(base={**config.model_dump(mode="json"), "output": str(tmp_path),
+                                    "block": {**config.block.model_dump(mode="json"), "truth": None,
+                                              "input": f"{config.output}/ingest/records"}})
+    beam_block.run(beam_config, quiet=True)
+    keys = [("source_a", "ascending"), ("id_a", "ascending"), ("source_b", "ascending"), ("id_b", "ascending")]
+    spark_out = pq.read_table(f"{config.output}/block/candidates").sort_by(keys)
+    beam_out = pq.read_table(f"{tmp_path}/block/candidates").sort_by(keys)
+    assert beam_out.schema == datasets.CANDIDATES
+    assert beam_out.equals(spark_out)
+
+
+MESSY = (b"rec_id,name,born\n"
+         b"1,Ann Lee,19800101\n"
+         b"2,Bob\n"
+         b",Carl,19800101\n"
+         b"4,D\xffn,19800101\n"
+         b"1,Ann Again,19800101\n"
+         b"6,Eve,1980-01-01\n"
+         b"7,Fay Wu,19811111\n")
+
+
+def messy_config(tmp_path, **extra):
+    src = tmp_path / "in"
+    src.mkdir(exist_ok=True)
+    (src / "part-1.csv").write_bytes(MESSY)
+    (tmp_path / "more.jsonl").write_text('{"rec_id": "x1", "name": "Gus", "born": "19700101"}\n{broken\n')
+    return load_config(base={
+        "output": str(tmp_path / "out"),
+        "ingest": {"sources": [{"name": "csv", "path": str(src), "id_column": "rec_id"},
+                               {"name": "json", "path": str(tmp_path / "more.jsonl"), "format": "jsonl",
+                                "id_column": "rec_id"}],
+                   "attributes": [{"name": "name"}, {"name": "born", "type": "date"}]}, **extra})
+
+
+def test_ingest_quarantines_every_bad_row_with_a_reason(spark, tmp_path):
+    config = messy_config(tmp_path)
+    manifest = ingest.run(spark, config, quiet=True)
+    assert manifest["inputs"] == {"csv": 7, "json": 2}
+    assert manifest["quarantined"] == {"csv": 5, "json": 1}
+    assert manifest["outputs"]["records"] == 3
+    for name in ("csv", "json"):  # nothing lost: input = output + quarantined
+        assert manifest["inputs"][name] == manifest["outputs"][f"records.{name}"] + manifest["quarantined"][name]
+    q = pq.read_table(f"{config.output}/ingest/quarantine").to_pylist()
+    reasons = sorted((r["source"], r["line"], r["reason"].split(" (")[0].split(":")[0]) for r in q)
+    assert reasons == [("csv", 3, "malformed line"), ("csv", 4, "missing id"),
+                       ("csv", 5, "undecodable bytes in column name"), ("csv", 6, "duplicate id"),
+                       ("csv", 7, "wrong type"), ("json", 2, "malformed line")]
+    dup = next(r for r in q if r["reason"].startswith("duplicate id"))
+    assert dup["id"] == "1" and "part-1.csv:2" in dup["reason"]
+    records = pq.read_table(f"{config.output}/ingest/records").to_pylist()
+    assert {(r["id"], r["born_norm"]) for r in records} == {("1", "1980-01-01"), ("7", "1981-11-11"),
+                                                          ("x1", "1970-01-01")}
+
+
+def test_strict_fails_naming_file_line_reason_and_keeps_previous_output(spark, tmp_path):
+    config = messy_config(tmp_path)
+    ingest.run(spark, config, quiet=True)
+    before = json.loads((tmp_path / "out" / "ingest" / "manifest.json").read_text())["started"]
+    with pytest.raises(StrictError, match=r"part-1\.csv line 3: malformed line"):
+        ingest.run(spark, config, strict=True, quiet=True)
+    after = json.loads((tmp_path / "out" / "ingest" / "manifest.json").read_text())["started"]
+    assert before == after
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_input_errors_fail_before_work(spark, tmp_path):
+    config = messy_config(tmp_path)
+    bad = load_config(base={**config.model_dump(mode="json"), "ingest": {
+        **config.ingest.model_dump(mode="json"), "attributes": [{"name": "nickname"}]}})
+    with pytest.raises(InputError, match=r"missing configured column\(s\) \['nickname'\]"):
+        ingest.run(spark, bad, quiet=True)
+    gone = load_config(base={"output": str(tmp_path / "o"), "ingest": {
+        "sources": [{"name": "s", "path": str(tmp_path / "absent.csv"), "id_column": "id"}],
+        "attributes": [{"name": "x"}]}})
+    with pytest.raises(InputError, match="does not exist"):
+        ingest.run(spark, gone, quiet=True)
+
+
+def test_oversized_buckets_are_reported_and_never_explode(spark, tmp_path):
+    rows = "id,name\n" + "".join(f"{i},jane maria smith\n" for i in range(40)) + \
+        "".join(f"u{i},{hashlib.sha1(str(i).encode()).hexdigest()[:16]}\n" for i in range(40))
+    (tmp_path / "skew.csv").write_text(rows)
+    base = {"output": str(tmp_path / "out"),
+            "ingest": {"sources": [{"name": "s", "path": str(tmp_path / "skew.csv"), "id_column": "id"}],
+                       "attributes": [{"name": "name"}]},
+            "block": {"lsh": {"threshold": 0.5, "max_bucket_size": 10, "oversized": "skip"}}}
+    config = load_config(base=base)
+    ingest.run(spark, config, quiet=True)
+    m = block.run(spark, config, quiet=True)["metrics"]
+    assert m["oversized_buckets"] == m["bands"]  # the 40 copies fill one bucket per band
+    top = m["oversized_top"][0]
+    assert top["size"] == 40 and len(top["sample_ids"]) == 5
+    cand = pq.read_table(f"{config.output}/block/candidates").to_pylist()
+    assert not [c for c in cand if not c["id_a"].startswith("u") and not c["id_b"].startswith("u")]
+    wide = load_config(base={**base, "block": {"lsh": {"threshold": 0.5, "max_bucket_size": 100}}})
+    assert block.run(spark, wide, quiet=True)["metrics"]["candidate_pairs"] >= 40 * 39 // 2
+
+
+def test_generate_is_deterministic_and_truthful(spark, tmp_path):
+    from sigil.transforms.people import generate_people, truth_pairs
+
+    base = {"generate": {"entities": 3000, "chunk_entities": 1000, "seed": 5, "format": "parquet"}}
+    first = generate.run(spark, load_config(base={**base, "output": str(tmp_path / "a")}), quiet=True)
+    second = generate.run(spark, load_config(base={**base, "output": str(tmp_path / "b")}), quiet=True)
+    assert first["outputs"] == second["outputs"]
+    read = lambda root: pq.read_table(f"{root}/generate/records").sort_by("rec_id").drop(["source"])  # noqa: E731
+    assert read(tmp_path / "a").equals(read(tmp_path / "b"))
+    chunks = [generate_people(c, 1000, seed=5) for c in range(3)]
+    assert first["outputs"]["records.people"] == sum(c.num_rows for c in chunks)
+    assert first["outputs"]["truth"] == sum(truth_pairs(c).num_rows for c in chunks)
+
+
+def test_demo_runs_the_whole_chain(spark, tmp_path, capsys):
+    from sigil.jobs import demo
+
+    out = tmp_path / "demo"
+    manifests = demo.main(overrides=[f"output={out}", "generate.entities=2000", "generate.chunk_entities=1000",
+                                     f"ingest.sources=[{{name: people, path: '{out}/generate/records/source=people',"
+                                     " format: csv, id_column: rec_id}]",
+                                     f"block.truth.path={out}/generate/truth"], quiet=True)
+    assert manifests["block"]["metrics"]["pair_completeness"] > 0.9
+    assert "pair completeness" in capsys.readouterr().out
