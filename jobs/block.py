@@ -215,6 +215,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # spark-submit jobs/block.py --conf FILE
+    import sys
+
     from sigil.cli import main
-    main(["block"])
+    sys.exit(main(["block", *sys.argv[1:]]))

@@ -74,6 +74,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # spark-submit jobs/generate.py --conf FILE
+    import sys
+
     from sigil.cli import main
-    main(["generate"])
+    sys.exit(main(["generate", *sys.argv[1:]]))

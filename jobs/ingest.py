@@ -105,6 +105,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # spark-submit jobs/ingest.py --conf FILE
+    import sys
+
     from sigil.cli import main
-    main(["ingest"])
+    sys.exit(main(["ingest", *sys.argv[1:]]))

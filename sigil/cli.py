@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv if argv is None or len(argv) > 1 else argv + sys.argv[1:])
+    args = parser().parse_args(argv)
     from sigil.schemas.config import ConfigError, load_config
     from sigil.transforms.records import InputError
     from sigil.jobs.runner import StrictError
