@@ -103,10 +103,23 @@ def scored(candidate_ids: DataFrame, sigs: DataFrame, block: BlockConfig) -> Dat
     return out
 
 
-def read_truth(spark, block: BlockConfig, sources: list[str]) -> DataFrame:
+def truth_from_ids(records: DataFrame, pattern: str, mode: str) -> DataFrame:
+    """Pairs of records whose ids share the entity that ``pattern``'s first group extracts."""
+    ent = records.select("source", "id", F.regexp_extract("id", pattern, 1).alias("entity")).where("entity != ''")
+    a = ent.select(F.col("source").alias("source_a"), F.col("id").alias("id_a"), "entity")
+    b = ent.select(F.col("source").alias("source_b"), F.col("id").alias("id_b"), "entity")
+    pairs = a.join(b, "entity").where(F.struct("source_a", "id_a") < F.struct("source_b", "id_b"))
+    if mode == "link":
+        pairs = pairs.where(F.col("source_a") != F.col("source_b"))
+    return pairs.drop("entity")
+
+
+def read_truth(spark, block: BlockConfig, sources: list[str], records: DataFrame) -> DataFrame:
     """Truth pairs, oriented like candidates; a file without source columns names the
     single source (dedupe) or the first and second sources (link)."""
     t = block.truth
+    if t.id_regex is not None:
+        return truth_from_ids(records, t.id_regex, block.mode)
     df = (spark.read.option("header", True).csv(t.path) if t.format == "csv" else spark.read.parquet(t.path))
     df = df.toDF(*[c.strip() for c in df.columns])
     if "source_a" not in df.columns:
@@ -203,7 +216,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         if block.truth is not None:
             with job.stage("quality"):
                 cands = spark.read.parquet(job.path("candidates"))
-                metrics.update(quality(cands, read_truth(spark, block, sources), n_candidates, counts, block.mode))
+                metrics.update(quality(cands, read_truth(spark, block, sources, records), n_candidates, counts,
+                                        block.mode))
+        if block.validate_output:
+            job.check_quality(spark, "candidates", "candidates")
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"]["candidates"] = n_candidates
         job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()

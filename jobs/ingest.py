@@ -90,6 +90,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         if spark.read.parquet(job.path("records")).select("rid").distinct().count() != n_records:
             raise RuntimeError("record key collision: two (source, id) pairs hash to the same rid")
         rows.unpersist()
+        if config.ingest.validate_output:
+            job.check_quality(spark, "records", "records")
         for name, c in sorted(counts.items()):
             out = c["input"] - c["bad"] - dup_counts.get(name, 0)
             job.manifest["inputs"][name] = c["input"]

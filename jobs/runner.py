@@ -102,6 +102,20 @@ class Run:
         self.manifest["timings"][name] = round(seconds, 3)
         self.log(f"{name} done in {seconds:.1f} s")
 
+    def check_quality(self, spark, dataset: str, suite: str) -> None:
+        """Validate a written dataset with its expectation suite (schemas/expectations.py);
+        a failure is recorded in the manifest, and fails the run under --strict."""
+        from sigil.schemas.expectations import validate
+
+        with self.stage(f"validate {dataset}"):
+            result = validate(spark.read.parquet(self.path(dataset)), suite)
+        self.manifest.setdefault("expectations", {})[dataset] = result
+        if not result["success"]:
+            message = f"{dataset} failed expectations: {result['failed']}"
+            if self.strict:
+                raise StrictError(f"--strict: {message}")
+            self.log(f"warning: {message}")
+
     def commit(self) -> dict:
         """Write the manifest into the staging directory and swap it into place."""
         self.manifest["timings"]["total"] = round(time.time() - self.started, 3)

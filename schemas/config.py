@@ -67,6 +67,7 @@ class Source(Model):
 class IngestConfig(Model):
     sources: list[Source] = Field(min_length=1)
     attributes: list[Attribute] = Field(min_length=1)
+    validate_output: bool = Field(False, description="check the records with the Great Expectations suite")
 
     @field_validator("sources")
     @classmethod
@@ -116,8 +117,18 @@ class LshConfig(Model):
 
 
 class TruthConfig(Model):
-    path: str
+    """Ground truth: a file of matching id pairs, or a regular expression whose first group
+    extracts the entity from each record id (FEBRL's ``rec-(\\d+)-``)."""
+
+    path: str | None = None
     format: Literal["csv", "parquet"] = "csv"
+    id_regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.path is None) == (self.id_regex is None):
+            raise ValueError("block.truth needs exactly one of path or id_regex")
+        return self
 
 
 class BlockConfig(Model):
@@ -130,6 +141,7 @@ class BlockConfig(Model):
     exact_jaccard: bool = False
     min_jaccard: float | None = Field(None, ge=0, le=1, description="minimum exact Jaccard; needs exact_jaccard")
     truth: TruthConfig | None = None
+    validate_output: bool = Field(False, description="check the candidates with the Great Expectations suite")
 
     @model_validator(mode="after")
     def _exact_needed(self):

@@ -25,6 +25,7 @@ def test_febrl4_pair_completeness_with_few_candidates(febrl4):
     assert m["candidate_pairs"] <= 6000
     assert m["records"] == 10_000 and m["truth_pairs"] == 5000
     assert (m["bands"], m["rows"]) == (37, 3)
+    assert manifest["expectations"]["candidates"] == {"success": True, "failed": []}
 
 
 @needs_data(FEBRL)
@@ -184,3 +185,16 @@ def test_demo_runs_the_whole_chain(spark, tmp_path, capsys):
                                      f"block.truth.path={out}/generate/truth"], quiet=True)
     assert manifests["block"]["metrics"]["pair_completeness"] > 0.9
     assert "pair completeness" in capsys.readouterr().out
+
+
+def test_expectations_catch_bad_output(spark):
+    from sigil.schemas.expectations import validate
+
+    bad = spark.createDataFrame([("a", "1", "a", "1", 1.5, None), ("a", "1", "a", "1", 0.5, 0.2)],
+                                "source_a string, id_a string, source_b string, id_b string, "
+                                "jaccard_estimate float, jaccard float")
+    result = validate(bad, "candidates")
+    assert not result["success"]
+    failed = {(f["expectation"], f["column"]) for f in result["failed"]}
+    assert ("expect_column_values_to_be_between", "jaccard_estimate") in failed
+    assert ("expect_compound_columns_to_be_unique", None) in failed
