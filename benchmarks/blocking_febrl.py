@@ -46,6 +46,7 @@ from datasketch import MinHash, MinHashLSH
 NUM_PERM = 128
 SEED = 1
 Q = 3
+SIGNATURE_REPEAT = 10  # the least number of repetitions of the signatures-alone measurement
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "er" / "febrl"
 
 
@@ -139,7 +140,7 @@ def signature_benchmark(columns: list[list[str | None]], repeat: int) -> dict:
     return {"records": len(token_lists), "tokens": len(flat),
             "sigil_seconds": t_sigil, "sigil_all": all_sigil,
             "datasketch_seconds": t_ds, "datasketch_all": all_ds,
-            "ratio": t_ds / t_sigil, "identical": True,
+            "ratio": t_ds / t_sigil, "identical": True, "repeat": repeat,
             "token_lists": token_lists}
 
 
@@ -184,18 +185,20 @@ def sigil_config(data: Path, workdir: Path, truth: Path, shuffle_partitions: int
 # ---------------------------------------------------------------- report
 
 def row(system, setting, pairs, pc, seconds, runs, **extra):
+    """One result; the 1-minute load average shows whether something else shared the CPUs."""
     return {"system": system, "setting": setting, "candidate_pairs": pairs, "pair_completeness": pc,
-            "median_seconds": seconds, "seconds": runs, **extra}
+            "median_seconds": seconds, "seconds": runs, "load_average_after": os.getloadavg()[0], **extra}
 
 
 def print_table(results: list[dict], sigil_seconds: float | None, sig: dict) -> None:
-    head = f"{'system':<11} {'setting':<52} {'pairs':>7} {'PC':>7} {'median s':>9} {'/ sigil':>8}"
+    head = (f"{'system':<11} {'setting':<52} {'pairs':>7} {'PC':>7} {'median s':>9} {'/ sigil':>8} "
+            f"{'load':>5}")
     print(head)
     print("-" * len(head))
     for r in results:
         ratio = f"{r['median_seconds'] / sigil_seconds:.1f}x" if sigil_seconds else "-"
         print(f"{r['system']:<11} {r['setting']:<52} {r['candidate_pairs']:>7} "
-              f"{r['pair_completeness']:>7.4f} {r['median_seconds']:>9.2f} {ratio:>8}")
+              f"{r['pair_completeness']:>7.4f} {r['median_seconds']:>9.2f} {ratio:>8} {r['load_average_after']:>5.1f}")
     print()
     for r in results:
         if r["system"] == "sigil":
@@ -232,7 +235,8 @@ def main(argv=None) -> int:
 
     # 4. signatures alone (first: it also checks that sigil and this script tokenise alike)
     log("signatures: sigil MinHasher vs datasketch MinHash.bulk ...")
-    sig = signature_benchmark([a + b for a, b in zip(cols_a, cols_b)], args.repeat)
+    # sigil's side takes a few hundredths of a second: more repetitions keep its median stable
+    sig = signature_benchmark([a + b for a, b in zip(cols_a, cols_b)], max(args.repeat, SIGNATURE_REPEAT))
     token_lists = sig.pop("token_lists")
     assert all(set(t.decode() for t in toks) == qgrams(text)
                for toks, text in zip(token_lists, text_a + text_b)), "sigil's 3-grams differ from this script's"

@@ -20,11 +20,11 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import write_parquet
+from sigil.jobs.io import write_parquet, write_table
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
-from sigil.transforms.lsh import band_keys, bucket_pairs, lsh_shape, score_pairs
+from sigil.transforms.lsh import band_keys, bucket_pairs, exact_scores, lsh_shape, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import unpack_rows
 from sigil.transforms.records import InputError
@@ -83,23 +83,41 @@ def pairs(buckets: DataFrame, block: BlockConfig) -> DataFrame:
     return buckets.where("size > 1").select("rids", "srcs", "fines").mapInArrow(emit, PAIRS).distinct()
 
 
+def with_sides(pairs: DataFrame, sigs: DataFrame, columns: list[str]) -> DataFrame:
+    """``pairs`` (rid_a, rid_b, ...) joined with ``columns`` of both records, suffixed _a, _b."""
+    for side in ("a", "b"):
+        pairs = pairs.join(sigs.select(*[F.col(c).alias(f"{c}_{side}") for c in ["rid", *columns]]), f"rid_{side}")
+    return pairs
+
+
 def scored(candidate_ids: DataFrame, sigs: DataFrame, block: BlockConfig) -> DataFrame:
-    side = ["rid", "source", "id", "signature"] + (["tokens"] if block.exact_jaccard else [])
-    a = sigs.select(*[F.col(c).alias(f"{c}_a") for c in side])
-    b = sigs.select(*[F.col(c).alias(f"{c}_b") for c in side])
-    joined = candidate_ids.join(a, "rid_a").join(b, "rid_b")
-    num_perm, exact = block.minhash.num_perm, block.exact_jaccard
+    """Candidates with their Jaccard scores, after the minimum filters.
+
+    With exact Jaccard the token sets are joined first and the pairs below ``min_jaccard``
+    dropped, so only the survivors are joined with the (larger) signatures.
+    """
+    if block.exact_jaccard:
+        def exact(batches):
+            for batch in batches:
+                yield pa.RecordBatch.from_pydict({"rid_a": batch.column("rid_a"), "rid_b": batch.column("rid_b"),
+                                                  "jaccard": exact_scores(batch)})
+
+        candidate_ids = with_sides(candidate_ids, sigs, ["tokens"]).mapInArrow(
+            exact, "rid_a long, rid_b long, jaccard float")
+        if block.min_jaccard is not None:
+            candidate_ids = candidate_ids.where(F.col("jaccard") >= block.min_jaccard)
+    else:
+        candidate_ids = candidate_ids.withColumn("jaccard", F.lit(None).cast("float"))
+    num_perm = block.minhash.num_perm
 
     def score(batches):
         for batch in batches:
-            yield score_pairs(batch, num_perm, exact)
+            yield score_pairs(batch, num_perm)
 
-    out = joined.mapInArrow(score, "source_a string, id_a string, source_b string, id_b string, "
-                                   "jaccard_estimate float, jaccard float")
+    out = with_sides(candidate_ids, sigs, ["source", "id", "signature"]).mapInArrow(
+        score, "source_a string, id_a string, source_b string, id_b string, jaccard_estimate float, jaccard float")
     if block.min_jaccard_estimate is not None:
         out = out.where(F.col("jaccard_estimate") >= block.min_jaccard_estimate)
-    if block.min_jaccard is not None:
-        out = out.where(F.col("jaccard") >= block.min_jaccard)
     return out
 
 
@@ -189,17 +207,21 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         with job.stage("signatures"):
             sigs = signatures(records, columns, block).persist(StorageLevel.MEMORY_AND_DISK)
             sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
-            write_parquet(sigs, job.path("signatures"), sig_schema)
-            empty = sigs.where("num_tokens = 0").count()
+            _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
         with job.stage("buckets"):
             buckets = (keys(sigs, sources, bands, rows, block.minhash.num_perm).groupBy("band", "key")
                        .agg(F.count("*").alias("size"), F.collect_list("rid").alias("rids"),
                             F.collect_list("src").alias("srcs"), F.collect_list("fine").alias("fines"))
                        .persist(StorageLevel.MEMORY_AND_DISK))
-            sizes = buckets.groupBy("band", "size").agg(F.count("*").alias("buckets"))
-            write_parquet(sizes.coalesce(1), job.path("bucket_sizes"), datasets.BUCKET_SIZES)
-            n_oversized = write_parquet(oversized_report(buckets, sigs, block.lsh.max_bucket_size).coalesce(1),
-                                        job.path("oversized"), datasets.OVERSIZED)
+            # the histogram has a row per (band, distinct size): small by construction
+            sizes = pa.Table.from_pylist([r.asDict() for r in buckets.groupBy("band", "size").agg(
+                F.count("*").alias("buckets")).collect()], datasets.BUCKET_SIZES)  # driver-ok: histogram
+            write_table(sizes, job.path("bucket_sizes"))
+            if sizes.num_rows and max(sizes.column("size").to_pylist()) > block.lsh.max_bucket_size:
+                n_oversized = write_parquet(oversized_report(buckets, sigs, block.lsh.max_bucket_size).coalesce(1),
+                                            job.path("oversized"), datasets.OVERSIZED)
+            else:
+                n_oversized = write_table(datasets.OVERSIZED.empty_table(), job.path("oversized"))
         with job.stage("pairs"):
             candidates = scored(pairs(buckets, block), sigs, block)
             n_candidates = write_parquet(candidates, job.path("candidates"), datasets.CANDIDATES)

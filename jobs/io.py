@@ -9,10 +9,12 @@ a retried task rewrites the same file, so a retry never duplicates rows.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark import TaskContext
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from sigil.transforms.packing import to_list_array
@@ -36,24 +38,35 @@ def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def write_parquet(df: DataFrame, path: str, schema: pa.Schema) -> int:
-    """Write ``df`` to directory ``path`` as Parquet with exactly ``schema``; return the rows."""
+def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str | None = None):
+    """Write ``df`` to directory ``path`` as Parquet with exactly ``schema``; return the rows
+    (and, with ``empty_column``, also how many rows have 0 there, counted on the way)."""
 
     def write(batches):
         part = TaskContext.get().partitionId()
         fs, root = open_input(path)
         fs.create_dir(root, recursive=True)
-        rows = 0
+        rows = zeros = 0
         with fs.open_output_stream(f"{root}/part-{part:05d}.parquet") as out, \
                 pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for batch in batches:
                 writer.write_batch(to_contract(batch, schema))
                 rows += batch.num_rows
-        yield pa.RecordBatch.from_pydict({"rows": [rows]})
+                if empty_column is not None:
+                    zeros += pc.sum(pc.equal(batch.column(empty_column), 0)).as_py() or 0
+        yield pa.RecordBatch.from_pydict({"rows": [rows], "zeros": [zeros]})
 
-    written = df.mapInArrow(write, "rows long").agg({"rows": "sum"}).first()[0]  # driver-ok: one row
+    counts = df.mapInArrow(write, "rows long, zeros long").agg(F.sum("rows"), F.sum("zeros")).first()  # driver-ok
     fs, root = open_input(path)
     if fs.get_file_info(root).type == pafs.FileType.NotFound:  # no partitions: still a readable dataset
-        fs.create_dir(root, recursive=True)
-        pq.write_table(schema.empty_table(), f"{root}/part-00000.parquet", filesystem=fs)
-    return int(written or 0)
+        write_table(schema.empty_table(), path)
+    written = int(counts[0] or 0)
+    return (written, int(counts[1] or 0)) if empty_column is not None else written
+
+
+def write_table(table: pa.Table, path: str) -> int:
+    """Write a small table (made on the driver) as the dataset at directory ``path``."""
+    fs, root = open_input(path)
+    fs.create_dir(root, recursive=True)
+    pq.write_table(table, f"{root}/part-00000.parquet", filesystem=fs, compression="zstd")
+    return table.num_rows

@@ -25,7 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
-from sigil.transforms.lsh import band_keys, bucket_pairs, lsh_shape, score_pairs
+from sigil.transforms.lsh import band_keys, bucket_pairs, exact_scores, lsh_shape, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.records import InputError, list_files
 
@@ -103,8 +103,10 @@ def score(rows, block: BlockConfig):
         cols[f"id_{side}"] = pa.array([p[1] for p in payloads], pa.string())
         cols[f"signature_{side}"] = pa.array([p[3] for p in payloads], pa.binary())
         cols[f"tokens_{side}"] = pa.array([p[4] for p in payloads], pa.binary())
-    out = pa.Table.from_batches([score_pairs(pa.RecordBatch.from_pydict(cols), block.minhash.num_perm,
-                                             block.exact_jaccard)])
+    batch = pa.RecordBatch.from_pydict(cols)
+    jaccard = exact_scores(batch) if block.exact_jaccard else pa.nulls(batch.num_rows, pa.float32())
+    batch = batch.append_column("jaccard", pa.array(jaccard, pa.float32()))
+    out = pa.Table.from_batches([score_pairs(batch, block.minhash.num_perm)])
     keep = np.ones(out.num_rows, dtype=bool)
     if block.min_jaccard_estimate is not None:
         keep &= out.column("jaccard_estimate").to_numpy() >= block.min_jaccard_estimate

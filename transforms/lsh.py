@@ -181,28 +181,32 @@ def exact_jaccard(values_a, offsets_a, values_b, offsets_b) -> np.ndarray:
     return _exact_jaccard(values_a, offsets_a, values_b, offsets_b)
 
 
-def score_pairs(batch, num_perm: int, exact: bool):
-    """Candidate rows from joined pairs: ``source_x, id_x, signature_x[, tokens_x]`` for
-    x in a, b (signatures and tokens packed, see transforms/packing.py) -> the CANDIDATES
-    columns, oriented so that ``(source_a, id_a) < (source_b, id_b)``."""
+def exact_scores(batch):
+    """Exact Jaccard of joined pairs: ``tokens_a``, ``tokens_b`` (packed sorted token
+    hashes) -> a float32 array."""
+    from sigil.transforms.packing import unpack_ragged
+
+    return exact_jaccard(*unpack_ragged(batch.column("tokens_a"), np.uint64),
+                         *unpack_ragged(batch.column("tokens_b"), np.uint64))
+
+
+def score_pairs(batch, num_perm: int):
+    """Candidate rows from joined pairs: ``source_x, id_x, signature_x`` for x in a, b
+    (signatures packed, see transforms/packing.py) and ``jaccard`` (exact, or null) ->
+    the CANDIDATES columns, oriented so that ``(source_a, id_a) < (source_b, id_b)``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from sigil.transforms.packing import unpack_ragged, unpack_rows
+    from sigil.transforms.packing import unpack_rows
 
     est = jaccard_estimates(unpack_rows(batch.column("signature_a"), np.uint32, num_perm),
                             unpack_rows(batch.column("signature_b"), np.uint32, num_perm))
-    if exact:
-        jac = pa.array(exact_jaccard(*unpack_ragged(batch.column("tokens_a"), np.uint64),
-                                     *unpack_ragged(batch.column("tokens_b"), np.uint64)))
-    else:
-        jac = pa.nulls(batch.num_rows, pa.float32())
     sa, sb, ia, ib = (batch.column(c) for c in ("source_a", "source_b", "id_a", "id_b"))
     swap = pc.or_(pc.greater(sa, sb), pc.and_(pc.equal(sa, sb), pc.greater(ia, ib)))
     return pa.RecordBatch.from_pydict({
         "source_a": pc.if_else(swap, sb, sa), "id_a": pc.if_else(swap, ib, ia),
         "source_b": pc.if_else(swap, sa, sb), "id_b": pc.if_else(swap, ia, ib),
-        "jaccard_estimate": pa.array(est), "jaccard": jac,
+        "jaccard_estimate": pa.array(est), "jaccard": batch.column("jaccard").cast(pa.float32()),
     })
 
 
