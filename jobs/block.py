@@ -24,14 +24,13 @@ from sigil.jobs.io import write_parquet, write_table
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
-from sigil.transforms.lsh import band_keys, bucket_pairs, exact_scores, lsh_shape, score_pairs
+from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import unpack_rows
 from sigil.transforms.records import InputError
 
 SIGNATURES = "rid long, source string, id string, num_tokens int, signature binary"
 KEYS = "band int, key long, fine long, rid long, src int"
-PAIRS = "rid_a long, rid_b long"
 
 
 def token_columns(config: SigilConfig, records: DataFrame) -> list[str]:
@@ -69,18 +68,33 @@ def keys(sigs: DataFrame, sources: list[str], bands: int, rows: int, num_perm: i
     return sigs.where("num_tokens > 0").select("rid", "source", "signature").mapInArrow(band, KEYS)
 
 
-def pairs(buckets: DataFrame, block: BlockConfig) -> DataFrame:
+# One pass over the band-key rows yields the pairs and the (small) bucket statistics, so the
+# output is a tagged union: kind 0 = pair (a, b); 1 = histogram (band a, size b, buckets c);
+# 2 = an oversized bucket (band a, key b, size c) with one sample record d per row.
+BUCKET_ROWS = "kind int, a long, b long, c long, d long"
+
+
+def bucket_rows(band_keys_df: DataFrame, block: BlockConfig, partitions: int) -> DataFrame:
     lsh, cross = block.lsh, block.mode == "link"
 
-    def emit(batches):
-        for batch in batches:
-            rid = batch.column("rids")
-            offsets = np.asarray(rid.offsets)
-            a, b = bucket_pairs(offsets, rid.values.to_numpy(), batch.column("srcs").values.to_numpy(),
-                                batch.column("fines").values.to_numpy(), lsh.max_bucket_size, lsh.oversized, cross)
-            yield pa.RecordBatch.from_pydict({"rid_a": a, "rid_b": b})
+    def per_partition(batches):
+        t = pa.Table.from_batches(list(batches), schema=pa.schema(
+            [("band", pa.int32()), ("key", pa.int64()), ("fine", pa.int64()), ("rid", pa.int64()), ("src", pa.int32())]))
+        out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
+                                lsh.max_bucket_size, lsh.oversized, cross)
+        (a, b), (hb, hs, hc) = out["pairs"], out["histogram"]
+        ob, ok, osz, samples = out["oversized"]
+        reps = [len(x) for x in samples]
+        parts = [(0, a, b, 0, 0), (1, hb, hs, hc, 0),
+                 (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
+                  np.concatenate(samples) if samples else np.zeros(0, np.int64))]
+        for kind, *cols in parts:
+            n = len(cols[0])
+            if n:
+                yield pa.RecordBatch.from_pydict({"kind": np.full(n, kind, np.int32), **{
+                    name: np.broadcast_to(np.asarray(col, np.int64), n) for name, col in zip("abcd", cols)}})
 
-    return buckets.where("size > 1").select("rids", "srcs", "fines").mapInArrow(emit, PAIRS).distinct()
+    return band_keys_df.repartition(partitions, "band", "key").mapInArrow(per_partition, BUCKET_ROWS)
 
 
 def with_sides(pairs: DataFrame, sigs: DataFrame, columns: list[str]) -> DataFrame:
@@ -174,12 +188,25 @@ def quality(candidates: DataFrame, truth: DataFrame, n_candidates: int, counts: 
     }
 
 
-def oversized_report(buckets: DataFrame, sigs: DataFrame, max_size: int) -> DataFrame:
-    """Buckets above the size limit, with up to five member ids each."""
-    big = buckets.where(F.col("size") > max_size).select("band", "key", "size",
-                                                         F.explode(F.slice("rids", 1, 5)).alias("rid"))
-    return (big.join(sigs.select("rid", "id"), "rid").groupBy("band", "key", "size")
-            .agg(F.sort_array(F.collect_list("id")).alias("sample_ids")))
+def histogram(stats: list) -> pa.Table:
+    """Bucket-size histogram from the per-partition kind-1 rows."""
+    total: dict = {}
+    for r in stats:
+        if r["kind"] == 1:
+            total[(r["a"], r["b"])] = total.get((r["a"], r["b"]), 0) + r["c"]
+    return pa.Table.from_pylist([{"band": band, "size": size, "buckets": n} for (band, size), n in sorted(total.items())],
+                                datasets.BUCKET_SIZES)
+
+
+def oversized_report(rows: list, sigs: DataFrame) -> pa.Table:
+    """Oversized buckets (kind-2 rows: band, key, size, sample rid) with the samples' ids."""
+    rids = sorted({r["d"] for r in rows})
+    ids = dict(sigs.where(F.col("rid").isin(rids)).select("rid", "id").collect())  # driver-ok: samples only
+    buckets: dict = {}
+    for r in rows:
+        buckets.setdefault((r["a"], r["b"], r["c"]), []).append(ids[r["d"]])
+    return pa.Table.from_pylist([{"band": band, "key": key, "size": size, "sample_ids": sorted(sample)}
+                                 for (band, key, size), sample in sorted(buckets.items())], datasets.OVERSIZED)
 
 
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
@@ -209,22 +236,16 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
             _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
         with job.stage("buckets"):
-            buckets = (keys(sigs, sources, bands, rows, block.minhash.num_perm).groupBy("band", "key")
-                       .agg(F.count("*").alias("size"), F.collect_list("rid").alias("rids"),
-                            F.collect_list("src").alias("srcs"), F.collect_list("fine").alias("fines"))
-                       .persist(StorageLevel.MEMORY_AND_DISK))
-            # the histogram has a row per (band, distinct size): small by construction
-            sizes = pa.Table.from_pylist([r.asDict() for r in buckets.groupBy("band", "size").agg(
-                F.count("*").alias("buckets")).collect()], datasets.BUCKET_SIZES)  # driver-ok: histogram
-            write_table(sizes, job.path("bucket_sizes"))
-            if sizes.num_rows and max(sizes.column("size").to_pylist()) > block.lsh.max_bucket_size:
-                n_oversized = write_parquet(oversized_report(buckets, sigs, block.lsh.max_bucket_size).coalesce(1),
-                                            job.path("oversized"), datasets.OVERSIZED)
-            else:
-                n_oversized = write_table(datasets.OVERSIZED.empty_table(), job.path("oversized"))
+            buckets = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block,
+                                  config.spark.shuffle_partitions).persist(StorageLevel.MEMORY_AND_DISK)
+            # statistics: a row per (band, size) per partition, and per oversized sample
+            stats = [r.asDict() for r in buckets.where("kind > 0").collect()]  # driver-ok: bucket statistics
+            write_table(histogram(stats), job.path("bucket_sizes"))
+            n_oversized = write_table(oversized_report([r for r in stats if r["kind"] == 2], sigs),
+                                      job.path("oversized"))
         with job.stage("pairs"):
-            candidates = scored(pairs(buckets, block), sigs, block)
-            n_candidates = write_parquet(candidates, job.path("candidates"), datasets.CANDIDATES)
+            pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
+            n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
         buckets.unpersist()
         sigs.unpersist()
         metrics = job.manifest["metrics"]

@@ -83,3 +83,29 @@ def test_jaccard_estimates_share_equal():
     a = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.uint32)
     b = np.array([[1, 0, 3, 0], [5, 6, 7, 8]], dtype=np.uint32)
     assert jaccard_estimates(a, b).tolist() == [0.5, 1.0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 4), member), max_size=40), st.integers(2, 4),
+       st.sampled_from(["skip", "split"]), st.booleans())
+def test_partition_buckets_group_rows_into_buckets(rows, max_size, oversized, cross_only):
+    from sigil.transforms.lsh import partition_buckets
+
+    band = np.array([r[0] for r in rows], np.int32)
+    key = np.array([r[1] for r in rows], np.int64)
+    rid, src, fine = (np.array([r[2][i] for r in rows], dt) for i, dt in enumerate((np.int64, np.int32, np.int64)))
+    out = partition_buckets(band, key, fine, rid, src, max_size, oversized, cross_only)
+    groups: dict = {}
+    for b, k, m in rows:
+        groups.setdefault((b, k), []).append(m)
+    a, b = out["pairs"]
+    assert set(zip(a.tolist(), b.tolist())) == reference_pairs(groups.values(), max_size, oversized, cross_only)
+    hist = {}
+    for (bd, _), members in groups.items():
+        hist[(bd, len(members))] = hist.get((bd, len(members)), 0) + 1
+    hb, hs, hc = out["histogram"]
+    assert dict(zip(zip(hb.tolist(), hs.tolist()), hc.tolist())) == hist
+    ob, ok, osz, samples = out["oversized"]
+    assert sorted(zip(ob.tolist(), ok.tolist(), osz.tolist())) == sorted(
+        (bd, k, len(m)) for (bd, k), m in groups.items() if len(m) > max_size)
+    assert all(len(s) == min(5, n) for s, n in zip(samples, osz.tolist()))
