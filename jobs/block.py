@@ -213,8 +213,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    job = Run("block", config, spark, strict, quiet)
-    try:
+    with Run("block", config, spark, strict, quiet) as job:
         path = block.input or f"{config.output.rstrip('/')}/ingest/records"
         try:
             records = spark.read.parquet(path)
@@ -269,9 +268,6 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                           if k in ("records", "candidate_pairs", "pair_completeness", "pair_quality",
                                    "reduction_ratio", "candidates_per_record")))
         return job.commit()
-    except BaseException:
-        job.abort()
-        raise
 
 
 if __name__ == "__main__":  # spark-submit jobs/block.py --conf FILE

@@ -50,8 +50,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     gen = config.generate
     if gen is None:
         raise InputError("the configuration has no 'generate' section")
-    job = Run("generate", config, spark, strict, quiet)
-    try:
+    with Run("generate", config, spark, strict, quiet) as job:
         with job.stage("records"):
             df = people(spark, gen)
             writer = df.write.partitionBy("source")
@@ -69,9 +68,6 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                                         "records": sum(counts.values()), "truth_pairs": n_truth})
         job.log(f"{sum(counts.values())} records, {n_truth} true pairs")
         return job.commit()
-    except BaseException:
-        job.abort()
-        raise
 
 
 if __name__ == "__main__":  # spark-submit jobs/generate.py --conf FILE

@@ -26,8 +26,8 @@ def input_files(config: SigilConfig) -> list[tuple[str, str]]:
     for source in config.ingest.sources:
         wanted = [source.id_column] + [source.column_map.get(a.name, a.name) for a in config.ingest.attributes]
         for path in list_files(source.path):
-            if source.format in ("csv", "tsv", "parquet"):
-                header = read_header(path, source.format, source.delimiter, source.strip_header)
+            header = read_header(path, source.format, source.delimiter, source.strip_header)
+            if source.format != "jsonl":  # JSON objects may leave keys out
                 missing = [c for c in wanted if c not in header]
                 if missing:
                     raise InputError(f"{path}: missing configured column(s) {missing}; the file has {header}")
@@ -68,16 +68,15 @@ def split_duplicates(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
     if config.ingest is None:
         raise InputError("the configuration has no 'ingest' section")
-    job = Run("ingest", config, spark, strict, quiet)
-    try:
+    with Run("ingest", config, spark, strict, quiet) as job:
         names = [a.name for a in config.ingest.attributes]
         with job.stage("parse"):
             rows = staged(spark, config).persist()
             good, dupes = split_duplicates(rows.where("reason is null"))
             quarantine = rows.where("reason is not null").select(*datasets.QUARANTINE.names).unionByName(dupes)
             records = good.withColumn("rid", F.xxhash64("source", "id")).select(*datasets.records(names).names)
-            counts = {r["source"]: r.asDict() for r in rows.groupBy("source").agg(  # driver-ok: one row per source
-                F.count("*").alias("input"), F.count("reason").alias("bad")).collect()}
+            per_source = rows.groupBy("source").agg(F.count("*").alias("input"), F.count("reason").alias("bad"))
+            counts = {r["source"]: r.asDict() for r in per_source.collect()}  # driver-ok: one row per source
             dup_counts = dict(dupes.groupBy("source").count().collect())  # driver-ok: one row per source
         n_quarantined = sum(c["bad"] for c in counts.values()) + sum(dup_counts.values())
         if strict and n_quarantined:
@@ -102,9 +101,6 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         job.manifest["metrics"]["quarantined_rows"] = n_quarantined
         job.log(f"{n_records} records, {n_quarantined} quarantined")
         return job.commit()
-    except BaseException:
-        job.abort()
-        raise
 
 
 if __name__ == "__main__":  # spark-submit jobs/ingest.py --conf FILE

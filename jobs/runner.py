@@ -65,8 +65,10 @@ class HadoopFs:
 
 
 class Run:
-    """One job run: ``with run.stage("name"):`` times and reports a stage; ``run.path(ds)``
-    is where dataset ``ds`` is written; ``run.commit()`` makes it all visible at once."""
+    """One job run, used as ``with Run(...) as job:``. ``with job.stage("name"):`` times and
+    reports a stage; ``job.path(ds)`` is where dataset ``ds`` is written; ``job.commit()``
+    makes it all visible at once. Leaving the block by an exception drops the staging
+    directory, so the previous output stays."""
 
     def __init__(self, job: str, config: SigilConfig, spark=None, strict: bool = False, quiet: bool = False):
         self.job, self.config, self.strict, self.quiet = job, config, strict, quiet
@@ -82,6 +84,13 @@ class Run:
             "versions": versions(),
             "inputs": {}, "outputs": {}, "quarantined": {}, "metrics": {}, "timings": {},
         }
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None:
+            self.abort()
 
     def path(self, dataset: str) -> str:
         return f"{self.staging}/{dataset}"

@@ -144,8 +144,7 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    job = Run("block", config, None, strict, quiet)
-    try:
+    with Run("block", config, None, strict, quiet) as job:
         records_path = block.input or f"{config.output.rstrip('/')}/ingest/records"
         dataset = pq.ParquetDataset(records_path)
         names = dataset.schema.names
@@ -162,6 +161,3 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
         bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
         job.manifest["metrics"].update({"engine": "beam", "candidate_pairs": n, "bands": bands, "rows": rows})
         return job.commit()
-    except BaseException:
-        job.abort()
-        raise

@@ -139,6 +139,12 @@ def test_input_errors_fail_before_work(spark, tmp_path):
         "attributes": [{"name": "x"}]}})
     with pytest.raises(InputError, match="does not exist"):
         ingest.run(spark, gone, quiet=True)
+    (tmp_path / "empty.jsonl").write_text("")
+    empty = load_config(base={"output": str(tmp_path / "o"), "ingest": {
+        "sources": [{"name": "s", "path": str(tmp_path / "empty.jsonl"), "format": "jsonl", "id_column": "id"}],
+        "attributes": [{"name": "x"}]}})
+    with pytest.raises(InputError, match="empty file"):
+        ingest.run(spark, empty, quiet=True)
 
 
 def test_oversized_buckets_are_reported_and_never_explode(spark, tmp_path):

@@ -76,6 +76,8 @@ def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool =
     if fmt == "jsonl":
         with fs.open_input_stream(p) as f:
             first = f.read(1 << 20).split(b"\n", 1)[0]
+        if fs.get_file_info(p).size == 0:
+            raise InputError(f"empty file: {path}")
         try:
             return list(json.loads(first).keys()) if first.strip() else []
         except (ValueError, AttributeError):
