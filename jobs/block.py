@@ -1,9 +1,10 @@
 """Block job: MinHash-LSH candidate pairs from ingested records.
 
 Stages: signatures (``mapInArrow``: tokenise, MinHash) -> band keys (``mapInArrow``) ->
-buckets (``groupBy(band, key)``) -> pairs per bucket (``mapInArrow``, oversized buckets
-skipped or split) -> distinct pairs joined with both signatures -> Jaccard estimate and
-exact Jaccard (``mapInArrow``) -> minimum filters.
+rows hash-partitioned by (band, key), so every bucket lies whole in one partition ->
+per partition (``mapInArrow``): buckets, their pairs (oversized buckets skipped or split),
+the size histogram -> distinct pairs joined with both token sets -> exact Jaccard and its
+minimum -> the survivors joined with both signatures -> Jaccard estimate and its minimum.
 
 Outputs under ``<output>/block/``: ``candidates`` (schemas.datasets.CANDIDATES),
 ``signatures``, ``bucket_sizes``, ``oversized`` and ``manifest.json``; with a truth file,

@@ -21,7 +21,7 @@ from sigil.jobs.io import spark_schema, write_parquet
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import GenerateConfig, SigilConfig
-from sigil.transforms.people import PEOPLE_SCHEMA, generate_people, truth_pairs
+from sigil.transforms.people import generate_people, truth_pairs
 from sigil.transforms.records import InputError
 
 
@@ -42,7 +42,7 @@ def people(spark, gen: GenerateConfig, truth: bool = False):
                 records = generate_people(chunk, per_chunk, **options)
                 yield from (truth_pairs(records) if truth else pa.Table.from_batches([records])).to_batches()
 
-    schema = datasets.TRUTH if truth else PEOPLE_SCHEMA
+    schema = datasets.TRUTH if truth else datasets.PEOPLE
     return spark.range(0, chunks, 1, chunks).mapInArrow(make, spark_schema(schema))
 
 

@@ -30,6 +30,12 @@ CANDIDATES = pa.schema([
     pa.field("jaccard", pa.float32()),  # exact token-set Jaccard, when configured
 ])
 
+#: Generated person records (transforms/people.py): FEBRL's fields, and the true entity.
+PEOPLE = pa.schema(
+    [("source", pa.string()), ("rec_id", pa.string()), ("entity_id", pa.int64())]
+    + [(f, pa.string()) for f in ("given_name", "surname", "street_number", "address_1", "address_2",
+                                  "suburb", "postcode", "state", "date_of_birth", "soc_sec_id")])
+
 #: Ground-truth matching pairs (unordered; any orientation is accepted on input).
 TRUTH = pa.schema([
     pa.field("source_a", pa.string()),

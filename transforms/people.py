@@ -53,15 +53,11 @@ import pyarrow.compute as pc
 from faker.providers.address.en_AU import Provider as _AddressAU
 from faker.providers.person.en_US import Provider as _PersonUS
 
-PERSON_FIELDS: tuple[str, ...] = (
-    "given_name", "surname", "street_number", "address_1", "address_2",
-    "suburb", "postcode", "state", "date_of_birth", "soc_sec_id",
-)
-PEOPLE_SCHEMA = pa.schema(
-    [("source", pa.string()), ("rec_id", pa.string()), ("entity_id", pa.int64())]
-    + [(f, pa.string()) for f in PERSON_FIELDS]
-)
-TRUTH_SCHEMA = pa.schema([(c, pa.string()) for c in ("source_a", "id_a", "source_b", "id_b")])
+from sigil.schemas import datasets
+
+PEOPLE_SCHEMA = datasets.PEOPLE
+TRUTH_SCHEMA = datasets.TRUTH
+PERSON_FIELDS: tuple[str, ...] = tuple(PEOPLE_SCHEMA.names[3:])
 MODES = ("dedupe", "link")
 
 # Rates per corrupted record: "typo" is the mean number of typos (Poisson); the others are
