@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import pyarrow as pa
-from pyspark.sql import functions as F
 
 from sigil.jobs.io import spark_schema, write_parquet
 from sigil.jobs.runner import Run

@@ -5,11 +5,10 @@ import json
 
 import datasketch
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FEBRL, febrl4_config, needs_data
+from conftest import FEBRL, needs_data
 from sigil.jobs import block, generate, ingest
 from sigil.jobs.runner import StrictError
 from sigil.schemas import datasets

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sigil.transforms.records import InputError, list_files, normalize, parse_file, records_from_file, typed_ok
+from sigil.transforms.records import InputError, list_files, normalize, records_from_file, typed_ok
 
 
 def source(path, fmt="csv", **kw):

@@ -40,7 +40,6 @@ import pyarrow.compute as pc
 
 SCHEMES = ("affine32", "legacy")
 EMPTY = np.uint32(0xFFFFFFFF)  # the signature value of an empty set (datasketch's too)
-_MERSENNE = np.uint64((1 << 61) - 1)
 
 
 @numba.njit(cache=True, inline="always")
