@@ -9,6 +9,7 @@ Run: ``sigil ingest --conf FILE`` or ``spark-submit jobs/ingest.py --conf FILE``
 
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -16,7 +17,8 @@ from sigil.jobs.io import spark_schema, write_parquet
 from sigil.jobs.runner import Run, StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
-from sigil.transforms.records import InputError, list_files, read_header, records_from_file, staged_schema
+from sigil.transforms.records import (LINE_FORMATS, InputError, count_newlines, line_splits, list_files,
+                                     read_header, records_from_file, staged_schema)
 
 
 def input_files(config: SigilConfig) -> list[tuple[str, str]]:
@@ -35,20 +37,47 @@ def input_files(config: SigilConfig) -> list[tuple[str, str]]:
     return files
 
 
+PARTS = "source string, path string, start long, end long, first_line long"
+PARTS_COLUMNS = ("source", "path", "start", "end", "first_line")
+
+
+def input_parts(spark, config: SigilConfig) -> tuple[DataFrame, int]:
+    """One row per parse task, and how many: whole files, and large line-oriented files cut
+    at line boundaries, each range with the file line it starts at (from a distributed
+    newline count)."""
+    formats = {s.name: s.format for s in config.ingest.sources}
+    ranges = [(name, path, start, end) for name, path in input_files(config)
+              for start, end in (line_splits(path, config.ingest.split_bytes) if formats[name] in LINE_FORMATS
+                                 else [(0, -1)])]
+    if all(start == 0 for _, _, start, _ in ranges):
+        return spark.createDataFrame([(*r, 1) for r in ranges], PARTS), len(ranges)
+
+    def newlines(batches):
+        for b in batches:
+            spans = zip(*(b.column(c).to_pylist() for c in ("path", "start", "end")))
+            yield b.append_column("newlines", pa.array([count_newlines(*span) for span in spans], pa.int64()))
+
+    split = (spark.createDataFrame(ranges, "source string, path string, start long, end long")
+             .repartition(min(len(ranges), 4 * spark.sparkContext.defaultParallelism))
+             .mapInArrow(newlines, "source string, path string, start long, end long, newlines long"))
+    before = Window.partitionBy("path").orderBy("start").rowsBetween(Window.unboundedPreceding, -1)
+    return split.select("source", "path", "start", "end",
+                        (F.coalesce(F.sum("newlines").over(before), F.lit(0)) + 1).alias("first_line")), len(ranges)
+
+
 def staged(spark, config: SigilConfig) -> DataFrame:
     """Every input row, parsed and validated: ``reason`` is null for a good row."""
-    files = input_files(config)
+    parts, n = input_parts(spark, config)
     sources = {s.name: s for s in config.ingest.sources}
     attributes = list(config.ingest.attributes)
     schema = staged_schema([a.name for a in attributes])
 
     def parse(batches):
         for batch in batches:
-            for name, path in zip(batch["source"].to_pylist(), batch["path"].to_pylist()):
-                yield from records_from_file(path, sources[name], attributes)
+            for name, path, start, end, line in zip(*(batch[c].to_pylist() for c in PARTS_COLUMNS)):
+                yield from records_from_file(path, sources[name], attributes, start, None if end < 0 else end, line)
 
-    listing = spark.createDataFrame(files, "source string, path string").repartition(len(files))
-    return listing.mapInArrow(parse, spark_schema(schema))
+    return parts.repartition(n).mapInArrow(parse, spark_schema(schema))
 
 
 def split_duplicates(rows: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -68,6 +68,8 @@ class IngestConfig(Model):
     sources: list[Source] = Field(min_length=1)
     attributes: list[Attribute] = Field(min_length=1)
     validate_output: bool = Field(False, description="check the records with the Great Expectations suite")
+    split_bytes: int = Field(128 << 20, ge=1, description="CSV/TSV/JSONL files larger than this are parsed "
+                                                           "in several tasks, split at line boundaries")
 
     @field_validator("sources")
     @classmethod

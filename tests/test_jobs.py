@@ -203,3 +203,35 @@ def test_expectations_catch_bad_output(spark):
     failed = {(f["expectation"], f["column"]) for f in result["failed"]}
     assert ("expect_column_values_to_be_between", "jaccard_estimate") in failed
     assert ("expect_compound_columns_to_be_unique", None) in failed
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_large_files_split_by_line_give_the_same_rows_and_lines(spark, tmp_path, fmt):
+    import random
+
+    rng = random.Random(7)
+    lines = []
+    for i in range(400):
+        bad = rng.random() < 0.05
+        if fmt == "csv":
+            lines.append(f"{i},name {i}" + (",extra" if bad else ""))
+        else:
+            lines.append("{broken" if bad else json.dumps({"id": str(i), "name": f"name {i}"}))
+    body = ("id,name\n" if fmt == "csv" else "") + "\n".join(lines) + "\n"
+    (tmp_path / f"big.{fmt}").write_text(body)
+
+    def run(split_bytes, out):
+        config = load_config(base={"output": str(tmp_path / out), "ingest": {
+            "sources": [{"name": "s", "path": str(tmp_path / f"big.{fmt}"), "format": fmt, "id_column": "id"}],
+            "attributes": [{"name": "name"}], "split_bytes": split_bytes}})
+        manifest = ingest.run(spark, config, quiet=True)
+        read = lambda d: sorted((r["line"], r.get("id"), r.get("reason")) for r in  # noqa: E731
+                                pq.read_table(f"{config.output}/ingest/{d}").to_pylist())
+        return manifest, read("records"), read("quarantine")
+
+    whole, split = run(1 << 30, "whole"), run(300, "split")
+    assert split[1] == whole[1] and split[2] == whole[2]
+    assert whole[0]["inputs"] == split[0]["inputs"] == {"s": 400}
+    assert len(whole[2]) > 5  # the bad lines were found, at the same line numbers
+    first = 2 if fmt == "csv" else 1
+    assert sorted(line for line, _, _ in whole[1] + whole[2]) == list(range(first, first + 400))

@@ -93,3 +93,16 @@ def test_typed_values():
     assert ok.tolist() == [True, True, False, False]
     ok, _ = typed_ok(pa.array(["1.5", ".5", "1e3", "e"]), "float")
     assert ok.tolist() == [True, True, True, False]
+
+
+def test_line_splits_cover_the_file_at_line_starts(tmp_path):
+    from sigil.transforms.records import count_newlines, line_splits
+
+    f = tmp_path / "a.csv"
+    data = b"".join(b"x" * (i % 37) + b"\n" for i in range(300)) + b"tail"
+    f.write_bytes(data)
+    ranges = line_splits(str(f), 256)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and len(ranges) > 10
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(data[start - 1:start] == b"\n" for start, _ in ranges[1:])
+    assert sum(count_newlines(str(f), s, e) for s, e in ranges) == 300

@@ -90,42 +90,93 @@ def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool =
     return [n.strip().strip('"') if strip else n for n in names]
 
 
+LINE_FORMATS = ("csv", "tsv", "jsonl")  # one record per line: these files can be split by byte range
+
+
+def line_splits(path: str, split_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``split_bytes`` that start at line starts and cover the file."""
+    fs, p = open_input(path)
+    size = fs.get_file_info(p).size
+    bounds = [0]
+    with fs.open_input_file(p) as f:
+        for target in range(split_bytes, size, split_bytes):
+            if target <= bounds[-1]:
+                continue
+            f.seek(target)
+            while True:  # the range ends just after the next newline
+                block = f.read(1 << 16)
+                if not block:
+                    break
+                cut = block.find(b"\n")
+                if cut >= 0:
+                    bounds.append(f.tell() - len(block) + cut + 1)
+                    break
+    bounds = sorted(set(b for b in bounds if b < size)) + [size]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def count_newlines(path: str, start: int, end: int) -> int:
+    fs, p = open_input(path)
+    count = 0
+    with fs.open_input_file(p) as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            block = f.read(min(left, 1 << 24))
+            if not block:
+                break
+            count += block.count(b"\n")
+            left -= len(block)
+    return count
+
+
+def _read_range(path: str, start: int, end: int | None) -> bytes:
+    fs, p = open_input(path)
+    with fs.open_input_file(p) as f:
+        f.seek(start)
+        return f.read() if end is None else f.read(end - start)
+
+
 def parse_file(path: str, fmt: str, columns: list[str], *, delimiter: str | None = None,
-               strip_header: bool = True) -> Iterator[Parsed]:
-    """Parse one file in batches; yield each batch's good rows and bad rows."""
+               strip_header: bool = True, start: int = 0, end: int | None = None,
+               first_line: int = 1) -> Iterator[Parsed]:
+    """Parse one file, or the byte range ``[start, end)`` of a line-oriented one whose first
+    line is line ``first_line`` of the file; yield good rows and bad rows."""
     if fmt in ("csv", "tsv"):
-        yield from _parse_csv(path, columns, delimiter or ("\t" if fmt == "tsv" else ","), strip_header)
+        yield from _parse_csv(path, columns, delimiter or ("\t" if fmt == "tsv" else ","), strip_header,
+                              start, end, first_line)
     elif fmt == "jsonl":
-        yield from _parse_jsonl(path, columns)
+        yield from _parse_jsonl(path, columns, start, end, first_line)
     elif fmt == "parquet":
         yield from _parse_parquet(path, columns)
     else:
         raise InputError(f"unknown input format {fmt!r}")
 
 
-def _parse_csv(path, columns, delimiter, strip_header):
+def _parse_csv(path, columns, delimiter, strip_header, start=0, end=None, first_line=1):
     header = read_header(path, "csv", delimiter, strip_header)
     missing = [c for c in columns if c not in header]
     if missing:
         raise InputError(f"{path}: missing configured column(s) {missing}; the file has {header}")
     bad: list[tuple[int, str, str]] = []
+    offset = first_line - 1 if start else 0  # the buffer's line 1 is the file's line first_line
 
     def on_invalid(row):
-        bad.append((row.number, f"malformed line: expected {row.expected_columns} fields, "
-                                f"got {row.actual_columns}", row.text))
+        bad.append((row.number + offset, f"malformed line: expected {row.expected_columns} fields, "
+                                         f"got {row.actual_columns}", row.text))
         return "skip"
 
-    # the whole file at once and single-threaded, so the bad rows' line numbers are known
+    # the whole range at once and single-threaded, so the bad rows' line numbers are known
     # and the good rows' lines are the remaining ones, in order
-    fs, p = open_input(path)
-    read = pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False)
+    read = pacsv.ReadOptions(column_names=header, skip_rows=0 if start else 1, use_threads=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False)
     convert = pacsv.ConvertOptions(column_types={c: pa.binary() for c in header}, include_columns=columns,
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
-    with fs.open_input_stream(p) as stream:
-        table = pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    table = pacsv.read_csv(pa.BufferReader(_read_range(path, start, end)), read_options=read,
+                           parse_options=parse, convert_options=convert)
     skipped = np.asarray([line for line, _, _ in bad], dtype=np.int64)
-    lines = np.setdiff1d(np.arange(2, 2 + table.num_rows + len(skipped), dtype=np.int64), skipped)
+    first = first_line if start else 2
+    lines = np.setdiff1d(np.arange(first, first + table.num_rows + len(skipped), dtype=np.int64), skipped)
     yield _decoded(table, lines, path, bad)
 
 
@@ -187,18 +238,16 @@ def _parse_parquet(path, columns):
             yield _as_strings(pa.Table.from_batches([batch]), columns, lines, path)
 
 
-def _parse_jsonl(path, columns):
-    fs, p = open_input(path)
-    with fs.open_input_stream(p) as f:
-        raw = f.read()
-    if not raw.strip():
+def _parse_jsonl(path, columns, start=0, end=None, first_line=1):
+    raw = _read_range(path, start, end)
+    if not raw.strip() and not start:
         raise InputError(f"empty file: {path}")
     text_lines = raw.split(b"\n")
     if text_lines and text_lines[-1] == b"":
         text_lines.pop()
-    for start in range(0, len(text_lines), BATCH_ROWS):
-        chunk = text_lines[start:start + BATCH_ROWS]
-        lines = np.arange(start + 1, start + 1 + len(chunk), dtype=np.int64)
+    for i in range(0, len(text_lines), BATCH_ROWS):
+        chunk = text_lines[i:i + BATCH_ROWS]
+        lines = np.arange(first_line + i, first_line + i + len(chunk), dtype=np.int64)
         yield _parse_json_chunk(chunk, lines, columns, path)
 
 
@@ -301,8 +350,10 @@ def staged_schema(attributes: list[str]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def records_from_file(path: str, source, attributes) -> Iterator[pa.RecordBatch]:
-    """Parse, validate and normalise one file of a source (``staged_schema`` batches).
+def records_from_file(path: str, source, attributes, start: int = 0, end: int | None = None,
+                      first_line: int = 1) -> Iterator[pa.RecordBatch]:
+    """Parse, validate and normalise one file, or one byte range of it (see ``parse_file``),
+    of a source (``staged_schema`` batches).
 
     ``source`` has ``name, format, id_column, delimiter, strip_header, column_map``;
     each attribute has ``name, type, date_format, normalize`` (schemas/config.py).
@@ -312,7 +363,7 @@ def records_from_file(path: str, source, attributes) -> Iterator[pa.RecordBatch]
     column_of = {a.name: source.column_map.get(a.name, a.name) for a in attributes}
     wanted = list(dict.fromkeys([source.id_column, *column_of.values()]))
     for parsed in parse_file(path, source.format, wanted, delimiter=source.delimiter,
-                             strip_header=source.strip_header):
+                             strip_header=source.strip_header, start=start, end=end, first_line=first_line):
         good, bad = _validated(parsed.table, source.id_column, attributes, column_of)
         if parsed.bad or bad:
             rows = parsed.bad + bad
