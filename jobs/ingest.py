@@ -1,8 +1,9 @@
 """Ingest job: read record sources, validate and normalise, quarantine bad rows.
 
 Outputs under ``<output>/ingest/``: ``records`` (schemas.datasets.records), ``quarantine``
-(schemas.datasets.QUARANTINE) and ``manifest.json``. One Spark task parses one input file
-(transforms/records.py), so split large inputs into several files for parallelism.
+(schemas.datasets.QUARANTINE) and ``manifest.json``. One Spark task parses one file, or one
+range of lines of a large CSV/TSV/JSONL file (``ingest.split_bytes``), with
+transforms/records.py; a distributed newline count gives each range its first line number.
 
 Run: ``sigil ingest --conf FILE`` or ``spark-submit jobs/ingest.py --conf FILE``.
 """
