@@ -235,3 +235,23 @@ def test_large_files_split_by_line_give_the_same_rows_and_lines(spark, tmp_path,
     assert len(whole[2]) > 5  # the bad lines were found, at the same line numbers
     first = 2 if fmt == "csv" else 1
     assert sorted(line for line, _, _ in whole[1] + whole[2]) == list(range(first, first + 400))
+
+
+def test_generated_link_data_blocks_across_sources_only(spark, tmp_path):
+    out = tmp_path / "link"
+    config = load_config(base={
+        "output": str(out),
+        "generate": {"entities": 1500, "chunk_entities": 500, "mode": "link", "seed": 3},
+        "ingest": {"sources": [{"name": n, "path": f"{out}/generate/records/source={n}", "format": "parquet",
+                                "id_column": "rec_id"} for n in ("a", "b")],
+                   "attributes": [{"name": f} for f in ("given_name", "surname", "street_number", "address_1",
+                                                         "suburb", "postcode", "state", "date_of_birth")]},
+        "block": {"mode": "link", "lsh": {"threshold": 0.4}, "exact_jaccard": True, "min_jaccard": 0.4,
+                  "truth": {"path": f"{out}/generate/truth", "format": "parquet"}}})
+    generated = generate.run(spark, config, quiet=True)
+    assert set(generated["outputs"]) == {"records.a", "records.b", "truth"}
+    ingest.run(spark, config, quiet=True)
+    m = block.run(spark, config, quiet=True)["metrics"]
+    assert m["truth_pairs"] == generated["outputs"]["truth"] and m["pair_completeness"] > 0.95
+    cand = pq.read_table(f"{out}/block/candidates")
+    assert set(zip(cand.column("source_a").to_pylist(), cand.column("source_b").to_pylist())) == {("a", "b")}
