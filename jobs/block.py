@@ -28,7 +28,7 @@ from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import unpack_rows
-from sigil.transforms.records import InputError
+from sigil.transforms.records import InputError, list_files
 
 SIGNATURES = "rid long, source string, id string, num_tokens int, signature binary"
 KEYS = "band int, key long, fine long, rid long, src int"
@@ -217,9 +217,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     with Run("block", config, spark, strict, quiet) as job:
         path = block.input or f"{config.output.rstrip('/')}/ingest/records"
         try:
-            records = spark.read.parquet(path)
-        except Exception as err:  # noqa: BLE001 - Spark raises AnalysisException for a missing path
-            raise InputError(f"cannot read ingested records at {path}: run 'sigil ingest' first ({err})") from None
+            list_files(path)
+        except InputError as err:
+            raise InputError(f"no ingested records at {path}: run 'sigil ingest' first ({err})") from None
+        records = spark.read.parquet(path)
         columns = token_columns(config, records)
         missing = [c for c in columns if c + datasets.NORM_SUFFIX not in records.columns]
         if missing:

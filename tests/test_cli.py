@@ -28,3 +28,11 @@ def test_unknown_job_is_an_argparse_error():
     with pytest.raises(SystemExit) as err:
         main(["frobnicate"])
     assert err.value.code == 2
+
+
+def test_block_without_ingest_is_a_clear_error(spark, tmp_path, capsys):  # the shared session
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"output: {tmp_path}/out\nblock: {{mode: dedupe}}\n")
+    assert main(["block", "--conf", str(conf), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no ingested records" in err and "run 'sigil ingest' first" in err and "Traceback" not in err
