@@ -242,8 +242,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             # statistics: a row per (band, size) per partition, and per oversized sample
             stats = [r.asDict() for r in buckets.where("kind > 0").collect()]  # driver-ok: bucket statistics
             write_table(histogram(stats), job.path("bucket_sizes"))
-            n_oversized = write_table(oversized_report([r for r in stats if r["kind"] == 2], sigs),
-                                      job.path("oversized"))
+            oversized = oversized_report([r for r in stats if r["kind"] == 2], sigs)
+            write_table(oversized, job.path("oversized"))
         with job.stage("pairs"):
             pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
             n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
@@ -251,12 +251,12 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         sigs.unpersist()
         metrics = job.manifest["metrics"]
         metrics.update({"records": sum(counts.values()), "records_without_tokens": empty,
-                        "oversized_buckets": n_oversized, "candidate_pairs": n_candidates})
-        if n_oversized:
-            top = spark.read.parquet(job.path("oversized")).orderBy(F.desc("size")).limit(10).collect()  # driver-ok
-            metrics["oversized_top"] = [r.asDict() for r in top]
-            job.log(f"{n_oversized} bucket(s) over {block.lsh.max_bucket_size} members were {block.lsh.oversized}"
-                    f"{'ped' if block.lsh.oversized == 'skip' else ''}; see oversized/")
+                        "oversized_buckets": oversized.num_rows, "candidate_pairs": n_candidates})
+        if oversized.num_rows:
+            metrics["oversized_top"] = sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10]
+            done = {"skip": "skipped", "split": "split by their next band"}[block.lsh.oversized]
+            job.log(f"{oversized.num_rows} bucket(s) over {block.lsh.max_bucket_size} members were {done}; "
+                    "see oversized/")
         if block.truth is not None:
             with job.stage("quality"):
                 cands = spark.read.parquet(job.path("candidates"))
