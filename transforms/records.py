@@ -11,6 +11,7 @@ Quarantine reasons (the ``reason`` column starts with one of these):
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +46,6 @@ class Parsed:
 def open_input(path: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path or any URI pyarrow understands."""
     if "://" not in path:
-        import os
         path = os.path.abspath(path)
     return pafs.FileSystem.from_uri(path)
 
