@@ -34,12 +34,6 @@ SIGNATURES = "rid long, source string, id string, num_tokens int, signature bina
 KEYS = "band int, key long, fine long, rid long, src int"
 
 
-def token_columns(config: SigilConfig, records: DataFrame) -> list[str]:
-    if config.block.tokenizer.columns:
-        return list(config.block.tokenizer.columns)
-    return [c[: -len(datasets.NORM_SUFFIX)] for c in records.columns if c.endswith(datasets.NORM_SUFFIX)]
-
-
 def signatures(records: DataFrame, columns: list[str], block: BlockConfig) -> DataFrame:
     hasher = MinHasher(block.minhash.num_perm, block.minhash.seed, block.minhash.scheme)
     tok = block.tokenizer
@@ -215,13 +209,13 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if block is None:
         raise InputError("the configuration has no 'block' section")
     with Run("block", config, spark, strict, quiet) as job:
-        path = block.input or f"{config.output.rstrip('/')}/ingest/records"
+        path = config.records_path()
         try:
             list_files(path)
         except InputError as err:
             raise InputError(f"no ingested records at {path}: run 'sigil ingest' first ({err})") from None
         records = spark.read.parquet(path)
-        columns = token_columns(config, records)
+        columns = config.token_columns(records.columns)
         missing = [c for c in columns if c + datasets.NORM_SUFFIX not in records.columns]
         if missing:
             raise InputError(f"block.tokenizer.columns {missing} are not attributes of the records at {path}")

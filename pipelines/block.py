@@ -27,14 +27,18 @@ from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, bucket_pairs, exact_scores, lsh_shape, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
+from sigil.transforms.packing import unpack_rows
 from sigil.transforms.records import InputError, list_files
 
 
 class Sign(beam.DoFn):
-    """Arrow table of records -> one (rid, (source, id, num_tokens, signature, tokens)) per record."""
+    """Arrow table of records -> one (rid, (source, id, num_tokens, signature, tokens)) per
+    record, and on the ``bands`` output ((band, key), (rid, source index, fine key)) for
+    every band of every record with tokens: band keys are computed per batch, not per record."""
 
-    def __init__(self, columns: list[str], block: BlockConfig):
-        self.columns, self.block = columns, block
+    def __init__(self, columns: list[str], block: BlockConfig, sources: dict[str, int]):
+        self.columns, self.block, self.sources = columns, block, sources
+        self.bands, self.rows = lsh_shape(block.lsh, block.minhash.num_perm)
 
     def setup(self):
         m = self.block.minhash
@@ -45,27 +49,22 @@ class Sign(beam.DoFn):
         for batch in table.to_batches():
             sig = signature_batch(batch, self.columns, self.hasher, kind=tok.kind, q=tok.q, join=tok.join,
                                   tag_columns=tok.tag_columns, with_tokens=self.block.exact_jaccard)
+            rids, sources = sig.column("rid").to_pylist(), sig.column("source").to_pylist()
             tokens = sig.column("tokens").to_pylist() if self.block.exact_jaccard else [b""] * sig.num_rows
-            yield from zip(sig.column("rid").to_pylist(),
-                           zip(sig.column("source").to_pylist(), sig.column("id").to_pylist(),
-                               sig.column("num_tokens").to_pylist(), sig.column("signature").to_pylist(), tokens))
+            yield from zip(rids, zip(sources, sig.column("id").to_pylist(), sig.column("num_tokens").to_pylist(),
+                                     sig.column("signature").to_pylist(), tokens))
+            keys, fine = band_keys(unpack_rows(sig.column("signature"), np.uint32, self.block.minhash.num_perm),
+                                   self.bands, self.rows)
+            for i in np.flatnonzero(sig.column("num_tokens").to_numpy() > 0):
+                for band in range(self.bands):
+                    yield beam.pvalue.TaggedOutput("bands", ((band, int(keys[i, band])),
+                                                             (rids[i], self.sources[sources[i]], int(fine[i, band]))))
 
 
 def read_batches(path: str, columns: list[str]):
     """One Arrow table per row batch of a Parquet file."""
     for batch in pq.ParquetFile(path).iter_batches(10_000, columns=columns):
         yield pa.Table.from_batches([batch])
-
-
-def band_entries(element, sources: dict[str, int], bands: int, rows: int, num_perm: int):
-    """(rid, payload) -> ((band, key), (rid, source index, fine key)) for every band."""
-    rid, (source, _, num_tokens, signature, _) = element
-    if num_tokens == 0:
-        return
-    sig = np.frombuffer(signature, dtype=np.uint32).reshape(1, num_perm)
-    keys, fine = band_keys(sig, bands, rows)
-    for band in range(bands):
-        yield (band, int(keys[0, band])), (rid, sources[source], int(fine[0, band]))
 
 
 def bucket_to_pairs(bucket, block: BlockConfig):
@@ -117,15 +116,14 @@ def score(rows, block: BlockConfig):
 
 def build(p, config: SigilConfig, records_path: str, columns: list[str], sources: list[str], out_prefix: str):
     block = config.block
-    bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
     index = {name: i for i, name in enumerate(sources)}
     files = [f for f in list_files(records_path) if f.endswith(".parquet")]
     wanted = ["rid", "source", "id", *[c + datasets.NORM_SUFFIX for c in columns]]
-    sigs = (p | "files" >> beam.Create(files)
-            | "read" >> beam.FlatMap(read_batches, wanted)
-            | "sign" >> beam.ParDo(Sign(columns, block)))
-    pairs = (sigs
-             | "bands" >> beam.FlatMap(band_entries, index, bands, rows, block.minhash.num_perm)
+    signed = (p | "files" >> beam.Create(files)
+              | "read" >> beam.FlatMap(read_batches, wanted)
+              | "sign" >> beam.ParDo(Sign(columns, block, index)).with_outputs("bands", main="sigs"))
+    sigs = signed.sigs
+    pairs = (signed.bands
              | "buckets" >> beam.GroupByKey()
              | "pairs" >> beam.FlatMap(bucket_to_pairs, block)
              | "distinct" >> beam.Distinct())
@@ -145,11 +143,9 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
     if block is None:
         raise InputError("the configuration has no 'block' section")
     with Run("block", config, None, strict, quiet) as job:
-        records_path = block.input or f"{config.output.rstrip('/')}/ingest/records"
+        records_path = config.records_path()
         dataset = pq.ParquetDataset(records_path)
-        names = dataset.schema.names
-        columns = list(block.tokenizer.columns or [c[:-len(datasets.NORM_SUFFIX)] for c in names
-                                                   if c.endswith(datasets.NORM_SUFFIX)])
+        columns = config.token_columns(dataset.schema.names)
         # the source names only (one small column), to number them as the Spark job does
         sources = sorted(pc.unique(dataset.read(columns=["source"]).column("source")).to_pylist())
         args = pipeline_args if pipeline_args is not None else shlex.split(os.environ.get("BEAM_OPTIONS", ""))

@@ -14,7 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-NORMALIZERS = ("nfkc", "casefold", "whitespace", "strip_punctuation", "digits_only")
+from sigil.schemas.datasets import NORM_SUFFIX
+
+Normalizer = Literal["nfkc", "casefold", "whitespace", "strip_punctuation", "digits_only"]
 
 
 class Model(BaseModel):
@@ -49,7 +51,7 @@ class Attribute(Model):
     name: str
     type: Literal["string", "int", "float", "date"] = "string"
     date_format: str = "%Y%m%d"
-    normalize: tuple[Literal["nfkc", "casefold", "whitespace", "strip_punctuation", "digits_only"], ...] = (
+    normalize: tuple[Normalizer, ...] = (
         "nfkc", "casefold", "whitespace")
 
 
@@ -160,6 +162,17 @@ class SigilConfig(Model):
     generate: GenerateConfig | None = None
     ingest: IngestConfig | None = None
     block: BlockConfig | None = None
+
+    def records_path(self) -> str:
+        """The records the block job reads: ``block.input``, or the ingest job's output."""
+        return (self.block.input if self.block and self.block.input
+                else f"{self.output.rstrip('/')}/ingest/records")
+
+    def token_columns(self, record_columns: list[str]) -> list[str]:
+        """The attributes to tokenise: configured, or every normalised column of the records."""
+        if self.block.tokenizer.columns:
+            return list(self.block.tokenizer.columns)
+        return [c[: -len(NORM_SUFFIX)] for c in record_columns if c.endswith(NORM_SUFFIX)]
 
     @model_validator(mode="after")
     def _block_columns_exist(self):
