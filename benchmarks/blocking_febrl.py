@@ -177,8 +177,8 @@ def sigil_config(data: Path, workdir: Path, truth: Path, shuffle_partitions: int
                         {"name": "b", "path": str(data / "dataset4b.csv"), "id_column": "rec_id"}],
             "attributes": [{"name": a} for a in attributes],
         },
-        "block": {"mode": "link", "lsh": {"threshold": 0.3}, "exact_jaccard": True, "min_jaccard": 0.3,
-                  "truth": {"path": str(truth)}},
+        "block": {"mode": "link", "lsh": {"threshold": 0.3}, "exact_jaccard": True, "min_jaccard": 0.3},
+        "truth": {"path": str(truth)},
     })
 
 

@@ -40,7 +40,7 @@ def config(out: Path, people: int, threshold: float, partitions: int) -> dict:
     demo["block"]["lsh"]["threshold"] = threshold
     demo["block"]["min_jaccard"] = threshold
     demo["block"]["validate_output"] = False
-    demo["block"]["truth"] = {"path": f"{out}/generate/truth", "format": "parquet"}
+    demo["truth"] = {"path": f"{out}/generate/truth", "format": "parquet"}
     return demo
 
 

@@ -1,7 +1,7 @@
 """Configuration models: one YAML file drives every job, validated before any work starts.
 
-A configuration has one section per job (``generate``, ``ingest``, ``block``) plus
-``spark`` and ``output``. ``sigil <job> --conf FILE`` validates the whole file, then runs
+A configuration has one section per job (``generate``, ``ingest``, ``block``, ``match``,
+``cluster``) plus ``spark``, ``output`` and the ground ``truth`` that quality metrics use. ``sigil <job> --conf FILE`` validates the whole file, then runs
 the job's section. Unknown keys and bad values fail with the key's dotted path and what is
 allowed (pydantic, ``extra="forbid"``).
 """
@@ -131,7 +131,7 @@ class TruthConfig(Model):
     @model_validator(mode="after")
     def _one_way(self):
         if (self.path is None) == (self.id_regex is None):
-            raise ValueError("block.truth needs exactly one of path or id_regex")
+            raise ValueError("truth needs exactly one of path or id_regex")
         return self
 
 
@@ -144,7 +144,6 @@ class BlockConfig(Model):
     min_jaccard_estimate: float | None = Field(None, ge=0, le=1)
     exact_jaccard: bool = False
     min_jaccard: float | None = Field(None, ge=0, le=1, description="minimum exact Jaccard; needs exact_jaccard")
-    truth: TruthConfig | None = None
     validate_output: bool = Field(False, description="check the candidates with the Great Expectations suite")
 
     @model_validator(mode="after")
@@ -156,12 +155,125 @@ class BlockConfig(Model):
         return self
 
 
+LevelKind = Literal["exact", "jaro_winkler", "jaro", "levenshtein", "levenshtein_ratio", "damerau_levenshtein",
+                    "jaccard", "numeric_diff", "date_days"]
+#: level kinds whose bound is a similarity (a pair holds when similarity >= min); the others
+#: are distances (a pair holds when distance <= max); ``exact`` has no bound.
+SIMILARITY_LEVELS = ("jaro_winkler", "jaro", "levenshtein_ratio", "jaccard")
+DISTANCE_LEVELS = ("levenshtein", "damerau_levenshtein", "numeric_diff", "date_days")
+
+
+class Level(Model):
+    """One comparison level: a predicate on the two values of a pair. ``min`` bounds a
+    similarity in [0, 1]; ``max`` bounds a distance (edits, relative difference, days)."""
+
+    kind: LevelKind
+    min: float | None = Field(None, ge=0, le=1)
+    max: float | None = Field(None, ge=0)
+    date_format: str = Field("%Y%m%d", description="strptime format of date_days values")
+
+    @model_validator(mode="after")
+    def _bound(self):
+        if self.kind in SIMILARITY_LEVELS and (self.min is None or self.max is not None):
+            raise ValueError(f"level {self.kind} takes min (a similarity in [0, 1])")
+        if self.kind in DISTANCE_LEVELS and (self.max is None or self.min is not None):
+            raise ValueError(f"level {self.kind} takes max (a distance)")
+        if self.kind == "exact" and (self.min, self.max) != (None, None):
+            raise ValueError("level exact takes neither min nor max")
+        return self
+
+    def label(self) -> str:
+        bound = f">={self.min:g}" if self.min is not None else f"<={self.max:g}" if self.max is not None else ""
+        return self.kind + bound
+
+
+class Comparison(Model):
+    """How the two values of one attribute compare: the first level whose predicate holds,
+    else the ``else`` level; a pair with a missing value on either side has the null level."""
+
+    column: str
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$", description="default: the column")
+    levels: list[Level] = Field(min_length=1)
+    normalized: bool = Field(True, description="compare the normalised values, else the raw ones")
+    term_frequency: bool = Field(False, description="adjust the exact level by how common the value is")
+
+    @property
+    def key(self) -> str:
+        return self.name or self.column
+
+    def labels(self) -> list[str]:
+        return [level.label() for level in self.levels] + ["else"]
+
+
+class EmConfig(Model):
+    """Fellegi-Sunter training: u from random record pairs, then m and the prior by EM."""
+
+    u_pairs: int = Field(1_000_000, ge=1_000, description="random record pairs for the u probabilities")
+    max_iterations: int = Field(100, ge=1)
+    tolerance: float = Field(1e-6, gt=0, description="stop when no parameter moves more than this")
+    update_u: bool = Field(False, description="re-estimate u by EM too (Splink keeps u from sampling)")
+    prior: float | None = Field(None, gt=0, lt=1, description="starting match prior; default from the data")
+    seed: int = 0
+
+
+class LabelsConfig(Model):
+    """Labelled pairs: columns id_a, id_b (and source_a, source_b, label when present). A file
+    without a label column lists matches only; non-matches are then sampled from the
+    candidates not listed."""
+
+    path: str
+    format: Literal["csv", "parquet"] = "csv"
+    max_pairs: int = Field(1_000_000, ge=1, description="labelled pairs are fitted on the driver")
+
+
+class MatchConfig(Model):
+    input: str | None = Field(None, description="candidate pairs; default <output>/block/candidates")
+    comparisons: list[Comparison] = Field(min_length=1)
+    model: Literal["fellegi_sunter", "logistic"] = "fellegi_sunter"
+    em: EmConfig = EmConfig()
+    labels: LabelsConfig | None = None
+    threshold: float | Literal["best_f1"] = Field(0.5, description="match probability above which a pair "
+                                                                   "matches, or best_f1 on the labels")
+    load_model: str | None = Field(None, description="a saved model.json: score without training")
+    validate_output: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        keys = [c.key for c in self.comparisons]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"comparison names must be unique, got {keys}")
+        if self.model == "logistic" and self.labels is None and self.load_model is None:
+            raise ValueError("match.model=logistic needs match.labels")
+        if self.threshold == "best_f1" and self.labels is None:
+            raise ValueError("match.threshold=best_f1 needs match.labels")
+        if isinstance(self.threshold, float) and not 0 < self.threshold < 1:
+            raise ValueError("match.threshold must lie in (0, 1)")
+        return self
+
+
+class ClusterConfig(Model):
+    input: str | None = Field(None, description="scored pairs; default <output>/match/pairs")
+    threshold: float | None = Field(None, gt=0, lt=1, description="match probability of an edge; "
+                                                                  "default the match threshold")
+    max_size: int = Field(1_000, ge=2, description="components larger than this are reported")
+    split_threshold: float | None = Field(None, gt=0, lt=1, description="re-cluster oversized components "
+                                                                        "with this stricter threshold")
+    max_iterations: int = Field(64, ge=1)
+
+
 class SigilConfig(Model):
     output: str = Field(description="directory under which every job writes its datasets")
     spark: SparkConfig = SparkConfig()
     generate: GenerateConfig | None = None
     ingest: IngestConfig | None = None
     block: BlockConfig | None = None
+    match: MatchConfig | None = None
+    cluster: ClusterConfig | None = None
+    truth: TruthConfig | None = Field(None, description="ground truth for quality metrics of every stage")
+
+    def er_mode(self) -> str:
+        """``dedupe`` (one source, or all sources pooled) or ``link`` (pairs across sources only)."""
+        return self.block.mode if self.block else "dedupe"
 
     def records_path(self) -> str:
         """The records the block job reads: ``block.input``, or the ingest job's output."""
@@ -174,6 +286,9 @@ class SigilConfig(Model):
             return list(self.block.tokenizer.columns)
         return [c[: -len(NORM_SUFFIX)] for c in record_columns if c.endswith(NORM_SUFFIX)]
 
+    def stage_path(self, stage: str, dataset: str) -> str:
+        return f"{self.output.rstrip('/')}/{stage}/{dataset}"
+
     @model_validator(mode="after")
     def _block_columns_exist(self):
         if self.block and self.ingest and self.block.tokenizer.columns:
@@ -182,6 +297,11 @@ class SigilConfig(Model):
             if unknown:
                 raise ValueError(f"block.tokenizer.columns names unknown attributes {unknown}; "
                                  f"allowed: {sorted(known)}")
+        if self.match and self.ingest:
+            known = {a.name for a in self.ingest.attributes}
+            unknown = [c.column for c in self.match.comparisons if c.column not in known]
+            if unknown:
+                raise ValueError(f"match.comparisons name unknown attributes {unknown}; allowed: {sorted(known)}")
         return self
 
 

@@ -30,6 +30,35 @@ CANDIDATES = pa.schema([
     pa.field("jaccard", pa.float32()),  # exact token-set Jaccard, when configured
 ])
 
+#: Scored pairs from the match job: one comparison level per comparison (-1 = a value is
+#: missing; 0 = the first, most similar level), the match weight (log2 Bayes factor with the
+#: prior) and probability. Built by a function because the level columns follow the config.
+def scored(comparisons: list[str]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(k, pa.string(), nullable=False) for k in ("source_a", "id_a", "source_b", "id_b")]
+        + [pa.field(f"gamma_{c}", pa.int8(), nullable=False) for c in comparisons]
+        + [pa.field("match_weight", pa.float64(), nullable=False),
+           pa.field("match_probability", pa.float64(), nullable=False)])
+
+
+#: Entities from the cluster job: every record with its entity; the entity id is the
+#: smallest record key (rid) of its component, so the same input gives the same ids.
+ENTITIES = pa.schema([
+    pa.field("rid", pa.int64(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("entity_id", pa.int64(), nullable=False),
+    pa.field("cluster_size", pa.int64(), nullable=False),
+])
+
+#: Components over the size limit: reported with a sample of their records.
+OVERSIZED_COMPONENTS = pa.schema([
+    pa.field("entity_id", pa.int64(), nullable=False),
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("sample_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("split", pa.bool_(), nullable=False),
+])
+
 #: Generated person records (transforms/people.py): FEBRL's fields, and the true entity.
 PEOPLE = pa.schema(
     [("source", pa.string()), ("rec_id", pa.string()), ("entity_id", pa.int64())]

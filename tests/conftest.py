@@ -57,8 +57,8 @@ def febrl4_config(output: Path, truth: Path, **block) -> dict:
             "attributes": [{"name": a} for a in FEBRL_ATTRIBUTES],
         },
         "block": {"mode": "link", "lsh": {"threshold": 0.3}, "exact_jaccard": True, "min_jaccard": 0.3,
-                  "validate_output": True,
-                  "truth": {"path": str(truth)}, **block},
+                  "validate_output": True, **block},
+        "truth": {"path": str(truth)},
     }
 
 

@@ -63,8 +63,8 @@ def test_beam_pipeline_writes_the_same_candidates(febrl4, tmp_path):
 
     config, _, _ = febrl4
     beam_config = load_config(base={**config.model_dump(mode="json"), "output": str(tmp_path),
-                                    "block": {**config.block.model_dump(mode="json"), "truth": None,
-                                              "input": f"{config.output}/ingest/records"}})
+                                    "truth": None, "block": {**config.block.model_dump(mode="json"),
+                                                             "input": f"{config.output}/ingest/records"}})
     beam_block.run(beam_config, quiet=True)
     keys = [("source_a", "ascending"), ("id_a", "ascending"), ("source_b", "ascending"), ("id_b", "ascending")]
     spark_out = pq.read_table(f"{config.output}/block/candidates").sort_by(keys)
@@ -187,7 +187,7 @@ def test_demo_runs_the_whole_chain(spark, tmp_path, capsys):
     manifests = demo.main(overrides=[f"output={out}", "generate.entities=2000", "generate.chunk_entities=1000",
                                      f"ingest.sources=[{{name: people, path: '{out}/generate/records/source=people',"
                                      " format: csv, id_column: rec_id}]",
-                                     f"block.truth.path={out}/generate/truth"], quiet=True)
+                                     f"truth.path={out}/generate/truth"], quiet=True)
     assert manifests["block"]["metrics"]["pair_completeness"] > 0.9
     assert "pair completeness" in capsys.readouterr().out
 
@@ -246,8 +246,8 @@ def test_generated_link_data_blocks_across_sources_only(spark, tmp_path):
                                 "id_column": "rec_id"} for n in ("a", "b")],
                    "attributes": [{"name": f} for f in ("given_name", "surname", "street_number", "address_1",
                                                          "suburb", "postcode", "state", "date_of_birth")]},
-        "block": {"mode": "link", "lsh": {"threshold": 0.4}, "exact_jaccard": True, "min_jaccard": 0.4,
-                  "truth": {"path": f"{out}/generate/truth", "format": "parquet"}}})
+        "block": {"mode": "link", "lsh": {"threshold": 0.4}, "exact_jaccard": True, "min_jaccard": 0.4},
+        "truth": {"path": f"{out}/generate/truth", "format": "parquet"}})
     generated = generate.run(spark, config, quiet=True)
     assert set(generated["outputs"]) == {"records.a", "records.b", "truth"}
     ingest.run(spark, config, quiet=True)
