@@ -24,24 +24,48 @@ def truth_from_ids(records: DataFrame, pattern: str, mode: str) -> DataFrame:
     return pairs.drop("entity")
 
 
-def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFrame) -> DataFrame:
-    """Truth pairs, oriented like candidates; a file without source columns names the
-    single source (dedupe) or the first and second sources (link)."""
-    t, mode = config.truth, config.er_mode()
-    if t.id_regex is not None:
-        return truth_from_ids(records, t.id_regex, mode)
-    df = (spark.read.option("header", True).csv(t.path) if t.format == "csv" else spark.read.parquet(t.path))
+def read_pairs(spark, path: str, fmt: str, mode: str, sources: list[str],
+               id_columns: tuple[str, str] = ("id_a", "id_b"), extra: tuple[str, ...] = ()) -> DataFrame:
+    """Record pairs from a CSV/Parquet file, oriented like candidates, (source_a, id_a) <
+    (source_b, id_b), without duplicates. A file without source columns names the single
+    source (dedupe) or the first and second sources (link); ``extra`` columns (e.g. a
+    label) are kept."""
+    df = (spark.read.option("header", True).csv(path) if fmt == "csv" else spark.read.parquet(path))
     df = df.toDF(*[c.strip() for c in df.columns])
+    missing = [c for c in (*id_columns, *extra) if c not in df.columns]
+    if missing:
+        from sigil.transforms.records import InputError
+        raise InputError(f"{path} has no column(s) {missing}; it has {df.columns}")
+    df = df.withColumnRenamed(id_columns[0], "id_a").withColumnRenamed(id_columns[1], "id_b")
     if "source_a" not in df.columns:
         sa, sb = (sources[0], sources[0]) if mode == "dedupe" else (sources[0], sources[1])
         df = df.withColumn("source_a", F.lit(sa)).withColumn("source_b", F.lit(sb))
-    df = df.select(*[F.trim(F.col(c).cast("string")).alias(c) for c in ("source_a", "id_a", "source_b", "id_b")])
+    df = df.select(*[F.trim(F.col(c).cast("string")).alias(c) for c in KEYS], *extra)
     swap = (F.col("source_a") > F.col("source_b")) | ((F.col("source_a") == F.col("source_b")) & (F.col("id_a") > F.col("id_b")))
     return df.select(
         F.when(swap, F.col("source_b")).otherwise(F.col("source_a")).alias("source_a"),
         F.when(swap, F.col("id_b")).otherwise(F.col("id_a")).alias("id_a"),
         F.when(swap, F.col("source_a")).otherwise(F.col("source_b")).alias("source_b"),
-        F.when(swap, F.col("id_a")).otherwise(F.col("id_b")).alias("id_b")).distinct()
+        F.when(swap, F.col("id_a")).otherwise(F.col("id_b")).alias("id_b"), *extra).dropDuplicates(KEYS)
+
+
+def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFrame) -> DataFrame:
+    """Truth pairs, oriented like candidates, from the configured file or id pattern."""
+    t, mode = config.truth, config.er_mode()
+    if t.id_regex is not None:
+        return truth_from_ids(records, t.id_regex, mode)
+    return read_pairs(spark, t.path, t.format, mode, sources, tuple(t.id_columns))
+
+
+def pair_quality(predicted: DataFrame, n_predicted: int, truth: DataFrame, prefix: str = "") -> dict:
+    """Pairwise precision, recall and F1 of ``predicted`` pairs (KEYS columns) against truth."""
+    n_truth = truth.count()
+    tp = predicted.select(*KEYS).join(truth.select(*KEYS), KEYS).count()
+    precision = tp / n_predicted if n_predicted else 0.0
+    recall = tp / n_truth if n_truth else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {f"{prefix}true_positives": tp, f"{prefix}truth_pairs": n_truth, f"{prefix}precision": precision,
+            f"{prefix}recall": recall, f"{prefix}f1": f1}
 
 
 def possible_pairs(counts: dict[str, int], mode: str) -> int:

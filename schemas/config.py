@@ -126,6 +126,7 @@ class TruthConfig(Model):
 
     path: str | None = None
     format: Literal["csv", "parquet"] = "csv"
+    id_columns: tuple[str, str] = ("id_a", "id_b")
     id_regex: str | None = None
 
     @model_validator(mode="after")
@@ -204,6 +205,15 @@ class Comparison(Model):
     def labels(self) -> list[str]:
         return [level.label() for level in self.levels] + ["else"]
 
+    @model_validator(mode="after")
+    def _tf_on_exact(self):
+        if self.term_frequency and self.levels[0].kind != "exact":
+            raise ValueError(f"comparison {self.key}: term_frequency adjusts an exact first level; "
+                             f"the first level is {self.levels[0].kind}")
+        if len(self.levels) > 100:
+            raise ValueError(f"comparison {self.key}: at most 100 levels")
+        return self
+
 
 class EmConfig(Model):
     """Fellegi-Sunter training: u from random record pairs, then m and the prior by EM."""
@@ -217,12 +227,14 @@ class EmConfig(Model):
 
 
 class LabelsConfig(Model):
-    """Labelled pairs: columns id_a, id_b (and source_a, source_b, label when present). A file
-    without a label column lists matches only; non-matches are then sampled from the
-    candidates not listed."""
+    """Labelled pairs: two id columns (and source_a, source_b when there are several
+    sources). Without a label column the file lists matches only; non-matches are then
+    drawn from the candidate pairs it does not list."""
 
     path: str
     format: Literal["csv", "parquet"] = "csv"
+    id_columns: tuple[str, str] = ("id_a", "id_b")
+    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches")
     max_pairs: int = Field(1_000_000, ge=1, description="labelled pairs are fitted on the driver")
 
 
@@ -321,16 +333,34 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_yaml(path: Path, seen: tuple = ()) -> dict:
+    """A configuration file as a tree. ``extends: other.yaml`` (relative to the file) starts
+    from that file's tree; sections merge key by key, lists and values are replaced."""
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    tree = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    parent = tree.pop("extends", None)
+    if parent is None:
+        return tree
+    return _merged(read_yaml(path.parent / parent, (*seen, path.resolve())), tree)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> SigilConfig:
     """Read YAML, apply ``key.path=value`` overrides (values parsed as YAML), validate."""
     tree: dict = dict(base or {})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"configuration file not found: {path}")
-        tree = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        tree = read_yaml(Path(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:

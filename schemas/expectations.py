@@ -26,10 +26,22 @@ def _suites():
             gxe.ExpectColumnValuesToBeBetween(column="jaccard", min_value=0, max_value=1),
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["source_a", "id_a", "source_b", "id_b"]),
         ],
+        "scored": [
+            gxe.ExpectColumnValuesToNotBeNull(column="id_a"),
+            gxe.ExpectColumnValuesToNotBeNull(column="id_b"),
+            gxe.ExpectColumnValuesToNotBeNull(column="match_weight"),
+            gxe.ExpectColumnValuesToBeBetween(column="match_probability", min_value=0, max_value=1),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["source_a", "id_a", "source_b", "id_b"]),
+        ],
+        "entities": [
+            gxe.ExpectColumnValuesToNotBeNull(column="entity_id"),
+            gxe.ExpectColumnValuesToBeUnique(column="rid"),
+            gxe.ExpectColumnValuesToBeBetween(column="cluster_size", min_value=1),
+        ],
     }
 
 
-SUITES = ("records", "candidates")
+SUITES = ("records", "candidates", "scored", "entities")
 
 
 def validate(df, suite_name: str) -> dict:

@@ -14,7 +14,10 @@ JOBS = {
     "generate": "generate sample person records with duplicates and ground truth",
     "ingest": "read record sources, validate, normalise, quarantine bad rows",
     "block": "MinHash-LSH blocking: candidate record pairs (--engine spark|beam)",
-    "demo": "generate -> ingest -> block on generated data, with a summary",
+    "cluster": "connected components of the matches: entity ids",
+    "match": "compare candidate pairs, train or load a match model, score every pair",
+    "er": "the whole chain: ingest -> block -> match -> cluster, with a summary (--from STAGE)",
+    "demo": "generate -> ingest -> block -> match -> cluster on generated data, with a summary",
 }
 
 
@@ -30,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
         j.add_argument("--quiet", action="store_true", help="no progress messages")
         if name == "block":
             j.add_argument("--engine", choices=("spark", "beam"), default="spark")
+        if name == "er":
+            j.add_argument("--from", dest="start", choices=("ingest", "block", "match", "cluster"), default="ingest",
+                           help="resume the chain at this stage, reading the earlier stages' outputs")
     return p
 
 
@@ -43,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.job == "demo":
             from sigil.jobs import demo
             demo.main(args.conf, args.set, args.strict, args.quiet)
+            return 0
+        if args.job == "er":
+            from sigil.jobs import er
+            er.main(args.conf, args.set, args.strict, args.quiet, start=args.start)
             return 0
         config = load_config(args.conf, args.set)
         if args.job == "block" and args.engine == "beam":

@@ -1,0 +1,307 @@
+"""Match job: comparison levels for every candidate pair, a match model, scored pairs.
+
+Stages: candidates joined with both records' compared values (and, for term-frequency
+adjusted comparisons, the frequency of the left value) -> comparison levels per Arrow
+batch (``mapInArrow``, transforms/compare.py) -> the model: loaded from a saved
+``model.json``, or trained (Fellegi-Sunter: u from random record pairs, m and the prior by
+EM over the distinct level patterns; logistic: on labelled pairs) -> match weight and
+probability per pair (``mapInArrow``) -> Parquet.
+
+Outputs under ``<output>/match/``: ``pairs`` (schemas.datasets.scored), ``model.json``
+(readable parameters; ``match.load_model`` scores a new batch with it) and
+``manifest.json``; with ground truth, pairwise precision, recall and F1 in the manifest.
+
+Run: ``sigil match --conf FILE`` or ``spark-submit jobs/match.py --conf FILE``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from sigil.jobs.io import write_parquet
+from sigil.jobs.runner import Run
+from sigil.jobs.truth import KEYS, pair_quality, read_pairs, read_truth
+from sigil.schemas import datasets
+from sigil.schemas.config import MatchConfig, SigilConfig
+from sigil.transforms.compare import NULL_LEVEL, gamma_batch, value_column
+from sigil.transforms.fellegi_sunter import MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts
+from sigil.transforms.records import InputError, list_files, open_input
+from sigil.transforms.supervised import fit_logistic
+
+MAX_PATTERNS = 2_000_000  # distinct level patterns EM may bring to the driver
+
+
+def value_columns(match: MatchConfig) -> list[str]:
+    return sorted({value_column(c) for c in match.comparisons})
+
+
+def with_values(pairs: DataFrame, records: DataFrame, columns: list[str]) -> DataFrame:
+    """``pairs`` joined with ``columns`` of both records, suffixed _a and _b."""
+    for side in ("a", "b"):
+        pairs = pairs.join(records.select(F.col("source").alias(f"source_{side}"), F.col("id").alias(f"id_{side}"),
+                                          *[F.col(c).alias(f"{c}_{side}") for c in columns]),
+                           [f"source_{side}", f"id_{side}"])
+    return pairs
+
+
+def nonblank(column: str):
+    return F.col(column).isNotNull() & (F.trim(F.col(column)) != "")
+
+
+def with_term_frequencies(pairs: DataFrame, records: DataFrame, match: MatchConfig) -> DataFrame:
+    """``tf_<name>``: the relative frequency, among the records' values, of the left value
+    of each term-frequency adjusted comparison (0 when missing). One aggregation serves
+    every such comparison."""
+    adjusted = [c for c in match.comparisons if c.term_frequency]
+    if not adjusted:
+        return pairs
+    values = records.select(F.explode(F.array(*[
+        F.struct(F.lit(c.key).alias("name"), F.col(value_column(c)).alias("value")) for c in adjusted])).alias("v"))
+    counts = values.select("v.*").where(nonblank("value")).groupBy("name", "value").count()
+    tf = counts.select("name", "value", (F.col("count") / F.sum("count").over(Window.partitionBy("name"))).alias("tf"))
+    tf = tf.persist(StorageLevel.MEMORY_AND_DISK)
+    for c in adjusted:
+        col = value_column(c)
+        pairs = pairs.join(tf.where(F.col("name") == c.key).select(F.col("value").alias(f"{col}_a"),
+                                                                    F.col("tf").alias(f"tf_{c.key}")),
+                           f"{col}_a", "left").fillna(0.0, [f"tf_{c.key}"])
+    return pairs
+
+
+def gamma_schema(match: MatchConfig, extra: str = "") -> str:
+    keys = ", ".join(f"{k} string" for k in KEYS)
+    gammas = ", ".join(f"gamma_{c.key} tinyint" for c in match.comparisons)
+    tfs = "".join(f", tf_{c.key} double" for c in match.comparisons if c.term_frequency)
+    return f"{keys}, {gammas}{tfs}{extra}"
+
+
+def levels(pairs: DataFrame, match: MatchConfig, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Pairs with their comparison levels: KEYS, gamma_<name>..., tf_<name>..., ``keep``."""
+    tfs = [f"tf_{c.key}" for c in match.comparisons if c.term_frequency]
+    extra = "".join(f", {k} int" for k in keep)
+
+    def compare(batches):
+        for batch in batches:
+            cols = {k: batch.column(k) for k in KEYS}
+            cols.update({k: pa.array(v, pa.int8()) for k, v in gamma_batch(batch, match.comparisons).items()})
+            cols.update({k: batch.column(k) for k in (*tfs, *keep)})
+            yield pa.RecordBatch.from_pydict(cols)
+
+    return pairs.mapInArrow(compare, gamma_schema(match, extra))
+
+
+def gamma_matrix(batch, names: list[str]) -> np.ndarray:
+    return np.column_stack([batch.column(f"gamma_{n}").to_numpy() for n in names]) if names else np.zeros((0, 0))
+
+
+def random_sample(records: DataFrame, columns: list[str], mode: str, n_pairs: int, seed: int) -> pa.Table:
+    """Records for about ``n_pairs`` random pairs, chosen by a seeded hash of the record key
+    so every run draws the same ones: the first sqrt(2 n) records in hash order (sqrt(n)
+    per source when linking). Small by construction, so it is brought to the driver."""
+    keyed = records.select("source", "id", *columns, F.xxhash64("rid", F.lit(seed)).alias("h"))
+    if mode == "dedupe":
+        sample = keyed.orderBy("h", "source", "id").limit(math.isqrt(2 * n_pairs) + 1)
+    else:
+        rank = F.row_number().over(Window.partitionBy("source").orderBy("h", "id"))
+        sample = keyed.withColumn("r", rank).where(F.col("r") <= math.isqrt(n_pairs) + 1).drop("r")
+    return sample.orderBy("source", "h").toArrow()  # driver-ok: sqrt(2 u_pairs) rows at most
+
+
+def sample_pairs(sample: pa.Table, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of sample rows (i < j), across sources only when linking."""
+    i, j = np.triu_indices(sample.num_rows, 1)
+    if mode == "link":
+        src = sample.column("source").to_numpy(zero_copy_only=False)
+        i, j = i[src[i] != src[j]], j[src[i] != src[j]]
+    return i, j
+
+
+def u_counts(spark, sample: pa.Table, match: MatchConfig, mode: str, partitions: int) -> list[np.ndarray]:
+    """Level counts of each comparison over all pairs of the sample (missing values left
+    out). The pairs are formed inside the tasks from the broadcast sample, one slice each."""
+    sizes = [len(c.levels) + 1 for c in match.comparisons]
+    shared = spark.sparkContext.broadcast(sample.to_batches())
+    columns = [value_column(c) for c in match.comparisons]
+
+    def count(batches):
+        table = pa.Table.from_batches(shared.value)
+        i, j = sample_pairs(table, mode)
+        for batch in batches:
+            for part in batch.column("id").to_numpy():
+                rows = slice(part * len(i) // partitions, (part + 1) * len(i) // partitions)
+                a, b = table.take(pa.array(i[rows])), table.take(pa.array(j[rows]))
+                sides = pa.table({**{f"{c}_a": a.column(c) for c in columns}, **{f"{c}_b": b.column(c) for c in columns}})
+                for k, g in enumerate(gamma_batch(sides, match.comparisons).values()):
+                    g = g[g != NULL_LEVEL].astype(np.int64)
+                    yield pa.RecordBatch.from_pydict({"k": np.full(sizes[k], k, np.int32),
+                                                      "level": np.arange(sizes[k], dtype=np.int32),
+                                                      "n": np.bincount(g, minlength=sizes[k]).astype(np.int64)})
+
+    rows = spark.range(partitions, numPartitions=partitions).mapInArrow(count, "k int, level int, n long").groupBy(
+        "k", "level").agg(F.sum("n").alias("n")).collect()  # driver-ok: one row per comparison level
+    shared.unpersist()
+    out = [np.zeros(s) for s in sizes]
+    for r in rows:
+        out[r["k"]][r["level"]] = r["n"]
+    return out
+
+
+def comparison_meta(match: MatchConfig) -> list[dict]:
+    return [{"name": c.key, "column": c.column, "labels": c.labels(), "term_frequency": c.term_frequency}
+            for c in match.comparisons]
+
+
+def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, job: Run) -> MatchModel:
+    match, em = config.match, config.match.em
+    with job.stage("u from random pairs"):
+        sample = random_sample(records, value_columns(match), config.er_mode(), em.u_pairs, em.seed)
+        u = u_from_counts(u_counts(spark, sample, match, config.er_mode(), config.spark.shuffle_partitions))
+    with job.stage("em"):
+        names = [c.key for c in match.comparisons]
+        grouped = gam.groupBy(*[f"gamma_{n}" for n in names]).count()
+        if grouped.count() > MAX_PATTERNS:
+            raise InputError(f"more than {MAX_PATTERNS} distinct comparison patterns: use fewer levels")
+        rows = grouped.collect()  # driver-ok: distinct level patterns, bounded above
+        patterns = np.array([[r[f"gamma_{n}"] for n in names] for r in rows], dtype=np.int8).reshape(-1, len(names))
+        counts = np.array([r["count"] for r in rows], dtype=np.float64)
+        m, u, prior, history = fit_em(patterns, counts, u, prior=em.prior, max_iterations=em.max_iterations,
+                                      tolerance=em.tolerance, update_u=em.update_u)
+    job.manifest["metrics"].update({"em_iterations": len(history), "prior": prior, "patterns": len(rows)})
+    return fellegi_sunter(comparison_meta(match), m, u, prior, [c.term_frequency for c in match.comparisons],
+                          history=history)
+
+
+def labelled(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, sources: list[str]):
+    """(gammas, labels) of the labelled pairs, on the driver. A file of matches only gets
+    its non-matches from the candidate pairs it does not list (as many as allowed)."""
+    match, lab = config.match, config.match.labels
+    extra = (lab.label_column,) if lab.label_column else ()
+    pairs = read_pairs(spark, lab.path, lab.format, config.er_mode(), sources, tuple(lab.id_columns), extra)
+    pairs = pairs.withColumn("label", F.col(lab.label_column).cast("int") if lab.label_column else F.lit(1))
+    n = pairs.count()
+    if n > lab.max_pairs:
+        raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={lab.max_pairs} (they are fitted "
+                         "on the driver)")
+    cols = value_columns(match)
+    given = levels(with_term_frequencies(with_values(pairs.select(*KEYS, "label"), records, cols), records, match),
+                   match, keep=("label",))
+    names = [f"gamma_{c.key}" for c in match.comparisons]
+    if lab.label_column is None:
+        negatives = (gam.join(pairs.select(*KEYS), KEYS, "left_anti")
+                     .orderBy(F.xxhash64(*KEYS, F.lit(match.em.seed))).limit(max(lab.max_pairs - n, 0))
+                     .select(*names, F.lit(0).alias("label")))
+        given = given.select(*names, "label").unionByName(negatives)
+    rows = given.select(*names, "label").collect()  # driver-ok: labelled pairs, bounded by labels.max_pairs
+    gammas = np.array([[r[c] for c in names] for r in rows], dtype=np.int8).reshape(-1, len(names))
+    return gammas, np.array([r["label"] for r in rows], dtype=np.int8)
+
+
+def load_model(path: str, match: MatchConfig) -> MatchModel:
+    fs, p = open_input(path)
+    with fs.open_input_stream(p) as f:
+        model = MatchModel.from_json(f.read().decode())
+    if [(c["name"], c["labels"]) for c in model.comparisons] != [(c.key, c.labels()) for c in match.comparisons]:
+        raise InputError(f"{path} was trained with other comparisons than match.comparisons: "
+                         f"{[c['name'] for c in model.comparisons]}")
+    return model
+
+
+def scored(gam: DataFrame, model: MatchModel) -> DataFrame:
+    names = model.names
+    tf_index = {k: f"tf_{n}" for k, n in enumerate(names) if model.tf_m and model.tf_m[k] is not None}
+
+    def score(batches):
+        for batch in batches:
+            tf = {k: batch.column(col).to_numpy() for k, col in tf_index.items() if col in batch.schema.names}
+            w = model.match_weight(gamma_matrix(batch, names), tf)
+            cols = {k: batch.column(k) for k in KEYS}
+            cols.update({f"gamma_{n}": batch.column(f"gamma_{n}") for n in names})
+            cols.update({"match_weight": w, "match_probability": MatchModel.probability(w)})
+            yield pa.RecordBatch.from_pydict(cols)
+
+    gammas = ", ".join(f"gamma_{n} tinyint" for n in names)
+    return gam.mapInArrow(score, ", ".join(f"{k} string" for k in KEYS)
+                          + f", {gammas}, match_weight double, match_probability double")
+
+
+def choose_model(spark, gam, records, config: SigilConfig, sources: list[str], job: Run) -> MatchModel:
+    match = config.match
+    if match.load_model:
+        return load_model(match.load_model, match)
+    data = None
+    if match.labels is not None:
+        with job.stage("labelled pairs"):
+            data = labelled(spark, gam, records, config, sources)
+        job.manifest["metrics"].update({"labelled_pairs": len(data[1]), "labelled_matches": int(data[1].sum())})
+    if match.model == "logistic":
+        with job.stage("fit logistic"):
+            model = fit_logistic(*data, comparison_meta(match), seed=match.em.seed)
+    else:
+        model = train_fellegi_sunter(spark, gam, records, config, job)
+    if match.threshold == "best_f1":
+        model.threshold, f1 = best_threshold(model.probability(model.match_weight(data[0])), data[1])
+        job.manifest["metrics"]["labelled_f1"] = f1
+    else:
+        model.threshold = match.threshold
+    return model
+
+
+def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
+    match = config.match
+    if match is None:
+        raise InputError("the configuration has no 'match' section")
+    with Run("match", config, spark, strict, quiet) as job:
+        path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
+        for what, p, hint in (("ingested records", path, "sigil ingest"), ("candidate pairs", cand_path, "sigil block")):
+            try:
+                list_files(p)
+            except InputError as err:
+                raise InputError(f"no {what} at {p}: run '{hint}' first ({err})") from None
+        records = spark.read.parquet(path)
+        cols = value_columns(match)
+        missing = [c for c in cols if c not in records.columns]
+        if missing:
+            raise InputError(f"match.comparisons read columns {missing} that the records at {path} lack")
+        counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
+        sources = sorted(counts)
+        with job.stage("levels"):
+            candidates = spark.read.parquet(cand_path).select(*KEYS)
+            pairs = with_term_frequencies(with_values(candidates, records, cols), records, match)
+            gam = levels(pairs, match).persist(StorageLevel.MEMORY_AND_DISK)
+            n_pairs = gam.count()
+        model = choose_model(spark, gam, records, config, sources, job)
+        job.fs.write_text(job.path("model.json"), model.to_json())
+        with job.stage("score"):
+            schema = datasets.scored(model.names)
+            write_parquet(scored(gam, model), job.path("pairs"), schema)
+        gam.unpersist()
+        out = spark.read.parquet(job.path("pairs"))
+        matches = out.where(F.col("match_probability") >= model.threshold)
+        n_matches = matches.count()
+        metrics = job.manifest["metrics"]
+        metrics.update({"records": sum(counts.values()), "pairs_scored": n_pairs, "matches": n_matches,
+                        "threshold": model.threshold, "model": model.kind})
+        if config.truth is not None:
+            with job.stage("quality"):
+                metrics.update(pair_quality(matches, n_matches, read_truth(spark, config, sources, records)))
+        if match.validate_output:
+            job.check_quality(spark, "pairs", "scored")
+        job.manifest["inputs"].update({"records": sum(counts.values()), "candidates": n_pairs})
+        job.manifest["outputs"]["pairs"] = n_pairs
+        job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+                          if k in ("pairs_scored", "matches", "threshold", "precision", "recall", "f1")))
+        return job.commit()
+
+
+if __name__ == "__main__":  # spark-submit jobs/match.py --conf FILE
+    import sys
+
+    from sigil.cli import main
+    sys.exit(main(["match", *sys.argv[1:]]))
