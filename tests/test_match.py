@@ -1,0 +1,108 @@
+"""The match job on FEBRL: unsupervised quality, saved models, supervised matching."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import FEBRL, ROOT, needs_data
+from sigil.jobs import match
+from sigil.schemas import datasets
+from sigil.schemas.config import load_config, read_yaml
+from sigil.transforms.records import InputError
+
+PEOPLE = read_yaml(ROOT / "conf" / "people.yaml")
+
+
+def match_config(febrl4_config, out, **match_overrides):
+    """FEBRL 4's blocked records and candidates (the session fixture) matched into ``out``."""
+    tree = febrl4_config.model_dump(mode="json", exclude_none=True)
+    tree["output"] = str(out)
+    tree["block"]["input"] = f"{febrl4_config.output}/ingest/records"
+    tree["match"] = {**PEOPLE["match"], "input": f"{febrl4_config.output}/block/candidates", **match_overrides}
+    return load_config(base=tree)
+
+
+@pytest.fixture(scope="module")
+def febrl4_matched(spark, febrl4, tmp_path_factory):
+    config = match_config(febrl4[0], tmp_path_factory.mktemp("match"), validate_output=True)
+    return config, match.run(spark, config, quiet=True)
+
+
+@needs_data(FEBRL)
+def test_febrl4_unsupervised_f1(febrl4_matched):
+    config, manifest = febrl4_matched
+    m = manifest["metrics"]
+    assert m["f1"] >= 0.999 and m["precision"] >= 0.999
+    assert m["pairs_scored"] == m["truth_pairs"] + 1  # 5,001 candidates: all scored
+    assert m["model"] == "fellegi_sunter" and m["threshold"] == 0.5
+    assert manifest["expectations"]["pairs"] == {"success": True, "failed": []}
+    pairs = pq.read_table(f"{config.output}/match/pairs")
+    assert pairs.schema == datasets.scored([c.key for c in config.match.comparisons])
+
+
+@needs_data(FEBRL)
+def test_trained_model_is_readable_and_drives_the_weights(febrl4_matched):
+    config, _ = febrl4_matched
+    with open(f"{config.output}/match/model.json") as f:
+        model = json.load(f)
+    names = [c["name"] for c in model["comparisons"]]
+    assert names == [c.key for c in config.match.comparisons]
+    m, u = model["parameters"]["m"], model["parameters"]["u"]
+    ssn = names.index("soc_sec_id")
+    assert m[ssn][0] > 0.5 and u[ssn][0] < 1e-3  # agreeing on the id is strong evidence
+    assert all(abs(sum(x) - 1) < 1e-9 for x in m + u)
+    assert model["weights"][ssn][0] == pytest.approx(np.log2(m[ssn][0] / u[ssn][0]))
+
+
+@needs_data(FEBRL)
+def test_saved_model_scores_a_new_batch_without_training(spark, febrl4, febrl4_matched, tmp_path):
+    config, first = febrl4_matched
+    again = match_config(febrl4[0], tmp_path, load_model=f"{config.output}/match/model.json")
+    manifest = match.run(spark, again, quiet=True)
+    assert "em_iterations" not in manifest["metrics"]
+    keys = [(k, "ascending") for k in ("source_a", "id_a", "source_b", "id_b")]
+    a = pq.read_table(f"{config.output}/match/pairs").sort_by(keys)
+    b = pq.read_table(f"{tmp_path}/match/pairs").sort_by(keys)
+    assert a.equals(b)
+    other = match_config(febrl4[0], tmp_path / "other", load_model=f"{config.output}/match/model.json",
+                         comparisons=PEOPLE["match"]["comparisons"][:3])
+    with pytest.raises(InputError, match="other comparisons"):
+        match.run(spark, other, quiet=True)
+
+
+@needs_data(FEBRL)
+def test_logistic_on_labelled_matches_with_best_f1_threshold(spark, febrl4, febrl4_truth, tmp_path):
+    """A file of matches only: the non-matches come from the candidates it does not list."""
+    config = match_config(febrl4[0], tmp_path, model="logistic", threshold="best_f1",
+                          labels={"path": str(febrl4_truth), "label_column": None})
+    m = match.run(spark, config, quiet=True)["metrics"]
+    assert m["model"] == "logistic" and m["labelled_matches"] == 5000
+    # 5,000 matches + the 2 candidates not listed (4,999 of the 5,001 candidates are matches)
+    assert m["labelled_pairs"] == 5002
+    assert 0 < m["threshold"] < 1 and m["f1"] >= 0.999
+
+
+@needs_data(FEBRL)
+def test_febrl3_dedupe_f1(spark, tmp_path):
+    from sigil.jobs import block, ingest
+
+    tree = read_yaml(ROOT / "conf" / "febrl3.yaml")
+    tree["output"] = str(tmp_path)
+    tree["ingest"]["sources"][0]["path"] = str(FEBRL / "dataset3.csv")
+    config = load_config(base=tree)
+    for job in (ingest, block):
+        job.run(spark, config, quiet=True)
+    m = match.run(spark, config, quiet=True)["metrics"]
+    assert m["truth_pairs"] == 6538
+    assert m["f1"] >= 0.999, m
+
+
+def test_match_needs_its_inputs(spark, tmp_path):
+    config = load_config(base={"output": str(tmp_path), "match": {
+        "comparisons": [{"column": "name", "levels": [{"kind": "exact"}]}]}})
+    with pytest.raises(InputError, match="run 'sigil ingest' first"):
+        match.run(spark, config, quiet=True)
