@@ -34,7 +34,8 @@ SAMPLE_IDS = 10
 
 
 class ConvergenceError(InputError):
-    """Connected components did not converge in the allowed rounds."""
+    """Connected components did not converge in the allowed rounds (an InputError, so the
+    command line reports it in one message, exit code 2)."""
 
 
 def _orient(edges: DataFrame) -> DataFrame:
@@ -51,8 +52,8 @@ def _min_smaller(edges: DataFrame) -> DataFrame:
 def _large_star(edges: DataFrame) -> DataFrame:
     """Every edge (u, v), u < v, becomes (m(u), v) with m(u) = min(Γ(u) ∪ {u}).
 
-    Left without ``distinct``: the small star maps each edge to one edge and ends with
-    ``distinct``, so duplicates here cost one shuffle less than removing them.
+    No ``distinct`` here: the small star maps each edge to one edge and ends with one,
+    which removes these duplicates too, one shuffle less per round.
     """
     m = _min_smaller(edges).withColumnRenamed("u", "src")
     return edges.join(m, "src", "left").select(F.coalesce("m", "src").alias("src"), "dst")
@@ -105,15 +106,17 @@ def connected_components(edges: DataFrame, max_iterations: int, return_n_iter: b
     Notes
     -----
     Alternating large-star and small-star [1]_. With Γ(u) the neighbours of u and
-    m(u) = min(Γ(u) ∪ {u}), *large-star* replaces each edge (u, v) with v > u by (v, m(u));
-    *small-star* replaces each edge (u, v) with v < u by (v, m'(u)), m'(u) the minimum of
-    {v ∈ Γ(u): v <= u} ∪ {u}, and adds (u, m'(u)). Both keep every component connected and
-    its minimum in it, and a component's only fixed point is the star centred on its
-    minimum; alternating the two reaches it in O(log² n) rounds (about log n in practice).
-    A round is two aggregations, two joins and one ``distinct``, all distributed; its edges
-    are checkpointed (``localCheckpoint``), so the query plan does not grow with the rounds.
-    Convergence is checked after each round by counting the vertices that break the star
-    shape: one with two smaller neighbours, or with a smaller and a larger one.
+    m(u) = min(Γ(u) ∪ {u}), *large-star* replaces the edges (u, v), v > u, by (v, m(u));
+    *small-star* replaces the edges (u, v), v < u, by (v, m(u)) and adds (u, m(u)). Both keep
+    every component connected, and a component's only fixed point is the star centred on its
+    minimum; alternating the two reaches it in O(log² n) rounds (about log n in practice:
+    8 for a path of 1,000 vertices labelled at random).
+
+    A round is two aggregations, two joins and one ``distinct``, all distributed. Its edges
+    are checkpointed (``localCheckpoint``: the query plan does not grow with the rounds; a
+    lost executor fails the run rather than recomputing them). Convergence is checked after
+    each round by counting the vertices that break the star shape: one with two smaller
+    neighbours, or with both a smaller and a larger one.
 
     References
     ----------
@@ -128,13 +131,14 @@ def connected_components(edges: DataFrame, max_iterations: int, return_n_iter: b
     """
     stars = _orient(edges)
     for rounds in range(1, max_iterations + 1):
-        stars = _small_star(_large_star(stars)).localCheckpoint(eager=False)  # cuts the lineage; filled by the check below
+        # lazy: the check below computes the round once and fills the checkpoint
+        stars = _small_star(_large_star(stars)).localCheckpoint(eager=False)
         if _not_stars(stars) == 0:
             break
     else:
         raise ConvergenceError(f"connected components did not converge in {max_iterations} rounds of "
                                "large-star/small-star; raise cluster.max_iterations")
-    vertices = edges.select(F.col("src").alias("vertex")).union(edges.select(F.col("dst").alias("vertex"))).distinct()
+    vertices = edges.select(F.col("src").alias("vertex")).union(edges.select("dst")).distinct()
     centre = stars.select(F.col("dst").alias("vertex"), F.col("src").alias("component"))
     out = vertices.join(centre, "vertex", "left").select("vertex", F.coalesce("component", "vertex").alias("component"))
     return (out, rounds) if return_n_iter else out
@@ -151,7 +155,7 @@ def edge_threshold(config: SigilConfig, cluster: ClusterConfig) -> float:
             threshold = json.loads(f.read()).get("metrics", {}).get("threshold")
     except (OSError, ValueError):
         threshold = None
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+    if type(threshold) not in (int, float):
         raise InputError(f"cluster.threshold is not set and {path} has no metrics.threshold: "
                          "set cluster.threshold or run 'sigil match' first")
     return float(threshold)
@@ -165,24 +169,27 @@ def read_input(spark, path: str, what: str, job: str) -> DataFrame:
     return spark.read.parquet(path)
 
 
-def keyed_edges(pairs: DataFrame, records: DataFrame, threshold: float) -> DataFrame:
-    """The pairs with ``match_probability >= threshold`` and both records' rids (null for a
-    record not among the records)."""
-    out = pairs.where(F.col("match_probability") >= threshold).select(*KEYS, "match_probability")
+def with_sides(pairs: DataFrame, records: DataFrame, column: str, how: str = "inner") -> DataFrame:
+    """``pairs`` with ``column`` of both records (by source and id) as ``<column>_a``, ``_b``."""
     for side in ("a", "b"):
-        out = out.join(records.select(F.col("source").alias(f"source_{side}"), F.col("id").alias(f"id_{side}"),
-                                      F.col("rid").alias(f"rid_{side}")), [f"source_{side}", f"id_{side}"], "left")
-    return out
+        keys = [f"source_{side}", f"id_{side}"]
+        pairs = pairs.join(records.select(F.col("source").alias(keys[0]), F.col("id").alias(keys[1]),
+                                          F.col(column).alias(f"{column}_{side}")), keys, how)
+    return pairs
+
+
+def as_edges(pairs: DataFrame) -> DataFrame:
+    return pairs.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst"))
 
 
 def dangling(keyed: DataFrame, path: str) -> DataFrame:
     """Edges naming an unknown record, as quarantine rows (the first unknown side named)."""
     a_missing = F.col("rid_a").isNull()
     source = F.when(a_missing, F.col("source_a")).otherwise(F.col("source_b"))
-    rid = F.when(a_missing, F.col("id_a")).otherwise(F.col("id_b"))
+    ident = F.when(a_missing, F.col("id_a")).otherwise(F.col("id_b"))
     return keyed.where("rid_a is null or rid_b is null").select(
-        source.alias("source"), F.lit(path).alias("file"), F.lit(None).cast("long").alias("line"), rid.alias("id"),
-        F.concat(F.lit("dangling edge: record ("), source, F.lit(", "), rid, F.lit(") is not among the records"))
+        source.alias("source"), F.lit(path).alias("file"), F.lit(None).cast("long").alias("line"), ident.alias("id"),
+        F.concat(F.lit("dangling edge: record ("), source, F.lit(", "), ident, F.lit(") is not among the records"))
         .alias("reason"), F.concat_ws(",", *KEYS).alias("raw"))
 
 
@@ -214,12 +221,26 @@ def split_oversized(assigned: DataFrame, big: DataFrame, edges: DataFrame, thres
     inside = (edges.where(F.col("match_probability") >= threshold)
               .join(assigned.select(F.col("rid").alias("rid_a"), "entity_id"), "rid_a")
               .join(big, "entity_id", "left_semi"))
-    comps, rounds = connected_components(inside.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst")),
-                                         max_iterations, return_n_iter=True)
+    comps, rounds = connected_components(as_edges(inside), max_iterations, return_n_iter=True)
     out = (assigned.join(big.select("entity_id", F.lit(True).alias("_big")), "entity_id", "left")
            .join(comps.select(F.col("vertex").alias("rid"), "component"), "rid", "left"))
     entity = F.coalesce("component", F.when(F.col("_big"), F.col("rid")).otherwise(F.col("entity_id")))
     return out.select("rid", "source", "id", entity.alias("entity_id")), rounds
+
+
+def report_oversized(spark, job: Run, assigned: DataFrame, big: DataFrame, cluster: ClusterConfig) -> int:
+    """Write the ``oversized`` dataset of the ``big`` components, add them to the metrics."""
+    split = cluster.split_threshold is not None
+    n_big = write_parquet(oversized_report(assigned, big, split), job.path("oversized"),
+                          datasets.OVERSIZED_COMPONENTS)
+    job.manifest["metrics"]["oversized_components"] = n_big
+    if n_big:
+        top = (spark.read.parquet(job.path("oversized")).orderBy(F.desc("size"), "entity_id")
+               .limit(10).collect())  # driver-ok: 10 rows
+        job.manifest["metrics"]["oversized_top"] = [r.asDict() for r in top]
+        done = f"split at match probability >= {cluster.split_threshold}" if split else "kept whole"
+        job.log(f"{n_big} component(s) over {cluster.max_size} records were {done}; see oversized/")
+    return n_big
 
 
 def summary(entities: DataFrame) -> dict:
@@ -227,7 +248,8 @@ def summary(entities: DataFrame) -> dict:
     reps = entities.where(F.col("rid") == F.col("entity_id"))  # each entity's smallest record: one row per entity
     size = F.col("cluster_size")
     bucket = F.when(size > HISTOGRAM_CAP, F.lit(f">{HISTOGRAM_CAP}")).otherwise(size.cast("string"))
-    rows = reps.groupBy(bucket.alias("size")).agg(F.count("*").alias("n"), F.max(size).alias("largest")).collect()  # driver-ok: <= 11 rows
+    rows = (reps.groupBy(bucket.alias("size")).agg(F.count("*").alias("n"), F.max(size).alias("largest"))
+            .collect())  # driver-ok: at most HISTOGRAM_CAP + 1 rows
     order = sorted(rows, key=lambda r: int(r["size"]) if r["size"].isdigit() else HISTOGRAM_CAP + 1)
     return {"entities": sum(r["n"] for r in rows),
             "singletons": sum(r["n"] for r in rows if r["size"] == "1"),
@@ -244,13 +266,12 @@ def pairwise_quality(entities: DataFrame, truth: DataFrame, mode: str) -> dict:
     imply (every two records of one entity; in link mode of different sources) against the
     truth pairs T. An entity of n records, n_s from source s, implies n(n-1)/2 pairs, or
     (n² - Σ_s n_s²)/2 in link mode."""
-    hits = truth
-    for side in ("a", "b"):
-        hits = hits.join(entities.select(F.col("source").alias(f"source_{side}"), F.col("id").alias(f"id_{side}"),
-                                         F.col("entity_id").alias(f"e_{side}")), [f"source_{side}", f"id_{side}"], "left")
-    found = hits.agg(F.count("*").alias("t"), F.count(F.when(F.col("e_a") == F.col("e_b"), 1)).alias("tp")).first()  # driver-ok: one row
+    same = F.col("entity_id_a") == F.col("entity_id_b")
+    found = with_sides(truth, entities, "entity_id", "left").agg(
+        F.count("*").alias("t"), F.count(F.when(same, 1)).alias("tp")).first()  # driver-ok: one row
     per_source = entities.groupBy("entity_id", "source").agg(F.count("*").alias("ns"))
-    per_entity = per_source.groupBy("entity_id").agg(F.sum("ns").alias("n"), F.sum(F.col("ns") * F.col("ns")).alias("sq"))
+    per_entity = per_source.groupBy("entity_id").agg(F.sum("ns").alias("n"),
+                                                     F.sum(F.col("ns") * F.col("ns")).alias("sq"))
     implied = F.expr("(n * n - sq) div 2") if mode == "link" else F.expr("n * (n - 1) div 2")
     predicted = per_entity.agg(F.sum(implied)).first()[0] or 0  # driver-ok: one number
     t, tp = found["t"], found["tp"]
@@ -287,12 +308,7 @@ def quality(spark, config: SigilConfig, entities: DataFrame, records: DataFrame,
     if mode == "link":
         truth = truth.where(F.col("source_a") != F.col("source_b"))
     truth = truth.persist(StorageLevel.MEMORY_AND_DISK)
-    true_edges = truth
-    for side in ("a", "b"):
-        true_edges = true_edges.join(records.select(F.col("source").alias(f"source_{side}"), F.col("id").alias(f"id_{side}"),
-                                                    F.col("rid").alias(f"rid_{side}")), [f"source_{side}", f"id_{side}"])
-    labels = connected_components(true_edges.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst")),
-                                  max_iterations)
+    labels = connected_components(as_edges(with_sides(truth, records, "rid")), max_iterations)
     out = {**pairwise_quality(entities, truth, mode), **bcubed_quality(entities, labels)}
     truth.unpersist()
     return out
@@ -312,7 +328,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         metrics = job.manifest["metrics"]
 
         with job.stage("components"):
-            keyed = keyed_edges(pairs, records, threshold).persist(StorageLevel.MEMORY_AND_DISK)
+            above = pairs.where(F.col("match_probability") >= threshold).select(*KEYS, "match_probability")
+            keyed = with_sides(above, records, "rid", "left").persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
             n_dangling = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
             if strict and n_dangling:
@@ -320,29 +337,18 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 raise StrictError(f"--strict: {n_dangling} edge(s) quarantined; first: "
                                   + "; ".join(f"{r['raw']}: {r['reason']}" for r in first))
             edges = keyed.where("rid_a is not null and rid_b is not null").select("rid_a", "rid_b", "match_probability")
-            comps, rounds = connected_components(edges.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst")),
-                                                 cluster.max_iterations, return_n_iter=True)
+            comps, rounds = connected_components(as_edges(edges), cluster.max_iterations, return_n_iter=True)
             assigned = assign(records, comps).persist(StorageLevel.MEMORY_AND_DISK)
             metrics.update({"threshold": threshold, "edges": edges.count(), "iterations": rounds})
 
         with job.stage("oversized"):
             big = (assigned.groupBy("entity_id").agg(F.count("*").alias("size"))
                    .where(F.col("size") > cluster.max_size).persist(StorageLevel.MEMORY_AND_DISK))
-            split = cluster.split_threshold is not None
-            n_big = write_parquet(oversized_report(assigned, big, split), job.path("oversized"),
-                                  datasets.OVERSIZED_COMPONENTS)
+            n_big = report_oversized(spark, job, assigned, big, cluster)
             final = assigned
-            if n_big and split:
+            if n_big and cluster.split_threshold is not None:
                 final, metrics["split_iterations"] = split_oversized(assigned, big, edges, cluster.split_threshold,
                                                                      cluster.max_iterations)
-            metrics["oversized_components"] = n_big
-            if n_big:
-                top = (spark.read.parquet(job.path("oversized")).orderBy(F.desc("size"), "entity_id")
-                       .limit(10).collect())  # driver-ok: 10 rows
-                metrics["oversized_top"] = [r.asDict() for r in top]
-                done = f"split at match probability >= {cluster.split_threshold}" if split else "kept whole"
-                job.log(f"{n_big} component(s) over {cluster.max_size} records were {done}; see oversized/")
-
         with job.stage("entities"):
             n_records = write_parquet(with_sizes(final), job.path("entities"), datasets.ENTITIES)
         for df in (keyed, assigned, big):

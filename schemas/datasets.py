@@ -51,7 +51,8 @@ ENTITIES = pa.schema([
     pa.field("cluster_size", pa.int64(), nullable=False),
 ])
 
-#: Components over the size limit: reported with a sample of their records.
+#: Components over cluster.max_size, as first clustered (entity_id: their smallest rid), with
+#: up to 10 of their ids (the smallest, sorted); split: re-clustered at cluster.split_threshold.
 OVERSIZED_COMPONENTS = pa.schema([
     pa.field("entity_id", pa.int64(), nullable=False),
     pa.field("size", pa.int64(), nullable=False),
