@@ -196,6 +196,8 @@ class Comparison(Model):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$", description="default: the column")
     levels: list[Level] = Field(min_length=1)
     normalized: bool = Field(True, description="compare the normalised values, else the raw ones")
+    extract: Literal["value", "codes"] = Field("value", description="compare the whole value, or only its "
+                                                                    "codes: words of 4+ characters with a digit")
     term_frequency: bool = Field(False, description="adjust the exact level by how common the value is")
 
     @property

@@ -10,7 +10,7 @@ from sigil.cli import main
 
 def test_help_lists_jobs():
     out = subprocess.run([sys.executable, "-m", "sigil", "--help"], capture_output=True, text=True, check=True).stdout
-    for job in ("generate", "ingest", "block", "demo"):
+    for job in ("generate", "ingest", "block", "match", "cluster", "er", "demo"):
         assert job in out
     out = subprocess.run([sys.executable, "-m", "sigil", "block", "--help"], capture_output=True, text=True,
                          check=True).stdout
@@ -36,3 +36,10 @@ def test_block_without_ingest_is_a_clear_error(spark, tmp_path, capsys):  # the 
     assert main(["block", "--conf", str(conf), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no ingested records" in err and "run 'sigil ingest' first" in err and "Traceback" not in err
+
+
+def test_er_names_missing_sections_before_any_work(tmp_path, capsys):
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"output: {tmp_path}/out\n")
+    assert main(["er", "--conf", str(conf), "--from", "match"]) == 2
+    assert "no section for stage(s) ['match', 'cluster']" in capsys.readouterr().err

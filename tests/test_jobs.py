@@ -189,7 +189,13 @@ def test_demo_runs_the_whole_chain(spark, tmp_path, capsys):
                                      " format: csv, id_column: rec_id}]",
                                      f"truth.path={out}/generate/truth"], quiet=True)
     assert manifests["block"]["metrics"]["pair_completeness"] > 0.9
-    assert "pair completeness" in capsys.readouterr().out
+    assert manifests["match"]["metrics"]["f1"] > 0.95
+    cluster = manifests["cluster"]["metrics"]
+    assert cluster["bcubed_f1"] > 0.95 and cluster["cluster_f1"] > 0.9
+    assert cluster["records"] == manifests["ingest"]["outputs"]["records"]
+    out = capsys.readouterr().out
+    for line in ("pair completeness", "match F1", "entities", "B-cubed F1", "time cluster"):
+        assert line in out
 
 
 def test_expectations_catch_bad_output(spark):

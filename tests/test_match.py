@@ -94,11 +94,16 @@ def test_febrl3_dedupe_f1(spark, tmp_path):
     tree["output"] = str(tmp_path)
     tree["ingest"]["sources"][0]["path"] = str(FEBRL / "dataset3.csv")
     config = load_config(base=tree)
+    from sigil.jobs import cluster
+
     for job in (ingest, block):
         job.run(spark, config, quiet=True)
     m = match.run(spark, config, quiet=True)["metrics"]
     assert m["truth_pairs"] == 6538
     assert m["f1"] >= 0.999, m
+    c = cluster.run(spark, config, quiet=True)["metrics"]
+    assert c["bcubed_f1"] >= 0.999 and c["cluster_f1"] >= 0.995, c
+    assert c["entities"] == pytest.approx(2000, abs=10)
 
 
 def test_match_needs_its_inputs(spark, tmp_path):
@@ -106,3 +111,23 @@ def test_match_needs_its_inputs(spark, tmp_path):
         "comparisons": [{"column": "name", "levels": [{"kind": "exact"}]}]}})
     with pytest.raises(InputError, match="run 'sigil ingest' first"):
         match.run(spark, config, quiet=True)
+
+
+@needs_data(FEBRL)
+def test_matching_notebook_executes(spark, febrl4_matched, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from sigil.jobs import cluster
+
+    config, _ = febrl4_matched
+    cluster.run(spark, config, quiet=True)
+    monkeypatch.setenv("SIGIL_OUTPUT", config.output)
+    nb = nbformat.read(ROOT / "notebooks" / "matching.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "fellegi_sunter" in text and "bcubed_f1" in text and "entity " in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # weights, levels, waterfall

@@ -67,6 +67,20 @@ def word_jaccard(a: pa.Array, b: pa.Array) -> np.ndarray:
     return exact_jaccard(*set_a, *set_b)
 
 
+def codes(values: pa.Array, min_length: int = 4) -> pa.Array:
+    """The code-like words of each value (model and part numbers: at least ``min_length``
+    characters, one a digit), joined by a space; null when a value has none."""
+    words = pc.split_pattern(pc.cast(values, pa.string()), " ")
+    flat = pc.list_flatten(words)
+    keep = pc.and_(pc.match_substring_regex(flat, r"\d"), pc.greater_equal(pc.utf8_length(flat), min_length))
+    rows = pc.list_parent_indices(words).to_numpy()
+    kept = keep.to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum(np.bincount(rows[kept], minlength=len(values)))
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), flat.filter(keep)), " ")
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+
+
 def numeric_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """|a - b| / max(|a|, |b|) (0 when both are 0) of string arrays; NaN where either is
     not a number."""
@@ -107,6 +121,9 @@ def level_holds(level, a: pa.Array, b: pa.Array, sa: np.ndarray, sb: np.ndarray)
 def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
     """int8 level of every pair: the first level whose predicate holds, ``len(levels)``
     (else) when none does, ``NULL_LEVEL`` where a value is missing."""
+    a, b = (x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x for x in (a, b))
+    if comparison.extract == "codes":
+        a, b = codes(a), codes(b)
     n = len(a)
     gamma = np.full(n, len(comparison.levels), dtype=np.int8)
     null = missing(a) | missing(b)
