@@ -180,6 +180,7 @@ def manifest_metrics(manifests: dict) -> dict:
         **{k: cluster[k] for k in ("cluster_precision", "cluster_recall", "cluster_f1",
                                     "bcubed_precision", "bcubed_recall", "bcubed_f1")},
         "cluster_implied_pairs": cluster.get("predicted_pairs"), "clusters": cluster["entities"],
+        "largest_cluster": cluster.get("largest"),
         "match_threshold": match["threshold"],
     }
 
@@ -348,7 +349,7 @@ def scale(args, work: Path) -> dict:
     out = work / f"generated_{people}"
     gen_dir = out / "generate"
     records_glob = str(gen_dir / "records" / "source=people" / "*.csv")
-    demo = ROOT / "conf" / "demo.yaml"
+    demo = args.sigil_conf
     sigil = [sys.executable, "-m", "sigil"]
     common = [f"output={out}", f"generate.entities={people}", "generate.format=csv",
               "spark.conf.spark.ui.showConsoleProgress=false"]
@@ -426,6 +427,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timed runs per data set after one warm-up (median)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with febrl/ and abt_buy/")
     p.add_argument("--generated", type=int, metavar="N", help="scale mode: N generated people, one run each")
+    p.add_argument("--sigil-conf", type=Path, default=ROOT / "conf" / "demo.yaml",
+                   help="scale mode: sigil's configuration (its generator writes the data); "
+                        "conf/demo_rules.yaml blocks by rules as Splink does")
     p.add_argument("--sigil-set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra override for sigil's run in scale mode (repeatable)")
     p.add_argument("--workdir", type=Path, help="keep sigil's outputs and the generated data here "

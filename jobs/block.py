@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.io import write_parquet, write_table
 from sigil.jobs.runner import Run
-from sigil.jobs.truth import possible_pairs, read_truth
+from sigil.jobs.truth import KEYS, oriented, possible_pairs, read_truth
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
@@ -32,7 +32,7 @@ from sigil.transforms.packing import unpack_rows
 from sigil.transforms.records import InputError, list_files
 
 SIGNATURES = "rid long, source string, id string, num_tokens int, signature binary"
-KEYS = "band int, key long, fine long, rid long, src int"
+BAND_KEYS = "band int, key long, fine long, rid long, src int"
 
 
 def signatures(records: DataFrame, columns: list[str], block: BlockConfig) -> DataFrame:
@@ -61,7 +61,7 @@ def keys(sigs: DataFrame, sources: list[str], bands: int, rows: int, num_perm: i
                 "band": np.tile(np.arange(bands, dtype=np.int32), n), "key": key.ravel(), "fine": fine.ravel(),
                 "rid": np.repeat(batch.column("rid").to_numpy(), bands), "src": np.repeat(src, bands)})
 
-    return sigs.where("num_tokens > 0").select("rid", "source", "signature").mapInArrow(band, KEYS)
+    return sigs.where("num_tokens > 0").select("rid", "source", "signature").mapInArrow(band, BAND_KEYS)
 
 
 # One pass over the band-key rows yields the pairs and the (small) bucket statistics, so the
@@ -131,6 +131,70 @@ def scored(candidate_ids: DataFrame, sigs: DataFrame, block: BlockConfig) -> Dat
     return out
 
 
+def rule_key(parts: list[str]):
+    """The key of a rule: its parts' normalised values joined, null when any is missing."""
+    cols = []
+    for part in parts:
+        name, _, cut = part.partition("[")
+        col = F.col(name + datasets.NORM_SUFFIX)
+        if cut:
+            start, stop = (int(x) if x else None for x in cut.rstrip("]").split(":"))
+            start = start or 0
+            col = F.substring(col, start + 1, (stop - start) if stop is not None else 1 << 30)
+        cols.append(F.when(F.trim(col) != "", col))
+    return F.concat_ws("\x1f", *cols).alias("key") if len(cols) > 1 else cols[0].alias("key"), cols
+
+
+def rule_pairs(records: DataFrame, block: BlockConfig) -> tuple[DataFrame, DataFrame]:
+    """Candidate rids (rid_a < rid_b) from equality rules, and the oversized keys skipped.
+
+    Each rule is an equi-join of the records on its key (Splink's blocking rules); a key
+    shared by more than ``max_rule_group`` records would emit the square of that many pairs,
+    so it is skipped and reported (rule, key, size) instead.
+    """
+    pairs, skipped = [], []
+    for index, rule in enumerate(block.rules):
+        left, right = (rule, rule) if isinstance(rule, list) else (rule.left, rule.right)
+        sides = []
+        for side, parts in (("a", left), ("b", right)):
+            key, cols = rule_key(parts)
+            sides.append(records.where(F.coalesce(*[c.isNull() for c in cols], F.lit(False)) == F.lit(False))
+                         .select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"src_{side}"), key))
+        sizes = sides[0].groupBy("key").count()
+        big = sizes.where(F.col("count") > block.max_rule_group)
+        skipped.append(big.select(F.lit(index).alias("rule"), "key", F.col("count").alias("size")))
+        a, b = (s.join(big, "key", "left_anti") for s in sides)
+        joined = a.join(b, "key").where(F.col("rid_a") != F.col("rid_b"))
+        if block.mode == "link":
+            joined = joined.where(F.col("src_a") != F.col("src_b"))
+        pairs.append(joined.select(F.least("rid_a", "rid_b").alias("rid_a"), F.greatest("rid_a", "rid_b").alias("rid_b")))
+    return _union(pairs).distinct(), _union(skipped)
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    out = frames[0]
+    for more in frames[1:]:
+        out = out.unionByName(more)
+    return out
+
+
+def rule_candidates(records: DataFrame, block: BlockConfig, job: Run) -> int:
+    """Write the candidates of rule blocking (no Jaccard: the rules are the evidence)."""
+    ids, skipped = rule_pairs(records, block)
+    keyed = records.select("rid", "source", "id")
+    for side in ("a", "b"):
+        ids = ids.join(keyed.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
+                                    F.col("id").alias(f"id_{side}")), f"rid_{side}")
+    out = oriented(ids.select(*KEYS)).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
+                                             F.lit(None).cast("float").alias("jaccard"))
+    n = write_parquet(out, job.path("candidates"), datasets.CANDIDATES)
+    top = skipped.orderBy(F.desc("size")).limit(10).collect()  # driver-ok: 10 rows
+    job.manifest["metrics"]["skipped_rule_keys"] = [r.asDict() for r in top]
+    if top:
+        job.log(f"rule keys shared by more than {block.max_rule_group} records were skipped, e.g. {top[0].asDict()}")
+    return n
+
+
 def quality(candidates: DataFrame, truth: DataFrame, n_candidates: int, counts: dict[str, int], mode: str) -> dict:
     """Pair completeness (recall), pair quality (precision), reduction ratio, candidates per record."""
     keys = ["source_a", "id_a", "source_b", "id_b"]
@@ -167,6 +231,38 @@ def oversized_report(rows: list, sigs: DataFrame) -> pa.Table:
                                  for (band, key, size), sample in sorted(buckets.items())], datasets.OVERSIZED)
 
 
+def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str], block: BlockConfig,
+                       partitions: int, job: Run) -> int:
+    """Signatures -> LSH buckets -> scored candidates; bucket statistics into the manifest."""
+    bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
+    metrics = job.manifest["metrics"]
+    metrics.update({"bands": bands, "rows": rows, "columns": columns})
+    with job.stage("signatures"):
+        sigs = signatures(records, columns, block).persist(StorageLevel.MEMORY_AND_DISK)
+        sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
+        _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
+    with job.stage("buckets"):
+        buckets = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block,
+                              partitions).persist(StorageLevel.MEMORY_AND_DISK)
+        # statistics: a row per (band, size) per partition, and per oversized sample
+        stats = [r.asDict() for r in buckets.where("kind > 0").collect()]  # driver-ok: bucket statistics
+        write_table(histogram(stats), job.path("bucket_sizes"))
+        oversized = oversized_report([r for r in stats if r["kind"] == 2], sigs)
+        write_table(oversized, job.path("oversized"))
+    with job.stage("pairs"):
+        pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
+        n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
+    buckets.unpersist()
+    sigs.unpersist()
+    metrics.update({"records_without_tokens": empty, "oversized_buckets": oversized.num_rows})
+    if oversized.num_rows:
+        metrics["oversized_top"] = sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10]
+        done = {"skip": "skipped", "split": "split by their next band"}[block.lsh.oversized]
+        job.log(f"{oversized.num_rows} bucket(s) over {block.lsh.max_bucket_size} members were {done}; "
+                "see oversized/")
+    return n_candidates
+
+
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
     block = config.block
     if block is None:
@@ -178,42 +274,23 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         except InputError as err:
             raise InputError(f"no ingested records at {path}: run 'sigil ingest' first ({err})") from None
         records = spark.read.parquet(path)
-        columns = config.token_columns(records.columns)
+        columns = (config.token_columns(records.columns) if block.method == "minhash" else sorted(
+            {p.partition("[")[0] for r in block.rules for p in (r if isinstance(r, list) else [*r.left, *r.right])}))
         missing = [c for c in columns if c + datasets.NORM_SUFFIX not in records.columns]
         if missing:
-            raise InputError(f"block.tokenizer.columns {missing} are not attributes of the records at {path}")
-        bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
-        job.manifest["metrics"].update({"bands": bands, "rows": rows, "columns": columns})
+            what = "block.tokenizer.columns" if block.method == "minhash" else "block.rules name"
+            raise InputError(f"{what} {missing}: not attributes of the records at {path}")
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)
         if block.mode == "link" and len(sources) < 2:
             raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
-
-        with job.stage("signatures"):
-            sigs = signatures(records, columns, block).persist(StorageLevel.MEMORY_AND_DISK)
-            sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
-            _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
-        with job.stage("buckets"):
-            buckets = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block,
-                                  config.spark.shuffle_partitions).persist(StorageLevel.MEMORY_AND_DISK)
-            # statistics: a row per (band, size) per partition, and per oversized sample
-            stats = [r.asDict() for r in buckets.where("kind > 0").collect()]  # driver-ok: bucket statistics
-            write_table(histogram(stats), job.path("bucket_sizes"))
-            oversized = oversized_report([r for r in stats if r["kind"] == 2], sigs)
-            write_table(oversized, job.path("oversized"))
-        with job.stage("pairs"):
-            pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
-            n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
-        buckets.unpersist()
-        sigs.unpersist()
+        if block.method == "rules":
+            with job.stage("rules"):
+                n_candidates = rule_candidates(records, block, job)
+        else:
+            n_candidates = minhash_candidates(records, columns, sources, block, config.spark.shuffle_partitions, job)
         metrics = job.manifest["metrics"]
-        metrics.update({"records": sum(counts.values()), "records_without_tokens": empty,
-                        "oversized_buckets": oversized.num_rows, "candidate_pairs": n_candidates})
-        if oversized.num_rows:
-            metrics["oversized_top"] = sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10]
-            done = {"skip": "skipped", "split": "split by their next band"}[block.lsh.oversized]
-            job.log(f"{oversized.num_rows} bucket(s) over {block.lsh.max_bucket_size} members were {done}; "
-                    "see oversized/")
+        metrics.update({"records": sum(counts.values()), "candidate_pairs": n_candidates})
         if config.truth is not None:
             with job.stage("quality"):
                 cands = spark.read.parquet(job.path("candidates"))

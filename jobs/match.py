@@ -172,7 +172,8 @@ def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: Sigi
         patterns = np.array([[r[f"gamma_{n}"] for n in names] for r in rows], dtype=np.int8).reshape(-1, len(names))
         counts = np.array([r["count"] for r in rows], dtype=np.float64)
         m, u, prior, history = fit_em(patterns, counts, u, prior=em.prior, max_iterations=em.max_iterations,
-                                      tolerance=em.tolerance, update_u=em.update_u)
+                                      tolerance=em.tolerance, update_u=em.update_u,
+                                      u_prior_pairs=em.u_prior_pairs)
     job.manifest["metrics"].update({"em_iterations": len(history), "prior": prior, "patterns": len(rows)})
     return fellegi_sunter(comparison_meta(match), m, u, prior, [c.term_frequency for c in match.comparisons],
                           history=history)

@@ -41,12 +41,16 @@ def read_pairs(spark, path: str, fmt: str, mode: str, sources: list[str],
         sa, sb = (sources[0], sources[0]) if mode == "dedupe" else (sources[0], sources[1])
         df = df.withColumn("source_a", F.lit(sa)).withColumn("source_b", F.lit(sb))
     df = df.select(*[F.trim(F.col(c).cast("string")).alias(c) for c in KEYS], *extra)
-    swap = (F.col("source_a") > F.col("source_b")) | ((F.col("source_a") == F.col("source_b")) & (F.col("id_a") > F.col("id_b")))
-    return df.select(
-        F.when(swap, F.col("source_b")).otherwise(F.col("source_a")).alias("source_a"),
-        F.when(swap, F.col("id_b")).otherwise(F.col("id_a")).alias("id_a"),
-        F.when(swap, F.col("source_a")).otherwise(F.col("source_b")).alias("source_b"),
-        F.when(swap, F.col("id_a")).otherwise(F.col("id_b")).alias("id_b"), *extra).dropDuplicates(KEYS)
+    return oriented(df, *extra).dropDuplicates(KEYS)
+
+
+def oriented(pairs: DataFrame, *extra: str) -> DataFrame:
+    """Pairs with their sides swapped where needed so that (source_a, id_a) < (source_b, id_b)."""
+    swap = (F.col("source_a") > F.col("source_b")) | ((F.col("source_a") == F.col("source_b"))
+                                                      & (F.col("id_a") > F.col("id_b")))
+    side = lambda a, b: F.when(swap, F.col(b)).otherwise(F.col(a))  # noqa: E731
+    return pairs.select(side("source_a", "source_b").alias("source_a"), side("id_a", "id_b").alias("id_a"),
+                        side("source_b", "source_a").alias("source_b"), side("id_b", "id_a").alias("id_b"), *extra)
 
 
 def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFrame) -> DataFrame:

@@ -136,9 +136,31 @@ class TruthConfig(Model):
         return self
 
 
+RULE_PART = r"^[A-Za-z0-9_]+(\[\d*:\d*\])?$"
+
+
+class CrossRule(Model):
+    """Records x, y pair when x's ``left`` key equals y's ``right`` key (e.g. swapped names)."""
+
+    left: list[str] = Field(min_length=1)
+    right: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _same_length(self):
+        if len(self.left) != len(self.right):
+            raise ValueError("a cross rule's left and right keys have the same number of parts")
+        return self
+
+
 class BlockConfig(Model):
     input: str | None = Field(None, description="ingested records; default <output>/ingest/records")
     mode: Literal["dedupe", "link"] = "dedupe"
+    method: Literal["minhash", "rules"] = Field("minhash", description="MinHash-LSH, or equality rules")
+    rules: list[list[str] | CrossRule] = Field(default_factory=list, description=(
+        "with method=rules: records pair when every part of a rule is equal and present; a part "
+        "is an attribute, optionally sliced like date_of_birth[0:4]; pairs of all rules are united"))
+    max_rule_group: int = Field(1_000, ge=2, description="rule keys shared by more records are skipped "
+                                                         "and reported")
     tokenizer: TokenizerConfig = TokenizerConfig()
     minhash: MinHashConfig = MinHashConfig()
     lsh: LshConfig = LshConfig()
@@ -146,6 +168,17 @@ class BlockConfig(Model):
     exact_jaccard: bool = False
     min_jaccard: float | None = Field(None, ge=0, le=1, description="minimum exact Jaccard; needs exact_jaccard")
     validate_output: bool = Field(False, description="check the candidates with the Great Expectations suite")
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.method == "rules" and not self.rules:
+            raise ValueError("block.method=rules needs block.rules")
+        import re
+        parts = [p for r in self.rules for p in (r if isinstance(r, list) else [*r.left, *r.right])]
+        bad = [p for p in parts if not re.match(RULE_PART, p)]
+        if bad:
+            raise ValueError(f"block.rules parts must look like column or column[start:end], got {bad}")
+        return self
 
     @model_validator(mode="after")
     def _exact_needed(self):
@@ -223,7 +256,10 @@ class EmConfig(Model):
     u_pairs: int = Field(1_000_000, ge=1_000, description="random record pairs for the u probabilities")
     max_iterations: int = Field(100, ge=1)
     tolerance: float = Field(1e-6, gt=0, description="stop when no parameter moves more than this")
-    update_u: bool = Field(False, description="re-estimate u by EM too (Splink keeps u from sampling)")
+    update_u: bool = Field(True, description="re-estimate u among the candidates too, the random-pair u "
+                                             "as its prior (false: keep u from sampling, as Splink does)")
+    u_prior_pairs: float = Field(1_000.0, ge=0, description="weight of the random-pair u, in pairs, "
+                                                            "when update_u")
     prior: float | None = Field(None, gt=0, lt=1, description="starting match prior; default from the data")
     seed: int = 0
 

@@ -26,7 +26,7 @@ CANDIDATES = pa.schema([
     pa.field("id_a", pa.string(), nullable=False),
     pa.field("source_b", pa.string(), nullable=False),
     pa.field("id_b", pa.string(), nullable=False),
-    pa.field("jaccard_estimate", pa.float32(), nullable=False),
+    pa.field("jaccard_estimate", pa.float32()),  # MinHash estimate; null from rule blocking
     pa.field("jaccard", pa.float32()),  # exact token-set Jaccard, when configured
 ])
 

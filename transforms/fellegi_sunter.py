@@ -115,18 +115,27 @@ def _level_sums(patterns: np.ndarray, weights: np.ndarray, levels: list[int]) ->
 
 
 def fit_em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], *, prior: float | None = None,
-           max_iterations: int = 100, tolerance: float = 1e-6, update_u: bool = False):
+           max_iterations: int = 100, tolerance: float = 1e-6, update_u: bool = False,
+           u_prior_pairs: float = 0.0):
     """m, u and lambda by EM over distinct level patterns.
 
     ``patterns`` (P, K) int8 levels (-1 = null), ``counts`` (P,) how many pairs show each
-    pattern, ``u[k]`` the starting (or fixed) u of comparison k. Returns
+    pattern, ``u[k]`` the u of comparison k from random pairs. Returns
     ``(m, u, prior, history)`` where history lists lambda per iteration.
 
     E-step: p_g = P(match | g) from the current parameters. M-step:
     m_k(l) = sum_g c_g p_g [g_k = l] / sum_g c_g p_g [g_k != null], lambda = sum c p / sum c.
+
+    With ``update_u`` the non-matches among the candidates re-estimate u too, with the
+    random-pair u as a Dirichlet prior worth ``u_prior_pairs`` pairs (the MAP estimate
+    u_k(l) ∝ sum_g c_g (1 - p_g) [g_k = l] + u_prior_pairs u_random_k(l)). Blocking selects
+    non-matches that agree more than random pairs do (same postcode, similar name), which
+    u from random pairs alone cannot explain; the prior keeps u sane when the candidates
+    hold almost no non-matches.
     """
     levels = [len(x) for x in u]
     u = [np.asarray(x, dtype=np.float64) for x in u]
+    u_random = u
     m = [_initial_m(n) for n in levels]
     lam = 0.5 if prior is None else prior
     counts = np.asarray(counts, dtype=np.float64)
@@ -139,7 +148,8 @@ def fit_em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], *, pri
             log_odds[seen] += np.log(m[k][g[seen]]) - np.log(u[k][g[seen]])
         p = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
         new_m = [_normalised(s) for s in _level_sums(patterns, counts * p, levels)]
-        new_u = [_normalised(s) for s in _level_sums(patterns, counts * (1 - p), levels)] if update_u else u
+        new_u = ([_normalised(s + u_prior_pairs * r) for s, r in zip(_level_sums(patterns, counts * (1 - p), levels),
+                                                                      u_random)] if update_u else u)
         new_lam = float(np.clip((counts * p).sum() / counts.sum(), _FLOOR, 1 - _FLOOR))
         delta = max([abs(new_lam - lam)] + [np.abs(a - b).max() for a, b in zip(new_m + new_u, m + u)])
         m, u, lam = new_m, new_u, new_lam
