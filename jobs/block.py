@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.io import write_parquet, write_table
 from sigil.jobs.runner import Run
-from sigil.jobs.truth import KEYS, oriented, possible_pairs, read_truth
+from sigil.jobs.pairs import KEYS, oriented, possible_pairs, read_truth
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.io import write_parquet
 from sigil.jobs.runner import Run, StrictError
-from sigil.jobs.truth import KEYS, read_truth
+from sigil.jobs.pairs import KEYS, read_truth, with_record_columns
 from sigil.schemas import datasets
 from sigil.schemas.config import ClusterConfig, SigilConfig
 from sigil.transforms.records import InputError, list_files, open_input
@@ -169,15 +169,6 @@ def read_input(spark, path: str, what: str, job: str) -> DataFrame:
     return spark.read.parquet(path)
 
 
-def with_sides(pairs: DataFrame, records: DataFrame, column: str, how: str = "inner") -> DataFrame:
-    """``pairs`` with ``column`` of both records (by source and id) as ``<column>_a``, ``_b``."""
-    for side in ("a", "b"):
-        keys = [f"source_{side}", f"id_{side}"]
-        pairs = pairs.join(records.select(F.col("source").alias(keys[0]), F.col("id").alias(keys[1]),
-                                          F.col(column).alias(f"{column}_{side}")), keys, how)
-    return pairs
-
-
 def as_edges(pairs: DataFrame) -> DataFrame:
     return pairs.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst"))
 
@@ -267,7 +258,7 @@ def pairwise_quality(entities: DataFrame, truth: DataFrame, mode: str) -> dict:
     truth pairs T. An entity of n records, n_s from source s, implies n(n-1)/2 pairs, or
     (n² - Σ_s n_s²)/2 in link mode."""
     same = F.col("entity_id_a") == F.col("entity_id_b")
-    found = with_sides(truth, entities, "entity_id", "left").agg(
+    found = with_record_columns(truth, entities, ["entity_id"], "left").agg(
         F.count("*").alias("t"), F.count(F.when(same, 1)).alias("tp")).first()  # driver-ok: one row
     per_source = entities.groupBy("entity_id", "source").agg(F.count("*").alias("ns"))
     per_entity = per_source.groupBy("entity_id").agg(F.sum("ns").alias("n"),
@@ -308,7 +299,7 @@ def quality(spark, config: SigilConfig, entities: DataFrame, records: DataFrame,
     if mode == "link":
         truth = truth.where(F.col("source_a") != F.col("source_b"))
     truth = truth.persist(StorageLevel.MEMORY_AND_DISK)
-    labels = connected_components(as_edges(with_sides(truth, records, "rid")), max_iterations)
+    labels = connected_components(as_edges(with_record_columns(truth, records, ["rid"])), max_iterations)
     out = {**pairwise_quality(entities, truth, mode), **bcubed_quality(entities, labels)}
     truth.unpersist()
     return out
@@ -329,7 +320,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
 
         with job.stage("components"):
             above = pairs.where(F.col("match_probability") >= threshold).select(*KEYS, "match_probability")
-            keyed = with_sides(above, records, "rid", "left").persist(StorageLevel.MEMORY_AND_DISK)
+            keyed = with_record_columns(above, records, ["rid"], "left").persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
             n_dangling = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
             if strict and n_dangling:

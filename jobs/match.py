@@ -27,7 +27,7 @@ from pyspark.sql.window import Window
 
 from sigil.jobs.io import write_parquet
 from sigil.jobs.runner import Run
-from sigil.jobs.truth import KEYS, pair_quality, read_pairs, read_truth
+from sigil.jobs.pairs import KEYS, pair_quality, read_pairs, read_truth, with_record_columns
 from sigil.schemas import datasets
 from sigil.schemas.config import MatchConfig, SigilConfig
 from sigil.transforms.compare import NULL_LEVEL, gamma_batch, value_column
@@ -40,15 +40,6 @@ MAX_PATTERNS = 2_000_000  # distinct level patterns EM may bring to the driver
 
 def value_columns(match: MatchConfig) -> list[str]:
     return sorted({value_column(c) for c in match.comparisons})
-
-
-def with_values(pairs: DataFrame, records: DataFrame, columns: list[str]) -> DataFrame:
-    """``pairs`` joined with ``columns`` of both records, suffixed _a and _b."""
-    for side in ("a", "b"):
-        pairs = pairs.join(records.select(F.col("source").alias(f"source_{side}"), F.col("id").alias(f"id_{side}"),
-                                          *[F.col(c).alias(f"{c}_{side}") for c in columns]),
-                           [f"source_{side}", f"id_{side}"])
-    return pairs
 
 
 def nonblank(column: str):
@@ -191,8 +182,8 @@ def labelled(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, sou
         raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={lab.max_pairs} (they are fitted "
                          "on the driver)")
     cols = value_columns(match)
-    given = levels(with_term_frequencies(with_values(pairs.select(*KEYS, "label"), records, cols), records, match),
-                   match, keep=("label",))
+    values = with_record_columns(pairs.select(*KEYS, "label"), records, cols)
+    given = levels(with_term_frequencies(values, records, match), match, keep=("label",))
     names = [f"gamma_{c.key}" for c in match.comparisons]
     if lab.label_column is None:
         negatives = (gam.join(pairs.select(*KEYS), KEYS, "left_anti")
@@ -274,7 +265,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         sources = sorted(counts)
         with job.stage("levels"):
             candidates = spark.read.parquet(cand_path).select(*KEYS)
-            pairs = with_term_frequencies(with_values(candidates, records, cols), records, match)
+            pairs = with_term_frequencies(with_record_columns(candidates, records, cols), records, match)
             gam = levels(pairs, match).persist(StorageLevel.MEMORY_AND_DISK)
             n_pairs = gam.count()
         model = choose_model(spark, gam, records, config, sources, job)

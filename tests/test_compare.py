@@ -111,3 +111,14 @@ def test_bad_levels_are_rejected():
     with pytest.raises(ValidationError, match="term_frequency adjusts an exact first level"):
         Comparison.model_validate({"column": "x", "term_frequency": True,
                                    "levels": [{"kind": "jaro_winkler", "min": 0.9}]})
+
+
+def test_codes_keep_model_numbers_only():
+    from sigil.transforms.compare import codes
+
+    got = codes(pa.array(["sony turntable pslx350h belt", "no codes here", None, "avr1709 x1 12345 ab12"]))
+    assert got.to_pylist() == ["pslx350h", None, None, "avr1709 12345 ab12"]
+    c = Comparison.model_validate({"column": "name", "extract": "codes", "levels": [{"kind": "exact"}]})
+    levels = comparison_levels(c, pa.array(["lg lds4821ww white", "lg dishwasher", "a 1234"]),
+                               pa.array(["lds4821ww lg", "lg lds4821ww", "b 9999"]))
+    assert levels.tolist() == [0, -1, 1]  # no code on one side is no evidence

@@ -40,3 +40,29 @@ def test_cross_field_rules():
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/conf.yaml")
+
+
+def test_extends_merges_sections_and_replaces_lists(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "output: /tmp/base\nblock: {mode: link, lsh: {threshold: 0.3, max_bucket_size: 50}}\n"
+        "ingest: {sources: [{name: a, path: x, id_column: id}], attributes: [{name: n}, {name: m}]}\n")
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\noutput: /tmp/child\nblock: {lsh: {threshold: 0.4}}\n"
+        "ingest: {attributes: [{name: z}]}\n")
+    c = load_config(tmp_path / "child.yaml")
+    assert c.output == "/tmp/child" and c.block.mode == "link"
+    assert (c.block.lsh.threshold, c.block.lsh.max_bucket_size) == (0.4, 50)
+    assert [a.name for a in c.ingest.attributes] == ["z"]
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_rule_blocking_is_validated():
+    with pytest.raises(ConfigError, match="needs block.rules"):
+        load_config(base={"output": "/tmp/x", "block": {"method": "rules"}})
+    with pytest.raises(ConfigError, match="column or column"):
+        load_config(base={"output": "/tmp/x", "block": {"method": "rules", "rules": [["dob[a:b]"]]}})
+    ok = load_config(base={"output": "/tmp/x", "block": {"method": "rules", "rules": [
+        ["dob[0:4]", "surname"], {"left": ["given", "surname"], "right": ["surname", "given"]}]}})
+    assert len(ok.block.rules) == 2

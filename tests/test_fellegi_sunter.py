@@ -109,3 +109,12 @@ def test_logistic_fills_the_same_scoring_form():
     assert accuracy >= optimal - 0.005  # as good as the true generative model, near enough
     with pytest.raises(ValueError, match="both"):
         fit_logistic(gammas, np.ones(len(gammas)), META)
+
+
+def test_u_prior_keeps_u_near_random_pairs_when_candidates_are_all_matches():
+    gammas, _ = draw(50_000, prior=0.999, seed=3)
+    _, u_free, _, _ = fit_em(*patterns_of(gammas), [x + 0.0 for x in U], update_u=True)
+    _, u_map, prior, _ = fit_em(*patterns_of(gammas), [x + 0.0 for x in U], update_u=True, u_prior_pairs=1000)
+    err = lambda us: max(np.abs(a - b).max() for a, b in zip(us, U))  # noqa: E731
+    assert err(u_map) < 0.05 < err(u_free) or err(u_map) < err(u_free)
+    assert prior > 0.98

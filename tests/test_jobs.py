@@ -261,3 +261,39 @@ def test_generated_link_data_blocks_across_sources_only(spark, tmp_path):
     assert m["truth_pairs"] == generated["outputs"]["truth"] and m["pair_completeness"] > 0.95
     cand = pq.read_table(f"{out}/block/candidates")
     assert set(zip(cand.column("source_a").to_pylist(), cand.column("source_b").to_pylist())) == {("a", "b")}
+
+
+@needs_data(FEBRL)
+def test_rule_blocking_equals_brute_force_equality(spark, febrl4, tmp_path):
+    """Every pair across sources that agrees on one rule's key, and no other pair."""
+    config, _, _ = febrl4
+    rules = [["soc_sec_id"], ["surname", "date_of_birth[0:4]"],
+             {"left": ["given_name", "surname"], "right": ["surname", "given_name"]}]
+    tree = config.model_dump(mode="json", exclude_none=True)
+    tree.update(output=str(tmp_path), block={**tree["block"], "method": "rules", "rules": rules,
+                                              "input": f"{config.output}/ingest/records"})
+    m = block.run(spark, load_config(base=tree), quiet=True)["metrics"]
+    got = pq.read_table(f"{tmp_path}/block/candidates")
+    assert got.schema == datasets.CANDIDATES and got.column("jaccard_estimate").null_count == got.num_rows
+    got = set(zip(*(got.column(c).to_pylist() for c in ("source_a", "id_a", "source_b", "id_b"))))
+
+    recs = pq.read_table(f"{config.output}/ingest/records").to_pylist()
+
+    def key(r, parts):
+        vals = [r[p.split("[")[0] + "_norm"] for p in parts]
+        vals = [v[0:4] if "[" in p and v else v for p, v in zip(parts, vals)]
+        return tuple(vals) if all(v and v.strip() for v in vals) else None
+
+    want = set()
+    for rule in rules:
+        left, right = (rule, rule) if isinstance(rule, list) else (rule["left"], rule["right"])
+        index = {}
+        for r in recs:
+            if (k := key(r, right)) is not None:
+                index.setdefault(k, []).append(r)
+        for x in recs:
+            for y in index.get(key(x, left), []) if key(x, left) is not None else []:
+                if x["source"] != y["source"]:
+                    want.add(tuple(sorted([(x["source"], x["id"]), (y["source"], y["id"])])))
+    assert got == {(a[0], a[1], b[0], b[1]) for a, b in want}
+    assert m["candidate_pairs"] == len(got) and m["pair_completeness"] > 0.9

@@ -1,4 +1,6 @@
-"""Ground truth: matching pairs from a file or from an id pattern, oriented like candidates.
+"""Record pairs as every stage handles them: oriented (source_a, id_a) < (source_b, id_b),
+read from files (ground truth, labels), joined with the records' columns, and scored
+against the ground truth.
 
 Every stage that reports quality (block, match, cluster) reads the truth through here.
 """
@@ -59,6 +61,15 @@ def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFram
     if t.id_regex is not None:
         return truth_from_ids(records, t.id_regex, mode)
     return read_pairs(spark, t.path, t.format, mode, sources, tuple(t.id_columns))
+
+
+def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str], how: str = "inner") -> DataFrame:
+    """``pairs`` joined, by source and id, with ``columns`` of both records, suffixed _a, _b."""
+    for side in ("a", "b"):
+        keys = [f"source_{side}", f"id_{side}"]
+        pairs = pairs.join(records.select(F.col("source").alias(keys[0]), F.col("id").alias(keys[1]),
+                                          *[F.col(c).alias(f"{c}_{side}") for c in columns]), keys, how)
+    return pairs
 
 
 def pair_quality(predicted: DataFrame, n_predicted: int, truth: DataFrame, prefix: str = "") -> dict:
