@@ -15,6 +15,8 @@ Run: ``sigil block --conf FILE`` or ``spark-submit jobs/block.py --conf FILE``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 from pyspark import StorageLevel
@@ -158,8 +160,8 @@ def rule_pairs(records: DataFrame, block: BlockConfig) -> tuple[DataFrame, DataF
         sides = []
         for side, parts in (("a", left), ("b", right)):
             key, cols = rule_key(parts)
-            sides.append(records.where(F.coalesce(*[c.isNull() for c in cols], F.lit(False)) == F.lit(False))
-                         .select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"src_{side}"), key))
+            present = functools.reduce(lambda x, y: x & y, [c.isNotNull() for c in cols])
+            sides.append(records.where(present).select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"src_{side}"), key))
         sizes = sides[0].groupBy("key").count()
         big = sizes.where(F.col("count") > block.max_rule_group)
         skipped.append(big.select(F.lit(index).alias("rule"), "key", F.col("count").alias("size")))
