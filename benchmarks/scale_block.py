@@ -26,12 +26,14 @@ from pathlib import Path
 import psutil
 import yaml
 
+from sigil.schemas.config import read_yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 SIGIL = [sys.executable, "-m", "sigil"]
 
 
 def config(out: Path, people: int, threshold: float, partitions: int) -> dict:
-    demo = yaml.safe_load((ROOT / "conf" / "demo.yaml").read_text())
+    demo = read_yaml(ROOT / "conf" / "demo.yaml")  # with its `extends` resolved
     demo["output"] = str(out)
     demo["spark"] = {"shuffle_partitions": partitions, "driver_memory": "8g"}
     demo["generate"].update({"entities": people, "format": "parquet", "chunk_entities": 50_000})
