@@ -319,7 +319,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         metrics = job.manifest["metrics"]
 
         with job.stage("components"):
-            above = pairs.where(F.col("match_probability") >= threshold).select(*KEYS, "match_probability")
+            # the match job's decision (threshold, one-to-one) unless a threshold is set here
+            edge = (F.col("is_match") if cluster.threshold is None and "is_match" in pairs.columns
+                    else F.col("match_probability") >= threshold)
+            above = pairs.where(edge).select(*KEYS, "match_probability")
             keyed = with_record_columns(above, records, ["rid"], "left").persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
             n_dangling = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)

@@ -223,6 +223,23 @@ def scored(gam: DataFrame, model: MatchModel) -> DataFrame:
                           + f", {gammas}, match_weight double, match_probability double")
 
 
+def decided(pairs: DataFrame, threshold: float, one_to_one: bool) -> DataFrame:
+    """``is_match``: probability at or above ``threshold`` and, one to one, the pair is the
+    best of both its records (highest weight; ties go to the smaller other key), so every
+    record matches at most one record of the other source (mutual best match)."""
+    above = F.col("match_probability") >= threshold
+    if not one_to_one:
+        return pairs.withColumn("is_match", above)
+    best = {}
+    for side, other in (("a", "b"), ("b", "a")):
+        order = Window.partitionBy(f"source_{side}", f"id_{side}", f"source_{other}").orderBy(
+            F.desc("match_weight"), f"id_{other}")
+        best[side] = F.row_number().over(order) == 1
+    ranked = pairs.where(above).select(*KEYS, best["a"].alias("best_a"), best["b"].alias("best_b"))
+    mutual = ranked.where("best_a and best_b").select(*KEYS, F.lit(True).alias("is_match"))
+    return pairs.join(mutual, KEYS, "left").fillna(False, ["is_match"])
+
+
 def choose_model(spark, gam, records, config: SigilConfig, sources: list[str], job: Run) -> MatchModel:
     match = config.match
     if match.load_model:
@@ -270,12 +287,14 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             n_pairs = gam.count()
         model = choose_model(spark, gam, records, config, sources, job)
         job.fs.write_text(job.path("model.json"), model.to_json())
+        if match.one_to_one and config.er_mode() != "link":
+            raise InputError("match.one_to_one needs block.mode=link (pairs across sources)")
         with job.stage("score"):
             schema = datasets.scored(model.names)
-            write_parquet(scored(gam, model), job.path("pairs"), schema)
+            write_parquet(decided(scored(gam, model), model.threshold, match.one_to_one), job.path("pairs"), schema)
         gam.unpersist()
         out = spark.read.parquet(job.path("pairs"))
-        matches = out.where(F.col("match_probability") >= model.threshold)
+        matches = out.where(F.col("is_match"))
         n_matches = matches.count()
         metrics = job.manifest["metrics"]
         metrics.update({"records": sum(counts.values()), "pairs_scored": n_pairs, "matches": n_matches,

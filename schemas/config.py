@@ -285,6 +285,8 @@ class MatchConfig(Model):
     threshold: float | Literal["best_f1"] = Field(0.5, description="match probability above which a pair "
                                                                    "matches, or best_f1 on the labels")
     load_model: str | None = Field(None, description="a saved model.json: score without training")
+    one_to_one: bool = Field(False, description="link mode: a record matches at most one record of another "
+                                                "source, the pairs that are each side's best")
     validate_output: bool = False
 
     @model_validator(mode="after")

@@ -32,13 +32,15 @@ CANDIDATES = pa.schema([
 
 #: Scored pairs from the match job: one comparison level per comparison (-1 = a value is
 #: missing; 0 = the first, most similar level), the match weight (log2 Bayes factor with the
-#: prior) and probability. Built by a function because the level columns follow the config.
+#: prior) and probability, and whether the pair is a match (at or above the threshold and,
+#: with one-to-one linking, each side's best). Built by a function because the level columns follow the config.
 def scored(comparisons: list[str]) -> pa.Schema:
     return pa.schema(
         [pa.field(k, pa.string(), nullable=False) for k in ("source_a", "id_a", "source_b", "id_b")]
         + [pa.field(f"gamma_{c}", pa.int8(), nullable=False) for c in comparisons]
         + [pa.field("match_weight", pa.float64(), nullable=False),
-           pa.field("match_probability", pa.float64(), nullable=False)])
+           pa.field("match_probability", pa.float64(), nullable=False),
+           pa.field("is_match", pa.bool_(), nullable=False)])
 
 
 #: Entities from the cluster job: every record with its entity; the entity id is the

@@ -131,3 +131,22 @@ def test_matching_notebook_executes(spark, febrl4_matched, monkeypatch):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "fellegi_sunter" in text and "bcubed_f1" in text and "entity " in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # weights, levels, waterfall
+
+
+def test_one_to_one_keeps_mutual_best_pairs(spark):
+    rows = [("a", "a1", "b", "b1", 10.0, 0.99), ("a", "a1", "b", "b2", 8.0, 0.98),
+            ("a", "a2", "b", "b1", 9.0, 0.97), ("a", "a2", "b", "b2", 1.0, 0.6),
+            ("a", "a3", "b", "b3", -5.0, 0.03)]
+    pairs = spark.createDataFrame(rows, "source_a string, id_a string, source_b string, id_b string, "
+                                        "match_weight double, match_probability double")
+    got = {(r["id_a"], r["id_b"]): r["is_match"] for r in match.decided(pairs, 0.5, True).collect()}
+    assert got == {("a1", "b1"): True, ("a1", "b2"): False, ("a2", "b1"): False, ("a2", "b2"): False,
+                   ("a3", "b3"): False}
+    plain = {(r["id_a"], r["id_b"]): r["is_match"] for r in match.decided(pairs, 0.5, False).collect()}
+    assert sum(plain.values()) == 4
+
+
+@needs_data(FEBRL)
+def test_febrl4_one_to_one(spark, febrl4, tmp_path):
+    m = match.run(spark, match_config(febrl4[0], tmp_path, one_to_one=True), quiet=True)["metrics"]
+    assert m["f1"] >= 0.999
