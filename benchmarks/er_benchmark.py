@@ -150,8 +150,9 @@ def reference_metrics(output: Path, threshold: float, link: bool, truth, labels,
         return pads.dataset(str(path), format="parquet").to_table(columns=columns).to_pandas()
 
     cands = read(output / "block" / "candidates", KEYS)
-    pairs = read(output / "match" / "pairs", [*KEYS, "match_probability"])
-    pairs = pairs[pairs["match_probability"] >= threshold]
+    pairs = read(output / "match" / "pairs", [*KEYS, "match_probability", "is_match"])
+    # the match job's decision: at or above the threshold and, linking one to one, mutual best
+    pairs = pairs[pairs["is_match"] & (pairs["match_probability"] >= threshold)]
     ents = read(output / "cluster" / "entities", ["source", "id", "entity_id"])
 
     def as_pairs(df):
