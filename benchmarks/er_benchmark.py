@@ -259,15 +259,7 @@ COLUMNS = [("system", "{}", "system"), ("comparisons_scored", "{:,}", "scored pa
            ("seconds", "{:.2f}", "seconds")]
 
 
-def table(rows: list[dict], columns: list) -> str:
-    def cell(r, key, fmt):
-        return fmt.format(r[key]) if r.get(key) is not None else "-"
-
-    widths = [max([len(h)] + [len(cell(r, k, f)) for r in rows]) for k, f, h in columns]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    head = line([h for _, _, h in columns])
-    return "\n".join([head, "-" * len(head), *(line([cell(r, k, f) for k, f, _ in columns]) for r in rows)])
+table = ref.table
 
 
 def stages_text(stages: dict) -> str:

@@ -703,18 +703,20 @@ COLUMNS = [("dataset", "{}", "dataset"), ("records", "{:,}", "records"),
            ("load_average_after", "{:.1f}", "load")]
 
 
-def print_table(results: list[dict]) -> None:
+def table(rows: list[dict], columns: list) -> str:
+    """A plain-text table: ``columns`` are (key, format, heading); missing values print as -."""
     def cell(r, key, fmt):
         return fmt.format(r[key]) if r.get(key) is not None else "-"
 
-    widths = [max([len(h)] + [len(cell(r, k, fmt)) for r in results]) for k, fmt, h in COLUMNS]
-    line = lambda cells: " ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    head = line([h for _, _, h in COLUMNS])
-    print(head)
-    print("-" * len(head))
-    for r in results:
-        print(line([cell(r, k, fmt) for k, fmt, _ in COLUMNS]))
+    widths = [max([len(h)] + [len(cell(r, k, f)) for r in rows]) for k, f, h in columns]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    head = line([h for _, _, h in columns])
+    return "\n".join([head, "-" * len(head), *(line([cell(r, k, f) for k, f, _ in columns]) for r in rows)])
+
+
+def print_table(results: list[dict]) -> None:
+    print(table(results, COLUMNS))
     print()
     for r in results:
         print(f"{r['dataset']}: cluster P/R {r['cluster_precision']:.4f}/{r['cluster_recall']:.4f}; "

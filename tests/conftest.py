@@ -71,3 +71,17 @@ def febrl4(spark, tmp_path_factory, febrl4_truth):
     out = tmp_path_factory.mktemp("febrl4")
     config = load_config(base=febrl4_config(out, febrl4_truth))
     return config, ingest.run(spark, config, quiet=True), block.run(spark, config, quiet=True)
+
+
+def run_notebook(name: str, output: str, monkeypatch) -> tuple[list, str]:
+    """Execute notebooks/<name> on a run's outputs; its outputs and their text."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SIGIL_OUTPUT", output)
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    return outputs, "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)

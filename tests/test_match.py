@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FEBRL, ROOT, needs_data
+from conftest import FEBRL, ROOT, needs_data, run_notebook
 from sigil.jobs import match
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config, read_yaml
@@ -115,20 +115,11 @@ def test_match_needs_its_inputs(spark, tmp_path):
 
 @needs_data(FEBRL)
 def test_matching_notebook_executes(spark, febrl4_matched, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
-
     from sigil.jobs import cluster
 
     config, _ = febrl4_matched
     cluster.run(spark, config, quiet=True)
-    monkeypatch.setenv("SIGIL_OUTPUT", config.output)
-    nb = nbformat.read(ROOT / "notebooks" / "matching.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    outputs, text = run_notebook("matching.ipynb", config.output, monkeypatch)
     assert "fellegi_sunter" in text and "bcubed_f1" in text and "entity " in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # weights, levels, waterfall
 
