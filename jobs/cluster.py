@@ -126,7 +126,7 @@ def connected_components(edges: DataFrame, max_iterations: int, return_n_iter: b
     Examples
     --------
     >>> edges = spark.createDataFrame([(1, 2), (3, 2), (7, 8), (9, 9)], "src long, dst long")
-    >>> sorted(map(tuple, connected_components(edges, 10).collect()))
+    >>> sorted(map(tuple, connected_components(edges, 10).collect()))  # driver-ok: a doctest of 6 rows
     [(1, 1), (2, 1), (3, 1), (7, 7), (8, 7), (9, 9)]
     """
     stars = _orient(edges)

@@ -87,7 +87,7 @@ def write_inputs(root, pairs) -> None:
     n = len(pairs)
     table = pa.Table.from_pylist(
         [{"source_a": "s", "id_a": a, "source_b": "s", "id_b": b, "gamma_name": 0, "match_weight": 1.0,
-          "match_probability": p} for a, b, p in pairs],
+          "match_probability": p, "is_match": p >= 0.5} for a, b, p in pairs],
         datasets.scored(["name"]))
     pq.write_table(table.slice(0, n // 2), root / "match" / "pairs" / "part-0.parquet")
     pq.write_table(table.slice(n // 2), root / "match" / "pairs" / "part-1.parquet")
