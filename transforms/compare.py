@@ -106,7 +106,8 @@ def level_holds(level, a: pa.Array, b: pa.Array, sa: np.ndarray, sb: np.ndarray)
     if kind == "exact":
         return sa == sb
     if kind in _SIMILARITY:
-        return process.cpdist(sa, sb, scorer=_SIMILARITY[kind], workers=1) >= level.min
+        # float64: the float32 default would round a similarity of 0.79999 up to 0.8
+        return process.cpdist(sa, sb, scorer=_SIMILARITY[kind], workers=1, dtype=np.float64) >= level.min
     if kind in _EDITS:
         return process.cpdist(sa, sb, scorer=_EDITS[kind], workers=1) <= level.max
     if kind == "jaccard":
