@@ -76,8 +76,10 @@ def bucket_rows(band_keys_df: DataFrame, block: BlockConfig, partitions: int) ->
     lsh, cross = block.lsh, block.mode == "link"
 
     def per_partition(batches):
-        t = pa.Table.from_batches(list(batches), schema=pa.schema(
-            [("band", pa.int32()), ("key", pa.int64()), ("fine", pa.int64()), ("rid", pa.int64()), ("src", pa.int32())]))
+        schema = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("fine", pa.int64()), ("rid", pa.int64()),
+                            ("src", pa.int32())])
+        batches = list(batches)  # Spark marks literal columns not-null: compare types, not nullability
+        t = pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
         out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
                                 lsh.max_bucket_size, lsh.oversized, cross)
         (a, b), (hb, hs, hc) = out["pairs"], out["histogram"]
@@ -147,29 +149,46 @@ def rule_key(parts: list[str]):
     return F.concat_ws("\x1f", *cols).alias("key") if len(cols) > 1 else cols[0].alias("key"), cols
 
 
-def rule_pairs(records: DataFrame, block: BlockConfig) -> tuple[DataFrame, DataFrame]:
-    """Candidate rids (rid_a < rid_b) from equality rules, and the oversized keys skipped.
+def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str],
+               partitions: int) -> tuple[DataFrame, DataFrame]:
+    """Candidate rids (rid_a < rid_b) from equality rules, and the oversized keys skipped
+    (rule, key hash, size).
 
-    Each rule is an equi-join of the records on its key (Splink's blocking rules); a key
-    shared by more than ``max_rule_group`` records would emit the square of that many pairs,
-    so it is skipped and reported (rule, key, size) instead.
+    A rule's key shared by more than ``max_rule_group`` records would emit the square of
+    that many pairs, so it is skipped and reported instead. A rule of one key is exact
+    banding: every rule's keys go through the LSH bucket machinery together (one shuffle,
+    pairs per bucket in numba, see ``bucket_rows``). A cross rule (x's left key equals y's
+    right key) is an equi-join of the two keys.
     """
-    pairs, skipped = [], []
+    src = F.create_map(*[x for i, s in enumerate(sources) for x in (F.lit(s), F.lit(i))])[F.col("source")]
+    pairs, skipped, banded = [], [], []
     for index, rule in enumerate(block.rules):
-        left, right = (rule, rule) if isinstance(rule, list) else (rule.left, rule.right)
+        if isinstance(rule, list):
+            key, cols = rule_key(rule)
+            banded.append(records.where(functools.reduce(lambda x, y: x & y, [c.isNotNull() for c in cols])).select(
+                F.lit(index).cast("int").alias("band"), F.xxhash64(key).alias("key"), F.lit(0).cast("long").alias("fine"),
+                "rid", src.cast("int").alias("src")))
+            continue
         sides = []
-        for side, parts in (("a", left), ("b", right)):
+        for side, parts in (("a", rule.left), ("b", rule.right)):
             key, cols = rule_key(parts)
             present = functools.reduce(lambda x, y: x & y, [c.isNotNull() for c in cols])
-            sides.append(records.where(present).select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"src_{side}"), key))
-        sizes = sides[0].groupBy("key").count()
-        big = sizes.where(F.col("count") > block.max_rule_group)
-        skipped.append(big.select(F.lit(index).alias("rule"), "key", F.col("count").alias("size")))
+            sides.append(records.where(present).select(F.col("rid").alias(f"rid_{side}"),
+                                                       F.col("source").alias(f"src_{side}"), key))
+        big = sides[0].groupBy("key").count().where(F.col("count") > block.max_rule_group)
+        skipped.append(big.select(F.lit(index).alias("rule"), F.xxhash64("key").alias("key"), F.col("count").alias("size")))
         a, b = (s.join(big, "key", "left_anti") for s in sides)
         joined = a.join(b, "key").where(F.col("rid_a") != F.col("rid_b"))
         if block.mode == "link":
             joined = joined.where(F.col("src_a") != F.col("src_b"))
         pairs.append(joined.select(F.least("rid_a", "rid_b").alias("rid_a"), F.greatest("rid_a", "rid_b").alias("rid_b")))
+    if banded:
+        exact = block.model_copy(update={"lsh": block.lsh.model_copy(
+            update={"max_bucket_size": block.max_rule_group, "oversized": "skip"})})
+        buckets = bucket_rows(_union(banded), exact, partitions)
+        pairs.append(buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")))
+        skipped.append(buckets.where("kind = 2").select(F.col("a").cast("int").alias("rule"), F.col("b").alias("key"),
+                                                        F.col("c").alias("size")).distinct())
     return _union(pairs).distinct(), _union(skipped)
 
 
@@ -180,9 +199,9 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     return out
 
 
-def rule_candidates(records: DataFrame, block: BlockConfig, job: Run) -> int:
+def rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int, job: Run) -> int:
     """Write the candidates of rule blocking (no Jaccard: the rules are the evidence)."""
-    ids, skipped = rule_pairs(records, block)
+    ids, skipped = rule_pairs(records, block, sources, partitions)
     keyed = records.select("rid", "source", "id")
     for side in ("a", "b"):
         ids = ids.join(keyed.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
@@ -288,7 +307,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
         if block.method == "rules":
             with job.stage("rules"):
-                n_candidates = rule_candidates(records, block, job)
+                n_candidates = rule_candidates(records, block, sources, config.spark.shuffle_partitions, job)
         else:
             n_candidates = minhash_candidates(records, columns, sources, block, config.spark.shuffle_partitions, job)
         metrics = job.manifest["metrics"]
