@@ -23,7 +23,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import write_parquet, write_table
+from sigil.jobs.io import read_input, write_parquet, write_table
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, oriented, possible_pairs, read_truth
 from sigil.schemas import datasets
@@ -31,7 +31,7 @@ from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import unpack_rows
-from sigil.transforms.records import InputError, list_files
+from sigil.transforms.records import InputError
 
 SIGNATURES = "rid long, source string, id string, num_tokens int, signature binary"
 BAND_KEYS = "band int, key long, fine long, rid long, src int"
@@ -290,13 +290,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'block' section")
     with Run("block", config, spark, strict, quiet) as job:
         path = config.records_path()
-        try:
-            list_files(path)
-        except InputError as err:
-            raise InputError(f"no ingested records at {path}: run 'sigil ingest' first ({err})") from None
-        records = spark.read.parquet(path)
-        columns = (config.token_columns(records.columns) if block.method == "minhash" else sorted(
-            {p.partition("[")[0] for r in block.rules for p in (r if isinstance(r, list) else [*r.left, *r.right])}))
+        records = read_input(spark, path, "ingested records", "ingest")
+        columns = config.token_columns(records.columns) if block.method == "minhash" else block.rule_columns()
         missing = [c for c in columns if c + datasets.NORM_SUFFIX not in records.columns]
         if missing:
             what = "block.tokenizer.columns" if block.method == "minhash" else "block.rules name"

@@ -22,12 +22,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import write_parquet
+from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run, StrictError
 from sigil.jobs.pairs import KEYS, read_truth, with_record_columns
 from sigil.schemas import datasets
 from sigil.schemas.config import ClusterConfig, SigilConfig
-from sigil.transforms.records import InputError, list_files, open_input
+from sigil.transforms.records import InputError, open_input
 
 HISTOGRAM_CAP = 10  # entity sizes above this share one histogram bucket
 SAMPLE_IDS = 10
@@ -159,14 +159,6 @@ def edge_threshold(config: SigilConfig, cluster: ClusterConfig) -> float:
         raise InputError(f"cluster.threshold is not set and {path} has no metrics.threshold: "
                          "set cluster.threshold or run 'sigil match' first")
     return float(threshold)
-
-
-def read_input(spark, path: str, what: str, job: str) -> DataFrame:
-    try:
-        list_files(path)
-    except InputError as err:
-        raise InputError(f"no {what} at {path}: run 'sigil {job}' first ({err})") from None
-    return spark.read.parquet(path)
 
 
 def as_edges(pairs: DataFrame) -> DataFrame:
@@ -320,8 +312,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
 
         with job.stage("components"):
             # the match job's decision (threshold, one-to-one) unless a threshold is set here
-            edge = (F.col("is_match") if cluster.threshold is None and "is_match" in pairs.columns
-                    else F.col("match_probability") >= threshold)
+            edge = F.col("is_match") if cluster.threshold is None else F.col("match_probability") >= threshold
             above = pairs.where(edge).select(*KEYS, "match_probability")
             keyed = with_record_columns(above, records, ["rid"], "left").persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from sigil.transforms.packing import to_list_array
+from sigil.transforms.records import InputError, list_files
 from sigil.transforms.records import open_input
 
 
@@ -70,3 +71,12 @@ def write_table(table: pa.Table, path: str) -> int:
     fs.create_dir(root, recursive=True)
     pq.write_table(table, f"{root}/part-00000.parquet", filesystem=fs, compression="zstd")
     return table.num_rows
+
+
+def read_input(spark, path: str, what: str, job: str) -> DataFrame:
+    """The Parquet dataset at ``path``, or a plain error naming the job that writes it."""
+    try:
+        list_files(path)
+    except InputError as err:
+        raise InputError(f"no {what} at {path}: run 'sigil {job}' first ({err})") from None
+    return spark.read.parquet(path)

@@ -25,14 +25,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sigil.jobs.io import write_parquet
+from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, pair_quality, read_pairs, read_truth, with_record_columns
 from sigil.schemas import datasets
 from sigil.schemas.config import MatchConfig, SigilConfig
 from sigil.transforms.compare import NULL_LEVEL, gamma_batch, value_column
 from sigil.transforms.fellegi_sunter import MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts
-from sigil.transforms.records import InputError, list_files, open_input
+from sigil.transforms.records import InputError, open_input
 from sigil.transforms.supervised import fit_logistic
 
 MAX_PATTERNS = 2_000_000  # distinct level patterns EM may bring to the driver
@@ -268,12 +268,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'match' section")
     with Run("match", config, spark, strict, quiet) as job:
         path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
-        for what, p, hint in (("ingested records", path, "sigil ingest"), ("candidate pairs", cand_path, "sigil block")):
-            try:
-                list_files(p)
-            except InputError as err:
-                raise InputError(f"no {what} at {p}: run '{hint}' first ({err})") from None
-        records = spark.read.parquet(path)
+        records = read_input(spark, path, "ingested records", "ingest")
+        candidates = read_input(spark, cand_path, "candidate pairs", "block").select(*KEYS)
         cols = value_columns(match)
         missing = [c for c in cols if c not in records.columns]
         if missing:
@@ -281,14 +277,11 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)
         with job.stage("levels"):
-            candidates = spark.read.parquet(cand_path).select(*KEYS)
             pairs = with_term_frequencies(with_record_columns(candidates, records, cols), records, match)
             gam = levels(pairs, match).persist(StorageLevel.MEMORY_AND_DISK)
             n_pairs = gam.count()
         model = choose_model(spark, gam, records, config, sources, job)
         job.fs.write_text(job.path("model.json"), model.to_json())
-        if match.one_to_one and config.er_mode() != "link":
-            raise InputError("match.one_to_one needs block.mode=link (pairs across sources)")
         with job.stage("score"):
             schema = datasets.scored(model.names)
             write_parquet(decided(scored(gam, model), model.threshold, match.one_to_one), job.path("pairs"), schema)

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sigil.schemas.config import SigilConfig
+from sigil.transforms.records import InputError
 
 KEYS = ["source_a", "id_a", "source_b", "id_b"]
 
@@ -36,7 +37,6 @@ def read_pairs(spark, path: str, fmt: str, mode: str, sources: list[str],
     df = df.toDF(*[c.strip() for c in df.columns])
     missing = [c for c in (*id_columns, *extra) if c not in df.columns]
     if missing:
-        from sigil.transforms.records import InputError
         raise InputError(f"{path} has no column(s) {missing}; it has {df.columns}")
     df = df.withColumnRenamed(id_columns[0], "id_a").withColumnRenamed(id_columns[1], "id_b")
     if "source_a" not in df.columns:
@@ -72,15 +72,14 @@ def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str]
     return pairs
 
 
-def pair_quality(predicted: DataFrame, n_predicted: int, truth: DataFrame, prefix: str = "") -> dict:
+def pair_quality(predicted: DataFrame, n_predicted: int, truth: DataFrame) -> dict:
     """Pairwise precision, recall and F1 of ``predicted`` pairs (KEYS columns) against truth."""
     n_truth = truth.count()
     tp = predicted.select(*KEYS).join(truth.select(*KEYS), KEYS).count()
     precision = tp / n_predicted if n_predicted else 0.0
     recall = tp / n_truth if n_truth else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {f"{prefix}true_positives": tp, f"{prefix}truth_pairs": n_truth, f"{prefix}precision": precision,
-            f"{prefix}recall": recall, f"{prefix}f1": f1}
+    return {"true_positives": tp, "truth_pairs": n_truth, "precision": precision, "recall": recall, "f1": f1}
 
 
 def possible_pairs(counts: dict[str, int], mode: str) -> int:

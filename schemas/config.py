@@ -8,6 +8,7 @@ allowed (pydantic, ``extra="forbid"``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,13 +170,18 @@ class BlockConfig(Model):
     min_jaccard: float | None = Field(None, ge=0, le=1, description="minimum exact Jaccard; needs exact_jaccard")
     validate_output: bool = Field(False, description="check the candidates with the Great Expectations suite")
 
+    def rule_parts(self) -> list[str]:
+        return [p for r in self.rules for p in (r if isinstance(r, list) else [*r.left, *r.right])]
+
+    def rule_columns(self) -> list[str]:
+        """The attributes the rules read (a part ``date_of_birth[0:4]`` reads ``date_of_birth``)."""
+        return sorted({p.partition("[")[0] for p in self.rule_parts()})
+
     @model_validator(mode="after")
     def _rules(self):
         if self.method == "rules" and not self.rules:
             raise ValueError("block.method=rules needs block.rules")
-        import re
-        parts = [p for r in self.rules for p in (r if isinstance(r, list) else [*r.left, *r.right])]
-        bad = [p for p in parts if not re.match(RULE_PART, p)]
+        bad = [p for p in self.rule_parts() if not re.match(RULE_PART, p)]
         if bad:
             raise ValueError(f"block.rules parts must look like column or column[start:end], got {bad}")
         return self
@@ -349,6 +355,8 @@ class SigilConfig(Model):
             if unknown:
                 raise ValueError(f"block.tokenizer.columns names unknown attributes {unknown}; "
                                  f"allowed: {sorted(known)}")
+        if self.match and self.match.one_to_one and self.er_mode() != "link":
+            raise ValueError("match.one_to_one needs block.mode=link (pairs across sources)")
         if self.match and self.ingest:
             known = {a.name for a in self.ingest.attributes}
             unknown = [c.column for c in self.match.comparisons if c.column not in known]
