@@ -241,13 +241,15 @@ def histogram(stats: list) -> pa.Table:
                                 datasets.BUCKET_SIZES)
 
 
-def oversized_report(rows: list, sigs: DataFrame) -> pa.Table:
-    """Oversized buckets (kind-2 rows: band, key, size, sample rid) with the samples' ids."""
-    rids = sorted({r["d"] for r in rows})
-    ids = dict(sigs.where(F.col("rid").isin(rids)).select("rid", "id").collect())  # driver-ok: samples only
+def oversized_report(rows: list, names: DataFrame) -> pa.Table:
+    """Oversized buckets (kind-2 rows: band, key, size, sample key) with the samples' names;
+    ``names`` has two columns: the key and the name users know."""
+    key, name = names.columns
+    samples = sorted({r["d"] for r in rows})
+    found = dict(names.where(F.col(key).isin(samples)).collect())  # driver-ok: samples only
     buckets: dict = {}
     for r in rows:
-        buckets.setdefault((r["a"], r["b"], r["c"]), []).append(ids[r["d"]])
+        buckets.setdefault((r["a"], r["b"], r["c"]), []).append(found[r["d"]])
     return pa.Table.from_pylist([{"band": band, "key": key, "size": size, "sample_ids": sorted(sample)}
                                  for (band, key, size), sample in sorted(buckets.items())], datasets.OVERSIZED)
 
@@ -268,7 +270,7 @@ def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str
         # statistics: a row per (band, size) per partition, and per oversized sample
         stats = [r.asDict() for r in buckets.where("kind > 0").collect()]  # driver-ok: bucket statistics
         write_table(histogram(stats), job.path("bucket_sizes"))
-        oversized = oversized_report([r for r in stats if r["kind"] == 2], sigs)
+        oversized = oversized_report([r for r in stats if r["kind"] == 2], sigs.select("rid", "id"))
         write_table(oversized, job.path("oversized"))
     with job.stage("pairs"):
         pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()

@@ -42,14 +42,12 @@ PARTS = "source string, path string, start long, end long, first_line long"
 PARTS_COLUMNS = ("source", "path", "start", "end", "first_line")
 
 
-def input_parts(spark, config: SigilConfig) -> tuple[DataFrame, int]:
-    """One row per parse task, and how many: whole files, and large line-oriented files cut
-    at line boundaries, each range with the file line it starts at (from a distributed
-    newline count)."""
-    formats = {s.name: s.format for s in config.ingest.sources}
-    ranges = [(name, path, start, end) for name, path in input_files(config)
-              for start, end in (line_splits(path, config.ingest.split_bytes) if formats[name] in LINE_FORMATS
-                                 else [(0, -1)])]
+def input_parts(spark, files: list[tuple[str, str, str]], split_bytes: int) -> tuple[DataFrame, int]:
+    """One row per parse task for ``(source name, file, format)`` files, and how many: whole
+    files, and large line-oriented files cut at line boundaries, each range with the file
+    line it starts at (from a distributed newline count)."""
+    ranges = [(name, path, start, end) for name, path, fmt in files
+              for start, end in (line_splits(path, split_bytes) if fmt in LINE_FORMATS else [(0, -1)])]
     if all(start == 0 for _, _, start, _ in ranges):
         return spark.createDataFrame([(*r, 1) for r in ranges], PARTS), len(ranges)
 
@@ -66,19 +64,29 @@ def input_parts(spark, config: SigilConfig) -> tuple[DataFrame, int]:
                         (F.coalesce(F.sum("newlines").over(before), F.lit(0)) + 1).alias("first_line")), len(ranges)
 
 
-def staged(spark, config: SigilConfig) -> DataFrame:
-    """Every input row, parsed and validated: ``reason`` is null for a good row."""
-    parts, n = input_parts(spark, config)
-    sources = {s.name: s for s in config.ingest.sources}
-    attributes = list(config.ingest.attributes)
-    schema = staged_schema([a.name for a in attributes])
+def parse_parts(spark, files: list[tuple[str, str, str]], split_bytes: int, reader, schema: pa.Schema) -> DataFrame:
+    """Every row of ``(name, file, format)`` files, one task per file or line range:
+    ``reader(name, path, start, end, first_line)`` yields ``schema`` batches."""
+    parts, n = input_parts(spark, files, split_bytes)
 
     def parse(batches):
         for batch in batches:
             for name, path, start, end, line in zip(*(batch[c].to_pylist() for c in PARTS_COLUMNS)):
-                yield from records_from_file(path, sources[name], attributes, start, None if end < 0 else end, line)
+                yield from reader(name, path, start, None if end < 0 else end, line)
 
     return parts.repartition(n).mapInArrow(parse, spark_schema(schema))
+
+
+def staged(spark, config: SigilConfig) -> DataFrame:
+    """Every input row, parsed and validated: ``reason`` is null for a good row."""
+    sources = {s.name: s for s in config.ingest.sources}
+    attributes = list(config.ingest.attributes)
+
+    def reader(name, path, start, end, line):
+        return records_from_file(path, sources[name], attributes, start, end, line)
+
+    return parse_parts(spark, [(name, path, sources[name].format) for name, path in input_files(config)],
+                       config.ingest.split_bytes, reader, staged_schema([a.name for a in attributes]))
 
 
 def split_duplicates(rows: DataFrame) -> tuple[DataFrame, DataFrame]:

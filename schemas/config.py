@@ -1,8 +1,9 @@
 """Configuration models: one YAML file drives every job, validated before any work starts.
 
 A configuration has one section per job (``generate``, ``ingest``, ``block``, ``match``,
-``cluster``) plus ``spark``, ``output`` and the ground ``truth`` that quality metrics use. ``sigil <job> --conf FILE`` validates the whole file, then runs
-the job's section. Unknown keys and bad values fail with the key's dotted path and what is
+``cluster`` for records; ``graph``, ``graph_index``, ``communities`` for graphs) plus
+``spark``, ``output`` and the ground ``truth`` that quality metrics use. ``sigil <job> --conf
+FILE`` validates the whole file, then runs the job's section. Unknown keys and bad values fail with the key's dotted path and what is
 allowed (pydantic, ``extra="forbid"``).
 """
 
@@ -121,6 +122,11 @@ class LshConfig(Model):
         return self
 
 
+def _check_shape(lsh: LshConfig, minhash: MinHashConfig) -> None:
+    if lsh.bands is not None and lsh.bands * lsh.rows > minhash.num_perm:
+        raise ValueError(f"lsh.bands * lsh.rows must be <= minhash.num_perm ({minhash.num_perm})")
+
+
 class TruthConfig(Model):
     """Ground truth: a file of matching id pairs, or a regular expression whose first group
     extracts the entity from each record id (FEBRL's ``rec-(\\d+)-``)."""
@@ -190,8 +196,7 @@ class BlockConfig(Model):
     def _exact_needed(self):
         if self.min_jaccard is not None and not self.exact_jaccard:
             raise ValueError("block.min_jaccard needs block.exact_jaccard: true")
-        if self.lsh.bands is not None and self.lsh.bands * self.lsh.rows > self.minhash.num_perm:
-            raise ValueError(f"lsh.bands * lsh.rows must be <= minhash.num_perm ({self.minhash.num_perm})")
+        _check_shape(self.lsh, self.minhash)
         return self
 
 
@@ -319,6 +324,109 @@ class ClusterConfig(Model):
     max_iterations: int = Field(64, ge=1)
 
 
+TableFormat = Literal["csv", "tsv", "parquet", "jsonl"]
+
+
+class EdgeInput(Model):
+    """An edge list: one edge per row (CSV/TSV/Parquet/JSONL), or a whole GML/GraphML graph."""
+
+    path: str
+    format: Literal["csv", "tsv", "parquet", "jsonl", "gml", "graphml"] = "csv"
+    src_column: str = "src"
+    dst_column: str = "dst"
+    weight_column: str | None = Field(None, description="edge weights; default 1 per edge")
+    header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
+                                           "columns are named 0, 1, 2, ...")
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    comment: str | None = Field("#", min_length=1, description="csv/tsv lines starting with this are skipped")
+    community_attribute: str | None = Field(None, description="gml/graphml: the node attribute holding a "
+                                                              "ground-truth community")
+
+
+class VertexInput(Model):
+    """A vertex table: every vertex of the graph (isolated ones too); edges naming a vertex
+    not in it are quarantined."""
+
+    path: str
+    format: TableFormat = "csv"
+    id_column: str = "id"
+    community_column: str | None = Field(None, description="a ground-truth community per vertex")
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+
+
+class GraphConfig(Model):
+    """The graph-ingest job: edges (and optionally vertices) -> vertex dictionary + edges."""
+
+    edges: EdgeInput
+    vertices: VertexInput | None = None
+    directed: bool = False
+    self_loops: Literal["keep", "drop"] = "drop"
+    max_local_edges: int = Field(2_000_000, ge=1, description="gml/graphml are read on one machine, up "
+                                                               "to this many edges")
+    split_bytes: int = Field(128 << 20, ge=1, description="csv/tsv/jsonl files larger than this are "
+                                                           "parsed in several tasks")
+    max_iterations: int = Field(64, ge=1, description="rounds of connected components for the statistics")
+
+
+class GraphIndexConfig(Model):
+    """Neighbourhood MinHash signatures and their LSH index (Chamberlain et al., 2018)."""
+
+    neighbourhood: Literal["in", "out", "all"] = Field("in", description="whose neighbours are hashed: "
+                                                                          "in (followers), out or all")
+    include_self: bool = Field(True, description="hash the closed neighbourhood N(v) + {v}")
+    minhash: MinHashConfig = MinHashConfig()
+    lsh: LshConfig = LshConfig()
+
+    @model_validator(mode="after")
+    def _fits(self):
+        _check_shape(self.lsh, self.minhash)
+        return self
+
+
+class QueryInput(Model):
+    """Seed queries: an id, the seed vertices (a list, or one string split by ``separator``)
+    and optionally a target size per query."""
+
+    path: str
+    format: TableFormat = "csv"
+    id_column: str = "query_id"
+    seeds_column: str = "seeds"
+    separator: str = Field(" ", min_length=1)
+    size_column: str | None = "size"
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+
+
+class WholeGraphConfig(Model):
+    """Every vertex gets a community: LSH pairs with estimated Jaccard >= threshold form a
+    similarity graph, clustered by Leiden or Louvain on one machine (up to
+    ``max_local_edges``) or by connected components at any size."""
+
+    threshold: float = Field(0.2, gt=0, le=1)
+    algorithm: Literal["leiden", "louvain", "components"] = "leiden"
+    resolution: float = Field(1.0, gt=0)
+    max_local_edges: int = Field(20_000_000, ge=1)
+    seed: int = 0
+
+
+class CommunitiesConfig(Model):
+    queries: QueryInput | None = None
+    size: int = Field(50, ge=1, description="target community size when a query gives none")
+    ranking: Literal["streaming", "seeds"] = Field("streaming", description=(
+        "streaming: grow greedily by mean similarity to the community so far; seeds: rank once by "
+        "mean similarity to the seeds"))
+    max_candidates: int = Field(5_000, ge=1, description="per query, the candidates sharing most buckets "
+                                                          "with the seeds are kept")
+    subcommunities: float | None = Field(None, gt=0, le=1, description=(
+        "cluster each community's members on their Jaccard graph at this threshold"))
+    whole_graph: WholeGraphConfig | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.queries is None and self.whole_graph is None:
+            raise ValueError("communities needs queries, whole_graph, or both")
+        return self
+
+
 class SigilConfig(Model):
     output: str = Field(description="directory under which every job writes its datasets")
     spark: SparkConfig = SparkConfig()
@@ -327,6 +435,9 @@ class SigilConfig(Model):
     block: BlockConfig | None = None
     match: MatchConfig | None = None
     cluster: ClusterConfig | None = None
+    graph: GraphConfig | None = None
+    graph_index: GraphIndexConfig | None = None
+    communities: CommunitiesConfig | None = None
     truth: TruthConfig | None = Field(None, description="ground truth for quality metrics of every stage")
 
     def er_mode(self) -> str:

@@ -118,3 +118,71 @@ def signatures(num_perm: int, with_tokens: bool) -> pa.Schema:
     if with_tokens:
         fields.append(pa.field("tokens", pa.list_(pa.uint64()), nullable=False))
     return pa.schema(fields)
+
+
+# --- graphs -------------------------------------------------------------------------------
+
+#: The vertex dictionary: every vertex's external id and its dense index (0..n-1, integer
+#: ids in numeric order first, then the others in string order), with its degrees (distinct
+#: neighbours after merging duplicate edges; undirected: in = out = degree).
+VERTICES = pa.schema([
+    pa.field("vid", pa.int64(), nullable=False),
+    pa.field("vertex", pa.string(), nullable=False),
+    pa.field("in_degree", pa.int64(), nullable=False),
+    pa.field("out_degree", pa.int64(), nullable=False),
+])
+
+#: Edges by dense index, duplicates merged (weights summed, ``multiplicity`` counted);
+#: undirected edges are stored once, src <= dst.
+EDGES = pa.schema([
+    pa.field("src", pa.int64(), nullable=False),
+    pa.field("dst", pa.int64(), nullable=False),
+    pa.field("weight", pa.float64(), nullable=False),
+    pa.field("multiplicity", pa.int64(), nullable=False),
+])
+
+#: A ground-truth community per vertex, where the input gives one.
+VERTEX_COMMUNITIES = pa.schema([
+    pa.field("vid", pa.int64(), nullable=False),
+    pa.field("vertex", pa.string(), nullable=False),
+    pa.field("community", pa.string(), nullable=False),
+])
+
+
+def neighbourhood_signatures(num_perm: int) -> pa.Schema:
+    """Each vertex's MinHash of its neighbour set, and the set's size."""
+    return pa.schema([
+        pa.field("vid", pa.int64(), nullable=False),
+        pa.field("vertex", pa.string(), nullable=False),
+        pa.field("set_size", pa.int64(), nullable=False),
+        pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False),
+    ])
+
+
+#: The LSH index: one row per vertex and band, the band's bucket key.
+LSH_INDEX = pa.schema([
+    pa.field("band", pa.int32(), nullable=False),
+    pa.field("key", pa.int64(), nullable=False),
+    pa.field("vid", pa.int64(), nullable=False),
+])
+
+#: Seed-query results: per query the community in rank order (the seeds first), each
+#: member's score (mean estimated Jaccard to the community when it joined; 1 for a seed)
+#: and, when configured, its sub-community within the found community.
+COMMUNITY_MEMBERS = pa.schema([
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("vertex", pa.string(), nullable=False),
+    pa.field("vid", pa.int64(), nullable=False),
+    pa.field("score", pa.float32(), nullable=False),
+    pa.field("is_seed", pa.bool_(), nullable=False),
+    pa.field("subcommunity", pa.int32()),
+])
+
+#: Whole-graph mode: every vertex's community, labelled by its smallest vid.
+VERTEX_ASSIGNMENTS = pa.schema([
+    pa.field("vid", pa.int64(), nullable=False),
+    pa.field("vertex", pa.string(), nullable=False),
+    pa.field("community", pa.int64(), nullable=False),
+    pa.field("community_size", pa.int64(), nullable=False),
+])

@@ -16,6 +16,9 @@ JOBS = {
     "block": "MinHash-LSH blocking: candidate record pairs (--engine spark|beam)",
     "cluster": "connected components of the matches: entity ids",
     "match": "compare candidate pairs, train or load a match model, score every pair",
+    "graph-ingest": "edge list (+ vertex table) -> vertex dictionary, merged edges, graph statistics",
+    "graph-index": "neighbourhood MinHash signatures of every vertex and their LSH index",
+    "communities": "batch seed queries over the LSH index, and whole-graph communities",
     "er": "the whole chain: ingest -> block -> match -> cluster, with a summary (--from STAGE)",
     "demo": "generate -> ingest -> block -> match -> cluster on generated data, with a summary",
 }
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest = beam_block.run(config, strict=args.strict, quiet=args.quiet)
         else:
             from sigil.jobs.session import spark_session
-            module = importlib.import_module(f"sigil.jobs.{args.job}")
+            module = importlib.import_module(f"sigil.jobs.{args.job.replace('-', '_')}")
             manifest = module.run(spark_session(config.spark), config, strict=args.strict, quiet=args.quiet)
         print(json.dumps({"outputs": manifest["outputs"], "metrics": manifest["metrics"]}, indent=2))
         return 0

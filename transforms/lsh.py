@@ -149,18 +149,15 @@ def bucket_pairs(offsets: np.ndarray, rids: np.ndarray, sources: np.ndarray, fin
                          max_size, oversized == "split", cross_only)
 
 
-def partition_buckets(band: np.ndarray, key: np.ndarray, fine: np.ndarray, rids: np.ndarray,
-                      sources: np.ndarray, max_size: int, oversized: str = "split", cross_only: bool = False,
-                      samples: int = 5) -> dict:
-    """Buckets of one partition of band-key rows, whole buckets per partition (the engine
-    hash-partitions by ``(band, key)``), in any order.
+def buckets(band: np.ndarray, key: np.ndarray, ids: np.ndarray, max_size: int, samples: int = 5) -> dict:
+    """Group band-key rows into buckets (whole buckets per call, in any order).
 
-    Returns ``pairs`` (rid_a, rid_b) from ``bucket_pairs``; ``histogram`` (band, size,
-    buckets): how many buckets of each size; and ``oversized`` (band, key, size, sample rids)
-    for buckets over ``max_size``.
+    Returns ``order`` (the rows sorted by band, key), ``offsets`` of each bucket in that
+    order, ``sizes``; ``histogram`` (band, size, buckets): how many buckets of each size;
+    and ``oversized`` (band, key, size, sample ids) for buckets over ``max_size``.
     """
     order = np.lexsort((key, band))
-    band, key, fine, rids, sources = band[order], key[order], fine[order], rids[order], sources[order]
+    band, key = band[order], key[order]
     starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])]) if len(band) else \
         np.zeros(0, np.int64)
     offsets = np.r_[starts, len(band)].astype(np.int64)
@@ -168,16 +165,37 @@ def partition_buckets(band: np.ndarray, key: np.ndarray, fine: np.ndarray, rids:
     hist, counts = np.unique(np.stack([band[starts], sizes]), axis=1, return_counts=True) if len(sizes) else \
         (np.zeros((2, 0), np.int64), np.zeros(0, np.int64))
     big = np.flatnonzero(sizes > max_size)
-    multi = sizes > 1  # singletons give no pairs: leave them out of the kernel's input
-    take = np.flatnonzero(np.repeat(multi, sizes))
-    sub = np.r_[0, np.cumsum(sizes[multi])].astype(np.int64)
-    a, b = bucket_pairs(sub, rids[take], sources[take], fine[take], max_size, oversized, cross_only)
+    ids = ids[order]
     return {
-        "pairs": (a, b),
+        "order": order, "offsets": offsets, "sizes": sizes,
         "histogram": (hist[0], hist[1], counts),
         "oversized": (band[starts[big]], key[starts[big]], sizes[big],
-                      [rids[offsets[g]:min(offsets[g] + samples, offsets[g + 1])] for g in big]),
+                      [ids[offsets[g]:min(offsets[g] + samples, offsets[g + 1])] for g in big]),
     }
+
+
+def partition_buckets(band: np.ndarray, key: np.ndarray, fine: np.ndarray, rids: np.ndarray,
+                      sources: np.ndarray, max_size: int, oversized: str = "split", cross_only: bool = False,
+                      samples: int = 5) -> dict:
+    """``buckets`` of one partition of band-key rows (the engine hash-partitions by
+    ``(band, key)``), and ``pairs`` (rid_a, rid_b) of them from ``bucket_pairs``."""
+    out = buckets(band, key, rids, max_size, samples)
+    order, sizes = out["order"], out["sizes"]
+    multi = sizes > 1  # singletons give no pairs: leave them out of the kernel's input
+    take = order[np.flatnonzero(np.repeat(multi, sizes))]
+    sub = np.r_[0, np.cumsum(sizes[multi])].astype(np.int64)
+    out["pairs"] = bucket_pairs(sub, rids[take], sources[take], fine[take], max_size, oversized, cross_only)
+    return out
+
+
+def bucket_members(band: np.ndarray, key: np.ndarray, ids: np.ndarray, max_size: int, samples: int = 5) -> dict:
+    """``buckets`` of one partition, and ``members`` (band, key, id) of every bucket of 2 to
+    ``max_size`` rows: the buckets that can pair anything without being oversized."""
+    out = buckets(band, key, ids, max_size, samples)
+    sizes = out["sizes"]
+    keep = out["order"][np.repeat((sizes > 1) & (sizes <= max_size), sizes)]
+    out["members"] = (band[keep], key[keep], ids[keep])
+    return out
 
 
 def jaccard_estimates(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:

@@ -67,8 +67,11 @@ def list_files(path: str) -> list[str]:
     return sorted(prefix + f.path if prefix and not f.path.startswith(prefix) else f.path for f in files)
 
 
-def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool = True) -> list[str]:
-    """Column names of a file, read without reading the data."""
+def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool = True,
+                header: bool = True, comment: str | None = None) -> list[str]:
+    """Column names of a file, read without reading the data; a CSV/TSV file without a
+    header line has columns ``0, 1, 2, ...`` (as many as its first line that is not a
+    ``comment`` has fields)."""
     fs, p = open_input(path)
     if fmt == "parquet":
         with fs.open_input_file(p) as f:
@@ -83,10 +86,15 @@ def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool =
         except (ValueError, AttributeError):
             return []
     with fs.open_input_stream(p) as f:
-        first = f.read(1 << 20).split(b"\n", 1)[0].rstrip(b"\r")
+        lines = f.read(1 << 20).split(b"\n")
+    if comment:
+        lines = [line for line in lines if not line.startswith(comment.encode())] or [b""]
+    first = lines[0].rstrip(b"\r")
     if not first:
         raise InputError(f"empty file (no header line): {path}")
     names = first.decode("utf-8", errors="replace").split(delimiter or ("\t" if fmt == "tsv" else ","))
+    if not header:
+        return [str(i) for i in range(len(names))]
     return [n.strip().strip('"') if strip else n for n in names]
 
 
@@ -139,12 +147,16 @@ def _read_range(path: str, start: int, end: int | None) -> bytes:
 
 def parse_file(path: str, fmt: str, columns: list[str], *, delimiter: str | None = None,
                strip_header: bool = True, start: int = 0, end: int | None = None,
-               first_line: int = 1) -> Iterator[Parsed]:
+               first_line: int = 1, header: bool = True, comment: str | None = None) -> Iterator[Parsed]:
     """Parse one file, or the byte range ``[start, end)`` of a line-oriented one whose first
-    line is line ``first_line`` of the file; yield good rows and bad rows."""
+    line is line ``first_line`` of the file; yield good rows and bad rows.
+
+    CSV/TSV only: ``header=False`` reads a file without a header line (see ``read_header``);
+    lines starting with ``comment`` are skipped, listed among the bad rows with the reason
+    ``COMMENT`` so that callers can drop them without losing count of lines."""
     if fmt in ("csv", "tsv"):
         yield from _parse_csv(path, columns, delimiter or ("\t" if fmt == "tsv" else ","), strip_header,
-                              start, end, first_line)
+                              start, end, first_line, header, comment)
     elif fmt == "jsonl":
         yield from _parse_jsonl(path, columns, start, end, first_line)
     elif fmt == "parquet":
@@ -153,8 +165,12 @@ def parse_file(path: str, fmt: str, columns: list[str], *, delimiter: str | None
         raise InputError(f"unknown input format {fmt!r}")
 
 
-def _parse_csv(path, columns, delimiter, strip_header, start=0, end=None, first_line=1):
-    header = read_header(path, "csv", delimiter, strip_header)
+COMMENT = "comment"
+
+
+def _parse_csv(path, columns, delimiter, strip_header, start=0, end=None, first_line=1, has_header=True,
+               comment=None):
+    header = read_header(path, "csv", delimiter, strip_header, has_header, comment)
     missing = [c for c in columns if c not in header]
     if missing:
         raise InputError(f"{path}: missing configured column(s) {missing}; the file has {header}")
@@ -162,20 +178,23 @@ def _parse_csv(path, columns, delimiter, strip_header, start=0, end=None, first_
     offset = first_line - 1 if start else 0  # the buffer's line 1 is the file's line first_line
 
     def on_invalid(row):
-        bad.append((row.number + offset, f"malformed line: expected {row.expected_columns} fields, "
-                                         f"got {row.actual_columns}", row.text))
+        if comment and row.text.startswith(comment):
+            bad.append((row.number + offset, COMMENT, row.text))
+        else:
+            bad.append((row.number + offset, f"malformed line: expected {row.expected_columns} fields, "
+                                             f"got {row.actual_columns}", row.text))
         return "skip"
 
     # the whole range at once and single-threaded, so the bad rows' line numbers are known
     # and the good rows' lines are the remaining ones, in order
-    read = pacsv.ReadOptions(column_names=header, skip_rows=0 if start else 1, use_threads=False)
+    read = pacsv.ReadOptions(column_names=header, skip_rows=0 if start or not has_header else 1, use_threads=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False)
     convert = pacsv.ConvertOptions(column_types={c: pa.binary() for c in header}, include_columns=columns,
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     table = pacsv.read_csv(pa.BufferReader(_read_range(path, start, end)), read_options=read,
                            parse_options=parse, convert_options=convert)
     skipped = np.asarray([line for line, _, _ in bad], dtype=np.int64)
-    first = first_line if start else 2
+    first = first_line if start or not has_header else 2
     lines = np.setdiff1d(np.arange(first, first + table.num_rows + len(skipped), dtype=np.int64), skipped)
     yield _decoded(table, lines, path, bad)
 

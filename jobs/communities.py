@@ -1,0 +1,340 @@
+"""Communities job: batch seed queries over the LSH index, and whole-graph communities.
+
+Seed queries (``communities.queries``): each query's seeds (external ids) -> their vids ->
+their LSH buckets -> the bucket mates, counted by shared buckets, the ``max_candidates``
+best kept, plus the seeds -> joined with the signatures -> hash-partitioned by query ->
+per partition (``mapInArrow``): every query's community grown in one parallel numba pass
+(transforms/communities.py), optionally split into sub-communities on the members'
+Jaccard graph.
+
+Whole graph (``communities.whole_graph``): the pairs of every indexed bucket whose
+estimated Jaccard reaches the threshold form a similarity graph (weights = estimates);
+Leiden or Louvain (igraph, on the driver, up to ``max_local_edges`` edges) or connected
+components (distributed, any size) give every vertex a community.
+
+Outputs under ``<output>/communities/``: ``members`` (schemas.datasets.COMMUNITY_MEMBERS),
+``assignments`` (VERTEX_ASSIGNMENTS), ``quarantine`` (bad query rows, unknown seeds) and
+``manifest.json``; where graph-ingest found ground-truth communities, the seed queries'
+recall area and the whole graph's NMI and adjusted Rand index.
+
+Run: ``sigil communities --conf FILE`` or ``spark-submit jobs/communities.py --conf FILE``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from sigil.jobs.cluster import connected_components
+from sigil.jobs.graph_index import graph_path
+from sigil.jobs.ingest import parse_parts
+from sigil.jobs.io import read_input, write_parquet
+from sigil.jobs.runner import Run, StrictError
+from sigil.schemas import datasets
+from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
+from sigil.transforms.communities import agreement, grow_batch, recall_area, subcommunities
+from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
+from sigil.transforms.lsh import bucket_pairs, jaccard_estimates
+from sigil.transforms.packing import from_list_array, unpack_rows
+from sigil.transforms.records import InputError, list_files
+
+NO_SPLIT = 1 << 62  # query files are read whole, one task each
+
+
+def packed_signatures(sigs: DataFrame) -> DataFrame:
+    """``(vid, signature binary)``: the fixed-size lists packed for shuffles and numba."""
+
+    def pack(batches):
+        for b in batches:
+            yield pa.RecordBatch.from_pydict({"vid": b.column("vid"),
+                                              "signature": from_list_array(b.column("signature"), np.uint32)})
+
+    return sigs.select("vid", "signature").mapInArrow(pack, "vid long, signature binary")
+
+
+def staged_queries(spark, com: CommunitiesConfig) -> DataFrame:
+    files = [("queries", p, com.queries.format) for p in list_files(com.queries.path)]
+    return parse_parts(spark, files, NO_SPLIT, lambda _, path, *span: queries_from_file(path, com.queries, com.size),
+                       STAGED_QUERIES)
+
+
+def seed_rows(queries: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``(query_id, size, vid)`` of every known seed, and the quarantine rows: duplicate
+    query ids, unknown seed vertices, queries left without a known seed."""
+    first = Window.partitionBy("query_id").orderBy("file", "line")
+    ranked = queries.withColumn("_n", F.row_number().over(first)).withColumn(
+        "_first", F.first(F.concat_ws(":", "file", "line")).over(first))
+    dupes = ranked.where("_n > 1").select("file", "line", "query_id", F.concat(
+        F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")).alias("reason"),
+        F.to_json(F.struct("query_id", "seeds", "size")).alias("raw"))
+    kept = ranked.where("_n = 1")
+    seeds = kept.select("file", "line", "query_id", "size", F.explode("seeds").alias("vertex")).join(
+        vertices.select("vertex", "vid"), "vertex", "left")
+    unknown = seeds.where("vid is null").select("file", "line", "query_id", F.concat(
+        F.lit("unknown seed vertex: "), F.col("vertex")).alias("reason"), F.col("vertex").alias("raw"))
+    known = seeds.where("vid is not null")
+    empty = kept.join(known.select("query_id").distinct(), "query_id", "left_anti").select(
+        "file", "line", "query_id", F.lit("no known seed vertex").alias("reason"),
+        F.to_json(F.struct("query_id", "seeds", "size")).alias("raw"))
+    quarantine = dupes.unionByName(unknown).unionByName(empty).select(
+        F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw")
+    return known.select("query_id", "size", "vid").distinct(), quarantine
+
+
+def candidates(seeds: DataFrame, index: DataFrame, max_candidates: int) -> DataFrame:
+    """``(query_id, size, vid, is_seed)``: the seeds, and the bucket mates sharing most
+    buckets with them (at most ``max_candidates``; ties to the smaller vid)."""
+    buckets = seeds.join(index, "vid").select("query_id", "band", "key")
+    mates = (buckets.join(index, ["band", "key"]).groupBy("query_id", "vid").agg(F.count("*").alias("hits"))
+             .join(seeds.select("query_id", "vid"), ["query_id", "vid"], "left_anti"))
+    best = Window.partitionBy("query_id").orderBy(F.desc("hits"), "vid")
+    top = mates.withColumn("_r", F.row_number().over(best)).where(F.col("_r") <= max_candidates)
+    sizes = seeds.select("query_id", "size").distinct()
+    return (seeds.select("query_id", "size", "vid", F.lit(True).alias("is_seed"))
+            .unionByName(top.join(sizes, "query_id").select("query_id", "size", "vid", F.lit(False).alias("is_seed"))))
+
+
+MEMBERS = "query_id string, rank int, vid long, score float, is_seed boolean, subcommunity int, candidates long"
+
+
+def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_perm: int,
+          partitions: int) -> DataFrame:
+    """Every query's community (MEMBERS rows), all queries of a partition in one pass."""
+    ranking, threshold = com.ranking, com.subcommunities
+
+    def grow(batches):
+        batches = list(batches)
+        if not batches:
+            return
+        t = pa.Table.from_batches(batches)
+        qid = t.column("query_id").to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]])
+        offsets = np.r_[starts, len(qid)]
+        sig = unpack_rows(t.column("signature").combine_chunks(), np.uint32, num_perm)
+        sizes = t.column("size").to_numpy()[starts]
+        q, row, score = grow_batch(sig, t.column("is_seed").to_numpy(zero_copy_only=False), offsets, sizes, ranking)
+        rank = np.arange(len(q)) - np.searchsorted(q, q) + 1
+        sub = np.full(len(q), -1, np.int32)
+        if threshold is not None:
+            bounds = np.r_[np.flatnonzero(np.r_[True, q[1:] != q[:-1]]), len(q)]
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                sub[lo:hi] = subcommunities(sig[row[lo:hi]], threshold)
+        yield pa.RecordBatch.from_pydict({
+            "query_id": pa.array(qid[starts][q], pa.string()), "rank": rank.astype(np.int32),
+            "vid": t.column("vid").to_numpy()[row], "score": score, "is_seed": t.column("is_seed").to_numpy(
+                zero_copy_only=False)[row],
+            "subcommunity": pa.array(sub, mask=sub < 0) if threshold is not None else pa.nulls(len(q), pa.int32()),
+            "candidates": np.diff(offsets)[q]})
+
+    joined = cands.join(signatures, "vid")
+    return (joined.repartition(partitions, "query_id").sortWithinPartitions("query_id", F.desc("is_seed"), "vid")
+            .mapInArrow(grow, MEMBERS))
+
+
+def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
+    """Mean recall area over the queries whose seeds' most common true community C is
+    known: the members in rank order against C (transforms/communities.recall_area)."""
+    sizes = truth.groupBy("community").agg(F.count("*").alias("community_size"))
+    labelled = members.join(truth.select("vid", "community"), "vid", "left")
+    by_seed = labelled.where("is_seed and community is not null").groupBy("query_id", "community").count()
+    pick = Window.partitionBy("query_id").orderBy(F.desc("count"), "community")
+    target = (by_seed.withColumn("_r", F.row_number().over(pick)).where("_r = 1")
+              .select("query_id", F.col("community").alias("target")).join(
+                  sizes.withColumnRenamed("community", "target"), "target"))
+    rows = labelled.join(target, "query_id").select(
+        "query_id", "rank", "community_size", (F.col("community") == F.col("target")).alias("hit"))
+
+    def areas(batches):
+        batches = list(batches)
+        if not batches:
+            return
+        t = pa.Table.from_batches(batches)
+        qid = t.column("query_id").to_numpy(zero_copy_only=False)
+        hit = t.column("hit").fill_null(False).to_numpy(zero_copy_only=False)
+        size = t.column("community_size").to_numpy()
+        bounds = np.r_[np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]]), len(qid)]
+        yield pa.RecordBatch.from_pydict({"area": [recall_area(hit[a:b], size[a]) for a, b in zip(bounds[:-1], bounds[1:])]})
+
+    per_query = rows.repartition("query_id").sortWithinPartitions("query_id", "rank").mapInArrow(areas, "area double")
+    row = per_query.agg(F.count("*"), F.mean("area")).first()  # driver-ok: one row
+    return {"queries_with_truth": row[0], "recall_area": row[1]}
+
+
+def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
+                 truth: DataFrame | None) -> tuple[DataFrame, dict]:
+    """Run every query; returns the quarantine rows and the metrics."""
+    com, partitions = config.communities, config.spark.shuffle_partitions
+    index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
+    queries = staged_queries(spark, com).persist(StorageLevel.MEMORY_AND_DISK)
+    seeds, quarantine = seed_rows(queries.where("reason is null"), vertices)
+    quarantine = quarantine.unionByName(queries.where("reason is not null").select(
+        F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
+    num_perm = config.graph_index.minhash.num_perm
+    found = grown(candidates(seeds, index, com.max_candidates), signatures, com, num_perm, partitions)
+    found = found.persist(StorageLevel.MEMORY_AND_DISK)
+    named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
+    n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)
+    row = found.where("rank = 1").agg(F.count("*"), F.mean("candidates")).first()  # driver-ok: one row
+    metrics = {"queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
+               "mean_community_size": n_members / row[0] if row[0] else None}
+    if truth is not None:
+        metrics.update(seed_quality(spark.read.parquet(job.path("members")), truth))
+    found.unpersist()
+    return quarantine, metrics
+
+
+PAIRS = "a long, b long"
+
+
+def similarity_edges(index: DataFrame, signatures: DataFrame, whole: WholeGraphConfig, num_perm: int,
+                     max_bucket: int, partitions: int) -> DataFrame:
+    """``(src, dst, weight)``: the pairs of every indexed bucket (src < dst) whose estimated
+    Jaccard reaches ``whole.threshold``, weighted by the estimate."""
+
+    def pairs(batches):
+        batches = list(batches)
+        if not batches:
+            return
+        t = pa.Table.from_batches(batches)
+        band, key, vid = (t.column(c).to_numpy() for c in ("band", "key", "vid"))
+        order = np.lexsort((vid, key, band))
+        band, key, vid = band[order], key[order], vid[order]
+        starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
+        a, b = bucket_pairs(np.r_[starts, len(vid)], vid, np.zeros(len(vid), np.int32), vid, max_bucket, "skip")
+        yield pa.RecordBatch.from_pydict({"a": a, "b": b})
+
+    def score(batches):
+        for batch in batches:
+            est = jaccard_estimates(unpack_rows(batch.column("sig_a"), np.uint32, num_perm),
+                                    unpack_rows(batch.column("sig_b"), np.uint32, num_perm))
+            keep = est >= whole.threshold
+            yield pa.RecordBatch.from_pydict({"src": batch.column("a").to_numpy()[keep],
+                                              "dst": batch.column("b").to_numpy()[keep], "weight": est[keep]})
+
+    ids = index.repartition(partitions, "band", "key").mapInArrow(pairs, PAIRS).distinct()
+    for side in ("a", "b"):
+        ids = ids.join(signatures.select(F.col("vid").alias(side), F.col("signature").alias(f"sig_{side}")), side)
+    return ids.mapInArrow(score, "src long, dst long, weight float")
+
+
+def whole_graph(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
+                truth: DataFrame | None) -> dict:
+    """Every vertex's community from the LSH similarity graph; returns the metrics."""
+    whole, index_cfg = config.communities.whole_graph, config.graph_index
+    index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
+    edges = similarity_edges(index, signatures, whole, index_cfg.minhash.num_perm, index_cfg.lsh.max_bucket_size,
+                             config.spark.shuffle_partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    n_edges = edges.count()
+    if whole.algorithm == "components":
+        components = connected_components(edges.select("src", "dst"), config.graph.max_iterations
+                                          if config.graph else 64)
+        labels = vertices.select("vid").join(components.select(F.col("vertex").alias("vid"), "component"), "vid",
+                                             "left").select("vid", F.coalesce("component", "vid").alias("community"))
+    else:
+        labels = local_communities(spark, vertices, edges, n_edges, whole)
+    sized = labels.withColumn("community_size", F.count("*").over(Window.partitionBy("community")))
+    named = sized.join(vertices.select("vid", "vertex"), "vid").select(*datasets.VERTEX_ASSIGNMENTS.names)
+    n = write_parquet(named, job.path("assignments"), datasets.VERTEX_ASSIGNMENTS)
+    assigned = spark.read.parquet(job.path("assignments"))
+    row = assigned.select("community", "community_size").distinct().agg(
+        F.count("*"), F.max("community_size"), F.sum(F.when(F.col("community_size") == 1, 1).otherwise(0))).first()  # driver-ok: one row
+    edges.unpersist()
+    metrics = {"vertices": n, "similarity_edges": n_edges, "communities": row[0], "largest_community": row[1],
+               "singleton_communities": row[2]}
+    if truth is not None:
+        metrics.update(assignment_quality(assigned, truth))
+    return metrics
+
+
+def local_communities(spark, vertices: DataFrame, edges: DataFrame, n_edges: int, whole: WholeGraphConfig) -> DataFrame:
+    """Leiden or Louvain on the driver (igraph): the similarity graph is gathered there, so
+    its size is checked against ``whole_graph.max_local_edges`` first."""
+    from sigil.transforms.communities import cluster_graph
+
+    if n_edges > whole.max_local_edges:
+        raise InputError(f"the similarity graph has {n_edges} edges, more than communities.whole_graph."
+                         f"max_local_edges={whole.max_local_edges}; {whole.algorithm} runs on one machine: raise "
+                         "the limit if the driver has the memory, raise whole_graph.threshold, or use "
+                         "algorithm: components")
+    n = vertices.agg(F.max("vid")).first()[0] + 1  # driver-ok: one row
+    e = edges.toArrow()  # driver-ok: bounded by max_local_edges, checked above
+    labels = cluster_graph(n, e["src"].to_numpy(), e["dst"].to_numpy(), e["weight"].to_numpy(), whole.algorithm,
+                           whole.resolution, whole.seed)
+    first = np.full(labels.max() + 1 if n else 0, n, np.int64)
+    np.minimum.at(first, labels, np.arange(n))  # label each community by its smallest vid
+    table = pa.table({"vid": np.arange(n, dtype=np.int64), "community": first[labels]})
+    return spark.createDataFrame(table).join(vertices.select("vid"), "vid")
+
+
+def assignment_quality(assigned: DataFrame, truth: DataFrame) -> dict:
+    """NMI and adjusted Rand index of the communities against the true ones, over the
+    vertices that have a true community; aggregated in Spark (transforms ``agreement``)."""
+    both = assigned.select("vid", F.col("community").alias("found")).join(
+        truth.select("vid", F.col("community").alias("true")), "vid")
+
+    def sums(counts: DataFrame) -> tuple[float, float]:
+        x = F.col("count").cast("double")
+        row = counts.agg(F.sum(x * F.log(x)), F.sum(x * (x - 1) / 2)).first()  # driver-ok: one row
+        return float(row[0] or 0.0), float(row[1] or 0.0)
+
+    n = both.count()
+    if n == 0:
+        return {}
+    scores = agreement(n, sums(both.groupBy("found", "true").count()), sums(both.groupBy("found").count()),
+                       sums(both.groupBy("true").count()))
+    return {**scores, "vertices_with_truth": n}
+
+
+def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
+    com = config.communities
+    if com is None:
+        raise InputError("the configuration has no 'communities' section")
+    if config.graph_index is None:
+        raise InputError("the communities job reads the signatures made with the 'graph_index' section; add it")
+    with Run("communities", config, spark, strict, quiet) as job:
+        vertices = read_input(spark, graph_path(config, "vertices"), "vertex dictionary", "graph-ingest")
+        raw = read_input(spark, config.stage_path("graph_index", "signatures"), "signatures", "graph-index")
+        signatures = packed_signatures(raw).persist(StorageLevel.MEMORY_AND_DISK)
+        truth_path = graph_path(config, "communities")
+        truth = spark.read.parquet(truth_path) if _exists(truth_path) else None
+        if truth is not None and truth.limit(1).count() == 0:
+            truth = None
+        metrics = job.manifest["metrics"]
+        if com.queries is not None:
+            with job.stage("seed queries"):
+                quarantine, seed_metrics = seed_queries(spark, config, job, vertices, signatures, truth)
+                n_bad = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
+            seconds = job.manifest["timings"]["seed queries"]
+            metrics["seed_queries"] = {**seed_metrics, "seconds_per_query": seconds / max(seed_metrics["queries"], 1)}
+            job.manifest["quarantined"]["queries"] = n_bad
+            job.manifest["outputs"]["members"] = seed_metrics["member_rows"]
+            if strict and n_bad:
+                first = spark.read.parquet(job.path("quarantine")).orderBy("file", "line").limit(5).collect()  # driver-ok: 5 rows
+                raise StrictError("--strict: {} query row(s) quarantined; first: {}".format(
+                    n_bad, "; ".join(f"{r['file']} line {r['line']}: {r['reason']}" for r in first)))
+        if com.whole_graph is not None:
+            with job.stage("whole graph"):
+                metrics["whole_graph"] = whole_graph(spark, config, job, vertices, signatures, truth)
+            job.manifest["outputs"]["assignments"] = metrics["whole_graph"]["vertices"]
+        signatures.unpersist()
+        job.log("; ".join(f"{k}: " + ", ".join(f"{m} {v:.4g}" if isinstance(v, float) else f"{m} {v}"
+                                               for m, v in part.items()) for k, part in metrics.items()))
+        return job.commit()
+
+
+def _exists(path: str) -> bool:
+    try:
+        list_files(path)
+        return True
+    except InputError:
+        return False
+
+
+if __name__ == "__main__":  # spark-submit jobs/communities.py --conf FILE
+    import sys
+
+    from sigil.cli import main
+    sys.exit(main(["communities", *sys.argv[1:]]))

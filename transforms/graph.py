@@ -1,0 +1,269 @@
+"""Graph input: edge lists and vertex tables parsed into Arrow, validated, with reasons.
+
+Like transforms/records.py, every function works on one file (or one byte range of a
+large CSV/TSV/JSONL file), so a Spark task, a Beam ``DoFn`` or a notebook calls the same
+code. A parsed row keeps its file and line; a row that cannot be used gets a reason:
+``malformed line``, ``undecodable bytes``, ``wrong type``, ``missing source vertex``,
+``missing target vertex``, ``missing id``, ``bad weight``. Comment lines are kept apart with
+the reason ``comment`` (not data, but counted).
+
+GML and GraphML files describe a whole graph in nested syntax that cannot be split; they
+are read with networkx on one machine, after counting their edges against a limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sigil.transforms.records import COMMENT, InputError, open_input, parse_file
+
+#: Edges as parsed, before the vertex dictionary: good rows have a null reason.
+STAGED_EDGES = pa.schema([
+    pa.field("file", pa.string()), pa.field("line", pa.int64()),
+    pa.field("src", pa.string()), pa.field("dst", pa.string()), pa.field("weight", pa.float64()),
+    pa.field("reason", pa.string()), pa.field("raw", pa.string()),
+])
+
+#: Vertices as parsed (a vertex table, or a GML/GraphML graph's nodes).
+STAGED_VERTICES = pa.schema([
+    pa.field("file", pa.string()), pa.field("line", pa.int64()),
+    pa.field("vertex", pa.string()), pa.field("community", pa.string()),
+    pa.field("reason", pa.string()), pa.field("raw", pa.string()),
+])
+
+LOCAL_FORMATS = ("gml", "graphml")
+
+
+def _trimmed(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = pc.utf8_trim_whitespace(pc.cast(values, pa.large_string()))
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.large_string()), values)
+
+
+def _weights(values) -> tuple[np.ndarray, np.ndarray]:
+    """Finite, non-negative floats (modularity needs them); ok mask and values."""
+    text = pc.utf8_trim_whitespace(pc.cast(values, pa.large_string()))
+    ok = pc.fill_null(pc.match_substring_regex(text, r"^[+]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"), False)
+    ok = ok.to_numpy(zero_copy_only=False)
+    out = np.ones(len(text), dtype=np.float64)
+    if ok.any():
+        out[ok] = pc.cast(pc.filter(text, pa.array(ok)), pa.float64()).to_numpy(zero_copy_only=False)
+    ok &= np.isfinite(out)
+    return ok, out
+
+
+def _bad_batch(schema: pa.Schema, path: str, rows: list[tuple]) -> pa.RecordBatch:
+    cols = {"file": [path] * len(rows), "line": [r[0] for r in rows], "reason": [r[1] for r in rows],
+            "raw": [r[2] for r in rows]}
+    return pa.RecordBatch.from_pydict({**cols, **{f.name: [None] * len(rows) for f in schema if f.name not in cols}},
+                                      schema=schema)
+
+
+def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str, weight: str | None,
+               comment: str | None) -> tuple[pa.RecordBatch, list[tuple]]:
+    """Validate parsed edge rows: (good STAGED_EDGES rows, bad (line, reason, raw) rows)."""
+    s, d = _trimmed(table[src]), _trimmed(table[dst])
+    reasons = np.full(table.num_rows, None, dtype=object)
+    if weight is not None:
+        ok_w, w = _weights(table[weight])
+        reasons[~ok_w] = "bad weight: not a finite number >= 0"
+    else:
+        w = np.ones(table.num_rows)
+    reasons[~s.is_valid().to_numpy(zero_copy_only=False)] = "missing source vertex"
+    reasons[~d.is_valid().to_numpy(zero_copy_only=False)] = "missing target vertex"
+    if comment:  # a comment line that happens to have the right number of fields
+        starts = pc.fill_null(pc.starts_with(pc.cast(table[src], pa.large_string()), comment), False)
+        reasons[starts.to_numpy(zero_copy_only=False)] = COMMENT
+    ok = np.equal(reasons, None)
+    bad = []
+    if not ok.all():
+        idx = np.flatnonzero(~ok)
+        raw = table.drop_columns(["__line"]).take(pa.array(idx)).to_pylist()
+        bad = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False)) for i, r in zip(idx, raw)]
+    keep = pa.array(ok)
+    n = int(ok.sum())
+    good = pa.RecordBatch.from_pydict({
+        "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[ok], pa.int64()),
+        "src": pc.cast(pc.filter(s, keep), pa.string()), "dst": pc.cast(pc.filter(d, keep), pa.string()),
+        "weight": pa.array(w[ok]), "reason": pa.nulls(n, pa.string()), "raw": pa.nulls(n, pa.string())},
+        schema=STAGED_EDGES)
+    return good, bad
+
+
+def edges_from_file(path: str, edges, start: int = 0, end: int | None = None,
+                    first_line: int = 1) -> Iterator[pa.RecordBatch]:
+    """STAGED_EDGES batches of one edge-list file, or one byte range of it.
+
+    ``edges`` has ``format, src_column, dst_column, weight_column, header, delimiter,
+    comment`` (schemas/config.py ``EdgeInput``)."""
+    columns = list(dict.fromkeys(c for c in (edges.src_column, edges.dst_column, edges.weight_column) if c))
+    for parsed in parse_file(path, edges.format, columns, delimiter=edges.delimiter, start=start, end=end,
+                             first_line=first_line, header=edges.header, comment=edges.comment):
+        good, bad = edge_table(parsed.table, parsed.table["__line"].to_numpy(), path, edges.src_column,
+                               edges.dst_column, edges.weight_column, edges.comment)
+        rows = parsed.bad + bad
+        if rows:
+            yield _bad_batch(STAGED_EDGES, path, rows)
+        yield good
+
+
+def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = None,
+                       first_line: int = 1) -> Iterator[pa.RecordBatch]:
+    """STAGED_VERTICES batches of one vertex-table file (``VertexInput``), or a range of it."""
+    columns = list(dict.fromkeys(c for c in (vertices.id_column, vertices.community_column) if c))
+    for parsed in parse_file(path, vertices.format, columns, delimiter=vertices.delimiter, start=start, end=end,
+                             first_line=first_line):
+        t = parsed.table
+        ids = _trimmed(t[vertices.id_column])
+        ok = ids.is_valid().to_numpy(zero_copy_only=False)
+        lines = t["__line"].to_numpy()
+        bad = [(int(lines[i]), "missing id", json.dumps(r, ensure_ascii=False))
+               for i, r in zip(np.flatnonzero(~ok),
+                                                          t.drop_columns(["__line"]).take(pa.array(np.flatnonzero(~ok))).to_pylist())]
+        if parsed.bad or bad:
+            yield _bad_batch(STAGED_VERTICES, path, parsed.bad + bad)
+        keep, n = pa.array(ok), int(ok.sum())
+        community = (pc.cast(pc.filter(_trimmed(t[vertices.community_column]), keep), pa.string())
+                     if vertices.community_column else pa.nulls(n, pa.string()))
+        yield pa.RecordBatch.from_pydict({
+            "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[ok], pa.int64()),
+            "vertex": pc.cast(pc.filter(ids, keep), pa.string()), "community": community,
+            "reason": pa.nulls(n, pa.string()), "raw": pa.nulls(n, pa.string())}, schema=STAGED_VERTICES)
+
+
+def count_edges(text: bytes, fmt: str) -> int:
+    """Edges of a GML/GraphML document, counted by their keyword without parsing it."""
+    pattern = rb"(?<![\w])edge\s*\[" if fmt == "gml" else rb"<edge[\s>/]"
+    return sum(1 for _ in re.finditer(pattern, text))
+
+
+def read_local_graph(path: str, fmt: str, max_edges: int, weight: str | None = None,
+                     community: str | None = None) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """A GML/GraphML graph read with networkx on one machine: (STAGED_EDGES, STAGED_VERTICES).
+
+    Vertices are named by their GML ``label`` (or ``id`` when labels are absent), GraphML
+    ``id``. The graph's line numbers are not known; ``line`` is the element's position.
+    Fails when the file has more than ``max_edges`` edges: use an edge list for those."""
+    import networkx as nx
+
+    fs, p = open_input(path)
+    with fs.open_input_stream(p) as f:
+        text = f.read()
+    n_edges = count_edges(text, fmt)
+    if n_edges > max_edges:
+        raise InputError(f"{path}: {n_edges} edges in a {fmt} file, more than graph.max_local_edges="
+                         f"{max_edges}; {fmt} is read on one machine, so convert large graphs to an edge list")
+    try:
+        if fmt == "gml":
+            try:
+                g = nx.parse_gml(text.decode("utf-8").splitlines(), label="label")
+            except nx.NetworkXError:
+                g = nx.parse_gml(text.decode("utf-8").splitlines(), label="id")
+        else:
+            g = nx.parse_graphml(text.decode("utf-8"))
+    except (nx.NetworkXError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable {fmt} graph ({err})") from None
+    names = [str(v) for v in g.nodes]
+    communities = [g.nodes[v].get(community) if community else None for v in g.nodes]
+    vertices = pa.RecordBatch.from_pydict({
+        "file": [path] * len(names), "line": list(range(1, len(names) + 1)), "vertex": names,
+        "community": [None if c is None else str(c) for c in communities],
+        "reason": [None] * len(names), "raw": [None] * len(names)}, schema=STAGED_VERTICES)
+    rows = []
+    for i, (u, v, data) in enumerate(g.edges(data=True), start=1):
+        w = data.get(weight, 1.0) if weight else 1.0
+        try:
+            w = float(w)
+            reason = None if np.isfinite(w) and w >= 0 else "bad weight: not a finite number >= 0"
+        except (TypeError, ValueError):
+            w, reason = None, "bad weight: not a finite number >= 0"
+        rows.append((i, str(u), str(v), w if reason is None else None, reason,
+                     None if reason is None else json.dumps({"src": str(u), "dst": str(v), weight: str(w)})))
+    edges = pa.RecordBatch.from_pydict({
+        "file": [path] * len(rows), **{name: [r[i] for r in rows] for i, name in enumerate(
+            ("line", "src", "dst", "weight", "reason", "raw"))}}, schema=STAGED_EDGES)
+    return edges, vertices
+
+
+#: Seed queries as parsed: good rows have a null reason.
+STAGED_QUERIES = pa.schema([
+    pa.field("file", pa.string()), pa.field("line", pa.int64()),
+    pa.field("query_id", pa.string()), pa.field("seeds", pa.list_(pa.string())), pa.field("size", pa.int64()),
+    pa.field("reason", pa.string()), pa.field("raw", pa.string()),
+])
+
+
+def _seed_lists(values, separator: str) -> pa.ListArray:
+    """Seeds as lists of trimmed, non-empty strings: list columns as they are, strings split."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pa.types.is_list(values.type) and not pa.types.is_large_list(values.type):
+        values = pc.split_pattern(pc.cast(values, pa.large_string()), separator)
+    flat = _trimmed(values.flatten())
+    offsets = np.asarray(values.offsets)
+    parent = np.repeat(np.arange(len(values)), np.diff(offsets))
+    keep = flat.is_valid().to_numpy(zero_copy_only=False)
+    counts = np.bincount(parent[keep], minlength=len(values))
+    out = pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(counts)], pa.int32()),
+                                   pc.cast(pc.filter(flat, pa.array(keep)), pa.string()))
+    return pc.if_else(values.is_valid(), out, pa.nulls(len(values), out.type))
+
+
+def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.RecordBatch]:
+    """STAGED_QUERIES batches of one query file (``QueryInput``): CSV/TSV seeds are one
+    string split by ``separator``; Parquet/JSONL seeds may also be a list. A missing size
+    is ``default_size``; reasons: ``missing id``, ``no seeds``, ``bad size``."""
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    columns = list(dict.fromkeys(c for c in (queries.id_column, queries.seeds_column, queries.size_column) if c))
+    if queries.format in ("csv", "tsv"):
+        parsed = list(parse_file(path, queries.format, columns, delimiter=queries.delimiter))
+        bad = [r for p in parsed for r in p.bad]
+        table = pa.concat_tables([p.table for p in parsed])
+        lines = table["__line"].to_numpy()
+        table = table.drop_columns(["__line"])
+    else:
+        fs, p = open_input(path)
+        with fs.open_input_file(p) as f:
+            table = pq.read_table(f) if queries.format == "parquet" else pajson.read_json(f)
+        missing = [c for c in columns if c not in table.column_names and c != queries.size_column]
+        if missing:
+            raise InputError(f"{path}: missing query column(s) {missing}; the file has {table.column_names}")
+        bad, lines = [], np.arange(1, table.num_rows + 1)
+    if bad:
+        yield _bad_batch(STAGED_QUERIES, path, bad)
+    ids = _trimmed(table[queries.id_column])
+    seeds = _seed_lists(table[queries.seeds_column], queries.separator)
+    size = np.full(table.num_rows, default_size, dtype=np.int64)
+    reasons = np.full(table.num_rows, None, dtype=object)
+    if queries.size_column and queries.size_column in table.column_names:
+        given = _trimmed(table[queries.size_column])
+        present = given.is_valid().to_numpy(zero_copy_only=False)
+        ok = pc.fill_null(pc.match_substring_regex(given, r"^\+?\d{1,9}$"), False).to_numpy(zero_copy_only=False)
+        reasons[present & ~ok] = "bad size: not a positive integer"
+        size[ok] = pc.cast(pc.filter(given, pa.array(ok)), pa.int64()).to_numpy()
+        reasons[ok & (size < 1)] = "bad size: not a positive integer"
+    lengths = pc.fill_null(pc.list_value_length(seeds), 0).to_numpy(zero_copy_only=False)
+    reasons[lengths == 0] = "no seeds"
+    reasons[~ids.is_valid().to_numpy(zero_copy_only=False)] = "missing id"
+    good = np.equal(reasons, None)
+    if not good.all():
+        idx = np.flatnonzero(~good)
+        raw = table.take(pa.array(idx)).to_pylist()
+        yield _bad_batch(STAGED_QUERIES, path, [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False,
+                                                                                         default=str))
+                                                for i, r in zip(idx, raw)])
+    keep, n = pa.array(good), int(good.sum())
+    yield pa.RecordBatch.from_pydict({
+        "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[good], pa.int64()),
+        "query_id": pc.cast(pc.filter(ids, keep), pa.string()), "seeds": pc.filter(seeds, keep),
+        "size": pa.array(size[good]), "reason": pa.nulls(n, pa.string()), "raw": pa.nulls(n, pa.string())},
+        schema=STAGED_QUERIES)
