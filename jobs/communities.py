@@ -7,10 +7,10 @@ per partition (``mapInArrow``): every query's community grown in one parallel nu
 (transforms/communities.py), optionally split into sub-communities on the members'
 Jaccard graph.
 
-Whole graph (``communities.whole_graph``): the pairs of every indexed bucket whose
-estimated Jaccard reaches the threshold form a similarity graph (weights = estimates);
-Leiden or Louvain (igraph, on the driver, up to ``max_local_edges`` edges) or connected
-components (distributed, any size) give every vertex a community.
+Whole graph (``communities.whole_graph``): the graph's edges and/or the pairs of every
+indexed bucket, weighted by the estimated Jaccard of the two neighbourhoods, form a
+similarity graph; Leiden or Louvain (igraph, on the driver, up to ``max_local_edges``
+edges) or connected components (distributed, any size) give every vertex a community.
 
 Outputs under ``<output>/communities/``: ``members`` (schemas.datasets.COMMUNITY_MEMBERS),
 ``assignments`` (VERTEX_ASSIGNMENTS), ``quarantine`` (bad query rows, unknown seeds) and
@@ -186,13 +186,8 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     return quarantine, metrics
 
 
-PAIRS = "a long, b long"
-
-
-def similarity_edges(index: DataFrame, signatures: DataFrame, whole: WholeGraphConfig, num_perm: int,
-                     max_bucket: int, partitions: int) -> DataFrame:
-    """``(src, dst, weight)``: the pairs of every indexed bucket (src < dst) whose estimated
-    Jaccard reaches ``whole.threshold``, weighted by the estimate."""
+def lsh_pairs(index: DataFrame, max_bucket: int, partitions: int) -> DataFrame:
+    """``(a, b)``, a < b: the vertex pairs of every indexed bucket."""
 
     def pairs(batches):
         batches = list(batches)
@@ -206,15 +201,38 @@ def similarity_edges(index: DataFrame, signatures: DataFrame, whole: WholeGraphC
         a, b = bucket_pairs(np.r_[starts, len(vid)], vid, np.zeros(len(vid), np.int32), vid, max_bucket, "skip")
         yield pa.RecordBatch.from_pydict({"a": a, "b": b})
 
+    return index.repartition(partitions, "band", "key").mapInArrow(pairs, "a long, b long")
+
+
+def similarity_edges(spark, config: SigilConfig, signatures: DataFrame) -> DataFrame:
+    """``(src, dst, weight)``, src < dst, weight = the estimated Jaccard of the two
+    neighbourhoods: the graph's edges and/or the LSH bucket pairs (``whole_graph.similarity``).
+    LSH pairs are kept from ``threshold`` up; the graph's edges all are, unless the
+    clustering is connected components, which cannot weigh them."""
+    whole, index_cfg = config.communities.whole_graph, config.graph_index
+    num_perm, parts = index_cfg.minhash.num_perm, config.spark.shuffle_partitions
+    sources = []
+    if whole.similarity in ("graph", "both"):
+        edges = read_input(spark, graph_path(config, "edges"), "edges", "graph-ingest").where("src != dst")
+        sources.append(edges.select(F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b"),
+                                    F.lit(True).alias("own")))
+    if whole.similarity in ("lsh", "both"):
+        index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
+        sources.append(lsh_pairs(index, index_cfg.lsh.max_bucket_size, parts).withColumn("own", F.lit(False)))
+    ids = sources[0] if len(sources) == 1 else sources[0].unionByName(sources[1])
+    ids = ids.groupBy("a", "b").agg(F.max("own").alias("own"))
+    weigh_all = whole.algorithm != "components"
+
     def score(batches):
         for batch in batches:
             est = jaccard_estimates(unpack_rows(batch.column("sig_a"), np.uint32, num_perm),
                                     unpack_rows(batch.column("sig_b"), np.uint32, num_perm))
             keep = est >= whole.threshold
+            if weigh_all:
+                keep |= batch.column("own").to_numpy(zero_copy_only=False)
             yield pa.RecordBatch.from_pydict({"src": batch.column("a").to_numpy()[keep],
                                               "dst": batch.column("b").to_numpy()[keep], "weight": est[keep]})
 
-    ids = index.repartition(partitions, "band", "key").mapInArrow(pairs, PAIRS).distinct()
     for side in ("a", "b"):
         ids = ids.join(signatures.select(F.col("vid").alias(side), F.col("signature").alias(f"sig_{side}")), side)
     return ids.mapInArrow(score, "src long, dst long, weight float")
@@ -223,10 +241,8 @@ def similarity_edges(index: DataFrame, signatures: DataFrame, whole: WholeGraphC
 def whole_graph(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
                 truth: DataFrame | None) -> dict:
     """Every vertex's community from the LSH similarity graph; returns the metrics."""
-    whole, index_cfg = config.communities.whole_graph, config.graph_index
-    index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
-    edges = similarity_edges(index, signatures, whole, index_cfg.minhash.num_perm, index_cfg.lsh.max_bucket_size,
-                             config.spark.shuffle_partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    whole = config.communities.whole_graph
+    edges = similarity_edges(spark, config, signatures).persist(StorageLevel.MEMORY_AND_DISK)
     n_edges = edges.count()
     if whole.algorithm == "components":
         components = connected_components(edges.select("src", "dst"), config.graph.max_iterations

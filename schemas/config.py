@@ -375,7 +375,9 @@ class GraphIndexConfig(Model):
                                                                           "in (followers), out or all")
     include_self: bool = Field(True, description="hash the closed neighbourhood N(v) + {v}")
     minhash: MinHashConfig = MinHashConfig()
-    lsh: LshConfig = LshConfig()
+    # one row per band: vertices of one community share few neighbours (Jaccard ~0.1-0.2 on
+    # LFR graphs), so bands of r >= 2 rows collide with probability J^r and lose them
+    lsh: LshConfig = LshConfig(bands=64, rows=1)
 
     @model_validator(mode="after")
     def _fits(self):
@@ -397,11 +399,14 @@ class QueryInput(Model):
 
 
 class WholeGraphConfig(Model):
-    """Every vertex gets a community: LSH pairs with estimated Jaccard >= threshold form a
-    similarity graph, clustered by Leiden or Louvain on one machine (up to
-    ``max_local_edges``) or by connected components at any size."""
+    """Every vertex gets a community from a similarity graph weighted by the estimated
+    Jaccard of neighbourhoods: the graph's own edges (``graph``), the LSH bucket pairs whose
+    estimate reaches ``threshold`` (``lsh``), or both. Leiden or Louvain run on one machine
+    (up to ``max_local_edges``) and weigh the edges; connected components run at any size
+    over the edges whose estimate reaches ``threshold``."""
 
-    threshold: float = Field(0.2, gt=0, le=1)
+    similarity: Literal["graph", "lsh", "both"] = "graph"
+    threshold: float = Field(0.1, gt=0, le=1)
     algorithm: Literal["leiden", "louvain", "components"] = "leiden"
     resolution: float = Field(1.0, gt=0)
     max_local_edges: int = Field(20_000_000, ge=1)
