@@ -178,12 +178,9 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
     n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)
     row = found.where("rank = 1").agg(F.count("*"), F.mean("candidates")).first()  # driver-ok: one row
-    metrics = {"queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
-               "mean_community_size": n_members / row[0] if row[0] else None}
-    if truth is not None:
-        metrics.update(seed_quality(spark.read.parquet(job.path("members")), truth))
     found.unpersist()
-    return quarantine, metrics
+    return quarantine, {"queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
+                        "mean_community_size": n_members / row[0] if row[0] else None}
 
 
 def lsh_pairs(index: DataFrame, max_bucket: int, partitions: int) -> DataFrame:
@@ -325,6 +322,9 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 n_bad = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
             seconds = job.manifest["timings"]["seed queries"]
             metrics["seed_queries"] = {**seed_metrics, "seconds_per_query": seconds / max(seed_metrics["queries"], 1)}
+            if truth is not None:
+                with job.stage("seed quality"):
+                    metrics["seed_queries"].update(seed_quality(spark.read.parquet(job.path("members")), truth))
             job.manifest["quarantined"]["queries"] = n_bad
             job.manifest["outputs"]["members"] = seed_metrics["member_rows"]
             if strict and n_bad:

@@ -18,9 +18,12 @@ from sigil.schemas.config import ConfigError, SigilConfig, load_config
 STAGES = ("ingest", "block", "match", "cluster")
 
 
+SECTIONS = {"graph_ingest": "graph"}  # a stage's configuration section, where the names differ
+
+
 def run(config: SigilConfig, stages=STAGES, strict: bool = False, quiet: bool = False, spark=None) -> dict:
-    """Run ``stages`` in order; returns their manifests by stage name."""
-    missing = [s for s in stages if s != "generate" and getattr(config, s) is None]
+    """Run ``stages`` (job modules) in order; returns their manifests by stage name."""
+    missing = [s for s in stages if s != "generate" and getattr(config, SECTIONS.get(s, s)) is None]
     if missing:
         raise ConfigError(f"the configuration has no section for stage(s) {missing}")
     spark = spark or spark_session(config.spark)

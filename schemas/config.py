@@ -327,6 +327,31 @@ class ClusterConfig(Model):
 TableFormat = Literal["csv", "tsv", "parquet", "jsonl"]
 
 
+class GraphGenerateConfig(Model):
+    """A graph with planted communities, seed queries and ground truth (transforms/graphgen.py)."""
+
+    vertices: int = Field(10_000, ge=2, lt=3_000_000_000)
+    average_degree: float = Field(15, ge=1)
+    max_degree: float = Field(50, gt=1)
+    degree_exponent: float = Field(2.0, gt=0)
+    min_community: int = Field(20, ge=2)
+    max_community: int = Field(100, ge=2)
+    community_exponent: float = Field(1.5, gt=0)
+    mixing: float = Field(0.3, ge=0, le=1, description="expected share of a vertex's edges leaving its community")
+    queries: int = Field(1_000, ge=0)
+    seeds_per_query: int = Field(3, ge=1)
+    chunk_vertices: int = Field(200_000, ge=1_000, description="vertices per generation task")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.min_community > self.max_community:
+            raise ValueError("graph_generate.min_community must be <= max_community")
+        if self.average_degree >= self.max_degree:
+            raise ValueError("graph_generate.average_degree must be < max_degree")
+        return self
+
+
 class EdgeInput(Model):
     """An edge list: one edge per row (CSV/TSV/Parquet/JSONL), or a whole GML/GraphML graph."""
 
@@ -440,6 +465,7 @@ class SigilConfig(Model):
     block: BlockConfig | None = None
     match: MatchConfig | None = None
     cluster: ClusterConfig | None = None
+    graph_generate: GraphGenerateConfig | None = None
     graph: GraphConfig | None = None
     graph_index: GraphIndexConfig | None = None
     communities: CommunitiesConfig | None = None

@@ -16,10 +16,12 @@ JOBS = {
     "block": "MinHash-LSH blocking: candidate record pairs (--engine spark|beam)",
     "cluster": "connected components of the matches: entity ids",
     "match": "compare candidate pairs, train or load a match model, score every pair",
+    "graph-generate": "generate a graph with planted communities, ground truth and seed queries",
     "graph-ingest": "edge list (+ vertex table) -> vertex dictionary, merged edges, graph statistics",
     "graph-index": "neighbourhood MinHash signatures of every vertex and their LSH index",
     "communities": "batch seed queries over the LSH index, and whole-graph communities",
     "er": "the whole chain: ingest -> block -> match -> cluster, with a summary (--from STAGE)",
+    "graph": "the graph chain: [graph-generate ->] graph-ingest -> graph-index -> communities, with a summary",
     "demo": "generate -> ingest -> block -> match -> cluster on generated data, with a summary",
 }
 
@@ -36,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
         j.add_argument("--quiet", action="store_true", help="no progress messages")
         if name == "block":
             j.add_argument("--engine", choices=("spark", "beam"), default="spark")
+        if name == "graph":
+            j.add_argument("--from", dest="start", choices=("graph_generate", "graph_ingest", "graph_index",
+                                                            "communities"), default="graph_generate",
+                           help="resume the chain at this stage, reading the earlier stages' outputs")
         if name == "er":
             j.add_argument("--from", dest="start", choices=("ingest", "block", "match", "cluster"), default="ingest",
                            help="resume the chain at this stage, reading the earlier stages' outputs")
@@ -52,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.job == "demo":
             from sigil.jobs import demo
             demo.main(args.conf, args.set, args.strict, args.quiet)
+            return 0
+        if args.job == "graph":
+            from sigil.jobs import graph
+            graph.main(args.conf, args.set, args.strict, args.quiet, start=args.start)
             return 0
         if args.job == "er":
             from sigil.jobs import er

@@ -150,6 +150,73 @@ def grow_batch(signatures: np.ndarray, is_seed: np.ndarray, offsets: np.ndarray,
     return query, out_index[keep], out_score[keep]
 
 
+class CommunityIndex:
+    """Seed queries in memory, on one machine: the paper's real-time mode.
+
+    Holds every vertex's signature and the LSH index (band, key, vid rows of the buckets
+    the graph-index job kept); a query takes the seeds' bucket mates that share most
+    buckets with them (at most ``max_candidates``, ties to the smaller vid), orders the
+    candidates as the batch job does (seeds first, then by vid) and grows the community
+    with ``grow``, so it returns what the ``communities`` job returns for the same query.
+
+    Parameters
+    ----------
+    signatures : (n, num_perm) uint32, row v the signature of vertex v (dense ids 0..n-1).
+    band, key, vid : the LSH index rows.
+    """
+
+    def __init__(self, signatures: np.ndarray, band: np.ndarray, key: np.ndarray, vid: np.ndarray,
+                 max_candidates: int = 5_000):
+        self.signatures = np.ascontiguousarray(signatures)
+        self.max_candidates = max_candidates
+        order = np.lexsort((vid, key, band))
+        band, key, members = band[order], key[order], vid[order]
+        new = np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])] if len(band) else np.zeros(0, bool)
+        bucket = np.cumsum(new) - 1
+        self._bucket_members = members
+        self._bucket_offsets = np.r_[np.flatnonzero(new), len(members)].astype(np.int64)
+        by_vertex = np.argsort(members, kind="stable")
+        self._vertex_buckets = bucket[by_vertex]
+        self._vertex_offsets = np.searchsorted(members[by_vertex], np.arange(len(signatures) + 1))
+
+    @classmethod
+    def from_parquet(cls, path: str, max_candidates: int = 5_000) -> "CommunityIndex":
+        """Load the graph-index job's outputs (``<output>/graph_index``)."""
+        import pyarrow.parquet as pq
+
+        sigs = pq.read_table(f"{path}/signatures", columns=["vid", "signature"])
+        vid = sigs["vid"].to_numpy()
+        flat = sigs["signature"].combine_chunks()
+        matrix = np.empty((len(vid), flat.type.list_size), np.uint32)
+        matrix[vid] = flat.flatten().to_numpy().reshape(len(vid), -1)
+        index = pq.read_table(f"{path}/lsh")
+        return cls(matrix, *(index[c].to_numpy() for c in ("band", "key", "vid")), max_candidates=max_candidates)
+
+    def candidates(self, seeds: np.ndarray) -> np.ndarray:
+        """The seeds (sorted) followed by their best bucket mates (sorted by vid)."""
+        seeds = np.unique(np.asarray(seeds, np.int64))
+        buckets = np.concatenate([self._vertex_buckets[self._vertex_offsets[s]:self._vertex_offsets[s + 1]]
+                                  for s in seeds]) if len(seeds) else np.zeros(0, np.int64)
+        starts, ends = self._bucket_offsets[buckets], self._bucket_offsets[buckets + 1]
+        mates = self._bucket_members[np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])] \
+            if len(buckets) else np.zeros(0, np.int64)
+        mates, hits = np.unique(mates, return_counts=True)
+        keep = ~np.isin(mates, seeds)
+        mates, hits = mates[keep], hits[keep]
+        if len(mates) > self.max_candidates:
+            best = np.lexsort((mates, -hits))[:self.max_candidates]
+            mates = np.sort(mates[best])
+        return np.r_[seeds, mates]
+
+    def query(self, seeds, size: int, ranking: str = "streaming") -> tuple[np.ndarray, np.ndarray]:
+        """The community grown from ``seeds`` (vids): its vids in rank order and scores."""
+        cands = self.candidates(seeds)
+        is_seed = np.zeros(len(cands), bool)
+        is_seed[:len(np.unique(seeds))] = True
+        order, score = grow(self.signatures[cands], is_seed, size, ranking)
+        return cands[order], score
+
+
 @numba.njit(cache=True, parallel=True)
 def _jaccard_matrix(sig):
     m = sig.shape[0]
