@@ -1,11 +1,11 @@
 """Communities job: batch seed queries over the LSH index, and whole-graph communities.
 
 Seed queries (``communities.queries``): each query's seeds (external ids) -> their vids ->
-their LSH buckets -> the bucket mates, counted by shared buckets, the ``max_candidates``
-best kept, plus the seeds -> joined with the signatures -> hash-partitioned by query ->
-per partition (``mapInArrow``): every query's community grown in one parallel numba pass
-(transforms/communities.py), optionally split into sub-communities on the members'
-Jaccard graph.
+their LSH buckets -> the bucket mates, counted by shared buckets in one aggregation with the
+seeds -> joined with the signatures -> hash-partitioned by query -> per partition
+(``mapInArrow``): the ``max_candidates`` mates sharing most buckets kept, and every query's
+community grown in one parallel numba pass (transforms/communities.py), optionally split
+into sub-communities on the members' Jaccard graph.
 
 Whole graph (``communities.whole_graph``): the graph's edges and/or the pairs of every
 indexed bucket, weighted by the estimated Jaccard of the two neighbourhoods, form a
@@ -35,7 +35,7 @@ from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run, StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
-from sigil.transforms.communities import agreement, grow_batch, recall_area, subcommunities
+from sigil.transforms.communities import agreement, grow_batch, recall_area, subcommunities, top_candidates
 from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, jaccard_estimates
 from sigil.transforms.packing import from_list_array, unpack_rows
@@ -84,17 +84,15 @@ def seed_rows(queries: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataF
     return known.select("query_id", "size", "vid").distinct(), quarantine
 
 
-def candidates(seeds: DataFrame, index: DataFrame, max_candidates: int) -> DataFrame:
-    """``(query_id, size, vid, is_seed)``: the seeds, and the bucket mates sharing most
-    buckets with them (at most ``max_candidates``; ties to the smaller vid)."""
+def candidates(seeds: DataFrame, index: DataFrame) -> DataFrame:
+    """``(query_id, vid, hits, size, is_seed)``: the seeds (``size`` set) and every bucket
+    mate of them with the number of buckets it shares with the seeds, in one aggregation."""
     buckets = seeds.join(index, "vid").select("query_id", "band", "key")
-    mates = (buckets.join(index, ["band", "key"]).groupBy("query_id", "vid").agg(F.count("*").alias("hits"))
-             .join(seeds.select("query_id", "vid"), ["query_id", "vid"], "left_anti"))
-    best = Window.partitionBy("query_id").orderBy(F.desc("hits"), "vid")
-    top = mates.withColumn("_r", F.row_number().over(best)).where(F.col("_r") <= max_candidates)
-    sizes = seeds.select("query_id", "size").distinct()
-    return (seeds.select("query_id", "size", "vid", F.lit(True).alias("is_seed"))
-            .unionByName(top.join(sizes, "query_id").select("query_id", "size", "vid", F.lit(False).alias("is_seed"))))
+    mates = buckets.join(index, ["band", "key"]).select(
+        "query_id", "vid", F.lit(1).alias("hits"), F.lit(None).cast("long").alias("size"), F.lit(False).alias("is_seed"))
+    rows = seeds.select("query_id", "vid", F.lit(0).alias("hits"), "size", F.lit(True).alias("is_seed")).unionByName(mates)
+    return rows.groupBy("query_id", "vid").agg(F.sum("hits").alias("hits"), F.max("size").alias("size"),
+                                              F.max("is_seed").alias("is_seed"))
 
 
 MEMBERS = "query_id string, rank int, vid long, score float, is_seed boolean, subcommunity int, candidates long"
@@ -111,10 +109,14 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
             return
         t = pa.Table.from_batches(batches)
         qid = t.column("query_id").to_numpy(zero_copy_only=False)
+        group = np.cumsum(np.r_[True, qid[1:] != qid[:-1]])
+        keep = top_candidates(group, t.column("is_seed").to_numpy(zero_copy_only=False), t.column("hits").to_numpy(),
+                              t.column("vid").to_numpy(), com.max_candidates)
+        t, qid = t.filter(pa.array(keep)), qid[keep]
         starts = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]])
         offsets = np.r_[starts, len(qid)]
         sig = unpack_rows(t.column("signature").combine_chunks(), np.uint32, num_perm)
-        sizes = t.column("size").to_numpy()[starts]
+        sizes = t.column("size").to_numpy()[starts]  # a query's seeds sort first and carry its size
         q, row, score = grow_batch(sig, t.column("is_seed").to_numpy(zero_copy_only=False), offsets, sizes, ranking)
         rank = np.arange(len(q)) - np.searchsorted(q, q) + 1
         sub = np.full(len(q), -1, np.int32)
@@ -173,7 +175,7 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     quarantine = quarantine.unionByName(queries.where("reason is not null").select(
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
     num_perm = config.graph_index.minhash.num_perm
-    found = grown(candidates(seeds, index, com.max_candidates), signatures, com, num_perm, partitions)
+    found = grown(candidates(seeds, index), signatures, com, num_perm, partitions)
     found = found.persist(StorageLevel.MEMORY_AND_DISK)
     named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
     n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)

@@ -127,3 +127,37 @@ def test_cluster_graph_finds_planted_cliques_deterministically():
         assert labels.tolist() == np.repeat(np.arange(6), 8).tolist()
         again = cluster_graph(48, e[:, 0], e[:, 1], np.ones(len(e)), algorithm, seed=1)
         assert again.tolist() == labels.tolist()
+
+
+def test_generated_graph_is_deterministic_with_the_planted_mixing():
+    from sigil.transforms.graphgen import Plan, seed_queries
+
+    plan = Plan.make(5000, average_degree=12, max_degree=40, min_community=20, max_community=60, mixing=0.25, seed=3)
+    src, dst = plan.edges(0, 0, 2500)
+    again = plan.edges(0, 0, 2500)
+    assert np.array_equal(src, again[0]) and np.array_equal(dst, again[1])
+    s2, d2 = plan.edges(1, 2500, 5000)
+    s, d = np.r_[src, s2], np.r_[dst, d2]
+    assert not (s == d).any()
+    assert abs((plan.community_of(s) != plan.community_of(d)).mean() - 0.25) < 0.02
+    assert abs(2 * len(s) / 5000 - 12) < 1.0
+    sizes = np.diff(plan.community_starts)
+    assert sizes.min() >= 20 and sizes.sum() == 5000
+    ids = plan.external_ids(np.arange(5000))
+    assert sorted(ids.tolist()) == list(range(5000)) and not np.array_equal(ids, np.arange(5000))
+    inverse = np.argsort(ids)
+    qs = seed_queries(plan, 20, 3, seed=1)
+    for seeds, size, community in zip(qs["seeds"], qs["size"], qs["community"]):
+        members = inverse[np.array(seeds, dtype=np.int64)]
+        assert (plan.community_of(members) == community).all() and size == sizes[community] and len(set(seeds)) == 3
+
+
+def test_top_candidates_keeps_seeds_and_the_most_shared():
+    from sigil.transforms.communities import top_candidates
+
+    query = np.array([0, 0, 0, 0, 1, 1, 1])
+    is_seed = np.array([1, 0, 0, 0, 0, 0, 1], bool)
+    hits = np.array([0, 2, 5, 2, 1, 1, 0])
+    vid = np.array([9, 4, 7, 3, 8, 2, 5])
+    assert top_candidates(query, is_seed, hits, vid, 2).tolist() == [True, False, True, True, True, True, True]
+    assert top_candidates(query, is_seed, hits, vid, 1).tolist() == [True, False, True, False, False, True, True]

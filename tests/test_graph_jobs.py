@@ -10,7 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, needs_data
+import yaml
+
+from conftest import DATA, ROOT, needs_data
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.communities import neighbourhood_signatures, recall_area
@@ -175,3 +177,69 @@ def test_communities_config_errors_name_the_key(tmp_path):
         load_config(base=_conf(tmp_path, communities={}))
     with pytest.raises(ConfigError, match="graph_index.neighbourhood"):
         load_config(base=_conf(tmp_path, graph_index={"neighbourhood": "sideways"}))
+
+
+@needs_data(FOOTBALL)
+def test_in_memory_index_answers_as_the_batch_job(football):
+    from sigil.transforms.communities import CommunityIndex
+
+    _, out, _, _, rows, _ = football
+    index = CommunityIndex.from_parquet(str(out / "graph_index"))
+    vid = {r["vertex"]: r["vid"] for r in _read(out / "graph" / "vertices")}
+    members = _read(out / "communities" / "members")
+    for q, seeds, _, size in rows:
+        found, score = index.query(np.array([vid[s] for s in seeds]), size)
+        batch = sorted((r for r in members if r["query_id"] == q), key=lambda r: r["rank"])
+        assert found.tolist() == [r["vid"] for r in batch]
+        np.testing.assert_allclose(score, [r["score"] for r in batch], rtol=1e-6)
+
+
+def test_graph_chain_on_generated_communities(spark, tmp_path, capsys):
+    """graph-generate -> graph-ingest -> graph-index -> communities, with the summary."""
+    from sigil.jobs import graph
+
+    conf = tmp_path / "graph.yaml"
+    tree = yaml.safe_load((ROOT / "conf" / "graph_demo.yaml").read_text())
+    tree = json.loads(json.dumps(tree).replace("out/graph_demo", str(tmp_path / "out")))
+    tree["graph_generate"].update({"vertices": 3000, "queries": 100})
+    tree["spark"] = {"shuffle_partitions": 4}
+    conf.write_text(yaml.safe_dump(tree))
+    manifests = graph.main(str(conf))
+    text = capsys.readouterr().out
+    assert "sigil graph summary" in text and "seed-query recall area" in text
+    seeds = manifests["communities"]["metrics"]["seed_queries"]
+    whole = manifests["communities"]["metrics"]["whole_graph"]
+    assert seeds["queries"] == 100 and seeds["recall_area"] > 0.45
+    assert whole["nmi"] > 0.9 and whole["ari"] > 0.7
+    assert manifests["graph_ingest"]["metrics"]["vertices"] == 3000
+
+
+def test_graphml_with_weights_and_a_limit(spark, tmp_path):
+    from sigil.jobs import graph_ingest
+    from sigil.transforms.records import InputError
+
+    g = nx.Graph()
+    g.add_edge("x", "y", w=2.5)
+    g.add_edge("y", "z", w=1.0)
+    g.add_node("alone", club="c")
+    nx.write_graphml(g, tmp_path / "g.graphml")
+    config = load_config(base=_conf(tmp_path, graph={"edges": {"path": str(tmp_path / "g.graphml"),
+                                                               "format": "graphml", "weight_column": "w"}}))
+    manifest = graph_ingest.run(spark, config, quiet=True)
+    assert manifest["metrics"]["vertices"] == 4 and manifest["metrics"]["components"] == 2
+    names = {r["vid"]: r["vertex"] for r in _read(tmp_path / "out" / "graph" / "vertices")}
+    edges = sorted((names[r["src"]], names[r["dst"]], r["weight"]) for r in _read(tmp_path / "out" / "graph" / "edges"))
+    assert edges == [("x", "y", 2.5), ("y", "z", 1.0)]  # vids in string order: alone, x, y, z
+    small = config.model_copy(update={"graph": config.graph.model_copy(update={"max_local_edges": 1})})
+    with pytest.raises(InputError, match="max_local_edges"):
+        graph_ingest.run(spark, small, quiet=True)
+
+
+@needs_data(FOOTBALL)
+def test_community_notebook_executes(football, monkeypatch):
+    from conftest import run_notebook
+
+    _, out, *_ = football
+    outputs, text = run_notebook("communities.ipynb", str(out), monkeypatch)
+    assert "recall area" in text and "nmi" in text.lower()
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # degrees, the community, recall curves

@@ -150,6 +150,21 @@ def grow_batch(signatures: np.ndarray, is_seed: np.ndarray, offsets: np.ndarray,
     return query, out_index[keep], out_score[keep]
 
 
+def top_candidates(query: np.ndarray, is_seed: np.ndarray, hits: np.ndarray, vid: np.ndarray,
+                   max_candidates: int) -> np.ndarray:
+    """Which rows to keep: every seed, and per query the ``max_candidates`` other rows that
+    share most buckets with the seeds (ties to the smaller vid); ``query`` an integer label
+    of each row's query."""
+    keep = np.asarray(is_seed, bool).copy()
+    mates = np.flatnonzero(~keep)
+    order = mates[np.lexsort((vid[mates], -hits[mates], query[mates]))]
+    q = query[order]
+    first = np.flatnonzero(np.r_[True, q[1:] != q[:-1]]) if len(q) else np.zeros(0, np.int64)
+    rank = np.arange(len(q)) - np.repeat(first, np.diff(np.r_[first, len(q)]))
+    keep[order[rank < max_candidates]] = True
+    return keep
+
+
 class CommunityIndex:
     """Seed queries in memory, on one machine: the paper's real-time mode.
 
@@ -244,7 +259,8 @@ def cluster_graph(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, 
 
     import igraph
 
-    g = igraph.Graph(n=n, edges=np.column_stack([src, dst]).tolist(), directed=False)
+    # tuples of Python ints are igraph's fastest input (a 2-d array is read element by element)
+    g = igraph.Graph(n=n, edges=list(zip(np.asarray(src).tolist(), np.asarray(dst).tolist())), directed=False)
     g.es["weight"] = np.asarray(weight, float).tolist()
     random.seed(seed)  # igraph draws from Python's random module
     if algorithm == "leiden":
