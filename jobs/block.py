@@ -72,6 +72,22 @@ def keys(sigs: DataFrame, sources: list[str], bands: int, rows: int, num_perm: i
 BUCKET_ROWS = "kind int, a long, b long, c long, d long"
 
 
+def tagged(rows: tuple, buckets: dict):
+    """BUCKET_ROWS batches of one partition: kind-0 ``rows`` (columns a, b, c, d; a scalar
+    fills a column), then the histogram and oversized samples of ``buckets``
+    (transforms/lsh.buckets)."""
+    (hb, hs, hc), (ob, ok, osz, samples) = buckets["histogram"], buckets["oversized"]
+    reps = [len(x) for x in samples]
+    parts = [(0, *rows), (1, hb, hs, hc, 0),
+             (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
+              np.concatenate(samples) if samples else np.zeros(0, np.int64))]
+    for kind, *cols in parts:
+        n = len(cols[0])
+        if n:
+            yield pa.RecordBatch.from_pydict({"kind": np.full(n, kind, np.int32), **{
+                name: np.broadcast_to(np.asarray(col, np.int64), n) for name, col in zip("abcd", cols)}})
+
+
 def bucket_rows(band_keys_df: DataFrame, block: BlockConfig, partitions: int) -> DataFrame:
     lsh, cross = block.lsh, block.mode == "link"
 
@@ -82,17 +98,7 @@ def bucket_rows(band_keys_df: DataFrame, block: BlockConfig, partitions: int) ->
         t = pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
         out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
                                 lsh.max_bucket_size, lsh.oversized, cross)
-        (a, b), (hb, hs, hc) = out["pairs"], out["histogram"]
-        ob, ok, osz, samples = out["oversized"]
-        reps = [len(x) for x in samples]
-        parts = [(0, a, b, 0, 0), (1, hb, hs, hc, 0),
-                 (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
-                  np.concatenate(samples) if samples else np.zeros(0, np.int64))]
-        for kind, *cols in parts:
-            n = len(cols[0])
-            if n:
-                yield pa.RecordBatch.from_pydict({"kind": np.full(n, kind, np.int32), **{
-                    name: np.broadcast_to(np.asarray(col, np.int64), n) for name, col in zip("abcd", cols)}})
+        yield from tagged((*out["pairs"], 0, 0), out)
 
     return band_keys_df.repartition(partitions, "band", "key").mapInArrow(per_partition, BUCKET_ROWS)
 

@@ -37,7 +37,7 @@ from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
 from sigil.transforms.communities import agreement, grow_batch, recall_area, subcommunities, top_candidates
 from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
-from sigil.transforms.lsh import bucket_pairs, jaccard_estimates
+from sigil.transforms.lsh import bucket_pairs, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
 from sigil.transforms.records import InputError, list_files
 
@@ -84,15 +84,36 @@ def seed_rows(queries: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataF
     return known.select("query_id", "size", "vid").distinct(), quarantine
 
 
-def candidates(seeds: DataFrame, index: DataFrame) -> DataFrame:
+BROADCAST_ROWS = 5_000_000  # seed-bucket rows up to this are broadcast to the index, not shuffled with it
+
+
+def candidates(seeds: DataFrame, index: DataFrame, bands: int) -> DataFrame:
     """``(query_id, vid, hits, size, is_seed)``: the seeds (``size`` set) and every bucket
-    mate of them with the number of buckets it shares with the seeds, in one aggregation."""
-    buckets = seeds.join(index, "vid").select("query_id", "band", "key")
-    mates = buckets.join(index, ["band", "key"]).select(
+    mate of them with the number of buckets it shares with the seeds, in one aggregation.
+    A batch's seeds are few beside the index, so they travel to it (broadcast joins) unless
+    the batch is very large."""
+    small = seeds.count() * bands <= BROADCAST_ROWS
+    near = F.broadcast if small else (lambda frame: frame)
+    buckets = index.join(near(seeds), "vid").select("query_id", "band", "key")
+    mates = index.join(near(buckets), ["band", "key"]).select(
         "query_id", "vid", F.lit(1).alias("hits"), F.lit(None).cast("long").alias("size"), F.lit(False).alias("is_seed"))
     rows = seeds.select("query_id", "vid", F.lit(0).alias("hits"), "size", F.lit(True).alias("is_seed")).unionByName(mates)
     return rows.groupBy("query_id", "vid").agg(F.sum("hits").alias("hits"), F.max("size").alias("size"),
                                               F.max("is_seed").alias("is_seed"))
+
+
+def by_query(frame: DataFrame, fn, schema: str, order: list, partitions: int | None = None) -> DataFrame:
+    """``fn(table, query ids)`` over partitions that hold whole queries, each query's rows
+    together and sorted by ``order``."""
+
+    def run(batches):
+        batches = list(batches)
+        if batches:
+            t = pa.Table.from_batches(batches)
+            yield from fn(t, t.column("query_id").to_numpy(zero_copy_only=False))
+
+    parts = frame.repartition(partitions, "query_id") if partitions else frame.repartition("query_id")
+    return parts.sortWithinPartitions("query_id", *order).mapInArrow(run, schema)
 
 
 MEMBERS = "query_id string, rank int, vid long, score float, is_seed boolean, subcommunity int, candidates long"
@@ -103,12 +124,7 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
     """Every query's community (MEMBERS rows), all queries of a partition in one pass."""
     ranking, threshold = com.ranking, com.subcommunities
 
-    def grow(batches):
-        batches = list(batches)
-        if not batches:
-            return
-        t = pa.Table.from_batches(batches)
-        qid = t.column("query_id").to_numpy(zero_copy_only=False)
+    def grow(t: pa.Table, qid: np.ndarray):
         group = np.cumsum(np.r_[True, qid[1:] != qid[:-1]])
         keep = top_candidates(group, t.column("is_seed").to_numpy(zero_copy_only=False), t.column("hits").to_numpy(),
                               t.column("vid").to_numpy(), com.max_candidates)
@@ -131,9 +147,7 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
             "subcommunity": pa.array(sub, mask=sub < 0) if threshold is not None else pa.nulls(len(q), pa.int32()),
             "candidates": np.diff(offsets)[q]})
 
-    joined = cands.join(signatures, "vid")
-    return (joined.repartition(partitions, "query_id").sortWithinPartitions("query_id", F.desc("is_seed"), "vid")
-            .mapInArrow(grow, MEMBERS))
+    return by_query(cands.join(signatures, "vid"), grow, MEMBERS, [F.desc("is_seed"), "vid"], partitions)
 
 
 def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
@@ -149,18 +163,13 @@ def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
     rows = labelled.join(target, "query_id").select(
         "query_id", "rank", "community_size", (F.col("community") == F.col("target")).alias("hit"))
 
-    def areas(batches):
-        batches = list(batches)
-        if not batches:
-            return
-        t = pa.Table.from_batches(batches)
-        qid = t.column("query_id").to_numpy(zero_copy_only=False)
+    def areas(t: pa.Table, qid: np.ndarray):
         hit = t.column("hit").fill_null(False).to_numpy(zero_copy_only=False)
         size = t.column("community_size").to_numpy()
         bounds = np.r_[np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]]), len(qid)]
         yield pa.RecordBatch.from_pydict({"area": [recall_area(hit[a:b], size[a]) for a, b in zip(bounds[:-1], bounds[1:])]})
 
-    per_query = rows.repartition("query_id").sortWithinPartitions("query_id", "rank").mapInArrow(areas, "area double")
+    per_query = by_query(rows, areas, "area double", ["rank"])
     row = per_query.agg(F.count("*"), F.mean("area")).first()  # driver-ok: one row
     return {"queries_with_truth": row[0], "recall_area": row[1]}
 
@@ -175,7 +184,9 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     quarantine = quarantine.unionByName(queries.where("reason is not null").select(
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
     num_perm = config.graph_index.minhash.num_perm
-    found = grown(candidates(seeds, index), signatures, com, num_perm, partitions)
+    seeds = seeds.persist(StorageLevel.MEMORY_AND_DISK)
+    bands, _ = lsh_shape(config.graph_index.lsh, num_perm)
+    found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions)
     found = found.persist(StorageLevel.MEMORY_AND_DISK)
     named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
     n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)
@@ -277,7 +288,7 @@ def local_communities(spark, vertices: DataFrame, edges: DataFrame, n_edges: int
     n = vertices.agg(F.max("vid")).first()[0] + 1  # driver-ok: one row
     e = edges.toArrow()  # driver-ok: bounded by max_local_edges, checked above
     labels = cluster_graph(n, e["src"].to_numpy(), e["dst"].to_numpy(), e["weight"].to_numpy(), whole.algorithm,
-                           whole.resolution, whole.seed)
+                           whole.resolution, whole.seed, whole.iterations)
     first = np.full(labels.max() + 1 if n else 0, n, np.int64)
     np.minimum.at(first, labels, np.arange(n))  # label each community by its smallest vid
     table = pa.table({"vid": np.arange(n, dtype=np.int64), "community": first[labels]})

@@ -24,7 +24,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.block import histogram, oversized_report
+from sigil.jobs.block import BUCKET_ROWS, histogram, oversized_report, tagged
 from sigil.jobs.io import read_input, write_parquet, write_table
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
@@ -36,9 +36,6 @@ from sigil.transforms.packing import pack_rows, unpack_rows
 from sigil.transforms.records import InputError
 
 SIGNATURES = "vid long, set_size long, signature binary"
-# kind 0 = an index row (band a, key b, vid c); 1 = histogram (band a, size b, buckets c);
-# 2 = an oversized bucket (band a, key b, size c) with one sample vertex d per row.
-INDEX_ROWS = "kind int, a long, b long, c long, d long"
 
 
 def neighbour_rows(edges: DataFrame, vertices: DataFrame, index: GraphIndexConfig, directed: bool) -> DataFrame:
@@ -75,7 +72,8 @@ def signatures(rows: DataFrame, index: GraphIndexConfig, partitions: int) -> Dat
 
 
 def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int) -> DataFrame:
-    """The tagged index rows (INDEX_ROWS) of the signatures of non-empty sets."""
+    """The signatures' index as tagged rows (block.BUCKET_ROWS; kind 0 = an index row: band
+    a, key b, vid c)."""
     bands, rows = lsh_shape(index.lsh, index.minhash.num_perm)
     num_perm, max_size = index.minhash.num_perm, index.lsh.max_bucket_size
 
@@ -93,20 +91,10 @@ def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int) -> Dat
         t = pa.Table.from_batches(batches)
         out = bucket_members(t.column("band").to_numpy().astype(np.int64), t.column("key").to_numpy(),
                              t.column("vid").to_numpy(), max_size)
-        (mb, mk, mv), (hb, hs, hc) = out["members"], out["histogram"]
-        ob, ok, osz, samples = out["oversized"]
-        reps = [len(x) for x in samples]
-        parts = [(0, mb, mk, mv, 0), (1, hb, hs, hc, 0),
-                 (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
-                  np.concatenate(samples) if samples else np.zeros(0, np.int64))]
-        for kind, *cols in parts:
-            n = len(cols[0])
-            if n:
-                yield pa.RecordBatch.from_pydict({"kind": np.full(n, kind, np.int32), **{
-                    name: np.broadcast_to(np.asarray(col, np.int64), n) for name, col in zip("abcd", cols)}})
+        yield from tagged((*out["members"], 0), out)
 
     keyed = sigs.where("set_size > 0").select("vid", "signature").mapInArrow(band, "band int, key long, vid long")
-    return keyed.repartition(partitions, "band", "key").mapInArrow(group, INDEX_ROWS)
+    return keyed.repartition(partitions, "band", "key").mapInArrow(group, BUCKET_ROWS)
 
 
 def graph_path(config: SigilConfig, dataset: str) -> str:

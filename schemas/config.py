@@ -434,6 +434,7 @@ class WholeGraphConfig(Model):
     threshold: float = Field(0.1, gt=0, le=1)
     algorithm: Literal["leiden", "louvain", "components"] = "leiden"
     resolution: float = Field(1.0, gt=0)
+    iterations: int = Field(2, ge=-1, description="Leiden passes; -1: until the partition is stable")
     max_local_edges: int = Field(20_000_000, ge=1)
     seed: int = 0
 
