@@ -35,7 +35,8 @@ from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run, StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
-from sigil.transforms.communities import agreement, grow_batch, recall_area, subcommunities, top_candidates
+from sigil.transforms.communities import (agreement, grow_batch, recall_area, signature_matrix, subcommunities,
+                                          top_candidates)
 from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
@@ -119,10 +120,12 @@ def by_query(frame: DataFrame, fn, schema: str, order: list, partitions: int | N
 MEMBERS = "query_id string, rank int, vid long, score float, is_seed boolean, subcommunity int, candidates long"
 
 
-def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_perm: int,
-          partitions: int) -> DataFrame:
-    """Every query's community (MEMBERS rows), all queries of a partition in one pass."""
+def grown(cands: DataFrame, signatures, com: CommunitiesConfig, num_perm: int, partitions: int) -> DataFrame:
+    """Every query's community (MEMBERS rows), all queries of a partition in one pass.
+    ``signatures``: the ``(vid, signature)`` DataFrame, joined to the candidates, or a
+    broadcast (n, num_perm) matrix the tasks read rows of (no wide rows in the shuffle)."""
     ranking, threshold = com.ranking, com.subcommunities
+    broadcast = not isinstance(signatures, DataFrame)
 
     def grow(t: pa.Table, qid: np.ndarray):
         group = np.cumsum(np.r_[True, qid[1:] != qid[:-1]])
@@ -131,7 +134,8 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
         t, qid = t.filter(pa.array(keep)), qid[keep]
         starts = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]])
         offsets = np.r_[starts, len(qid)]
-        sig = unpack_rows(t.column("signature").combine_chunks(), np.uint32, num_perm)
+        sig = (signatures.value[t.column("vid").to_numpy()] if broadcast
+               else unpack_rows(t.column("signature").combine_chunks(), np.uint32, num_perm))
         sizes = t.column("size").to_numpy()[starts]  # a query's seeds sort first and carry its size
         q, row, score = grow_batch(sig, t.column("is_seed").to_numpy(zero_copy_only=False), offsets, sizes, ranking)
         rank = np.arange(len(q)) - np.searchsorted(q, q) + 1
@@ -147,7 +151,8 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
             "subcommunity": pa.array(sub, mask=sub < 0) if threshold is not None else pa.nulls(len(q), pa.int32()),
             "candidates": np.diff(offsets)[q]})
 
-    return by_query(cands.join(signatures, "vid"), grow, MEMBERS, [F.desc("is_seed"), "vid"], partitions)
+    rows = cands if broadcast else cands.join(signatures, "vid")
+    return by_query(rows, grow, MEMBERS, [F.desc("is_seed"), "vid"], partitions)
 
 
 def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
@@ -186,12 +191,18 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     num_perm = config.graph_index.minhash.num_perm
     seeds = seeds.persist(StorageLevel.MEMORY_AND_DISK)
     bands, _ = lsh_shape(config.graph_index.lsh, num_perm)
+    n = vertices.count()
+    if n * num_perm * 4 <= com.broadcast_signatures_mb << 20:  # small graphs: ship the matrix once
+        path = config.stage_path("graph_index", "signatures")
+        signatures = spark.sparkContext.broadcast(signature_matrix(path))  # driver-ok: bounded by the limit
     found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions)
     found = found.persist(StorageLevel.MEMORY_AND_DISK)
     named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
     n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)
     row = found.where("rank = 1").agg(F.count("*"), F.mean("candidates")).first()  # driver-ok: one row
     found.unpersist()
+    if not isinstance(signatures, DataFrame):
+        signatures.destroy()
     return quarantine, {"queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
                         "mean_community_size": n_members / row[0] if row[0] else None}
 

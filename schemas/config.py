@@ -447,6 +447,8 @@ class CommunitiesConfig(Model):
         "mean similarity to the seeds"))
     max_candidates: int = Field(5_000, ge=1, description="per query, the candidates sharing most buckets "
                                                           "with the seeds are kept")
+    broadcast_signatures_mb: int = Field(256, ge=0, description=(
+        "signatures up to this size are sent to every task once instead of joined to the candidates"))
     subcommunities: float | None = Field(None, gt=0, le=1, description=(
         "cluster each community's members on their Jaccard graph at this threshold"))
     whole_graph: WholeGraphConfig | None = None

@@ -165,6 +165,22 @@ def top_candidates(query: np.ndarray, is_seed: np.ndarray, hits: np.ndarray, vid
     return keep
 
 
+def signature_matrix(path: str) -> np.ndarray:
+    """The graph-index job's signatures (a Parquet dataset at ``path``, any filesystem
+    pyarrow reads) as one (n, num_perm) uint32 matrix, row v the signature of vertex v."""
+    import pyarrow.parquet as pq
+
+    from sigil.transforms.records import open_input
+
+    fs, root = open_input(path)
+    sigs = pq.read_table(root, columns=["vid", "signature"], filesystem=fs)
+    vid = sigs["vid"].to_numpy()
+    flat = sigs["signature"].combine_chunks()
+    matrix = np.empty((len(vid), flat.type.list_size), np.uint32)
+    matrix[vid] = flat.flatten().to_numpy().reshape(len(vid), -1)
+    return matrix
+
+
 class CommunityIndex:
     """Seed queries in memory, on one machine: the paper's real-time mode.
 
@@ -199,13 +215,9 @@ class CommunityIndex:
         """Load the graph-index job's outputs (``<output>/graph_index``)."""
         import pyarrow.parquet as pq
 
-        sigs = pq.read_table(f"{path}/signatures", columns=["vid", "signature"])
-        vid = sigs["vid"].to_numpy()
-        flat = sigs["signature"].combine_chunks()
-        matrix = np.empty((len(vid), flat.type.list_size), np.uint32)
-        matrix[vid] = flat.flatten().to_numpy().reshape(len(vid), -1)
         index = pq.read_table(f"{path}/lsh")
-        return cls(matrix, *(index[c].to_numpy() for c in ("band", "key", "vid")), max_candidates=max_candidates)
+        return cls(signature_matrix(f"{path}/signatures"), *(index[c].to_numpy() for c in ("band", "key", "vid")),
+                   max_candidates=max_candidates)
 
     def candidates(self, seeds: np.ndarray) -> np.ndarray:
         """The seeds (sorted) followed by their best bucket mates (sorted by vid)."""
