@@ -29,13 +29,13 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sigil.jobs.cluster import connected_components
-from sigil.jobs.graph_index import graph_path
-from sigil.jobs.ingest import parse_parts
+from sigil.jobs.graph_index import graph_path, stage_metrics
+from sigil.jobs.ingest import parse_parts, split_duplicates
 from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run, StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
-from sigil.transforms.communities import (agreement, grow_batch, recall_area, signature_matrix, subcommunities,
+from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
                                           top_candidates)
 from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, jaccard_estimates, lsh_shape
@@ -65,15 +65,10 @@ def staged_queries(spark, com: CommunitiesConfig) -> DataFrame:
 def seed_rows(queries: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataFrame]:
     """``(query_id, size, vid)`` of every known seed, and the quarantine rows: duplicate
     query ids, unknown seed vertices, queries left without a known seed."""
-    first = Window.partitionBy("query_id").orderBy("file", "line")
-    ranked = queries.withColumn("_n", F.row_number().over(first)).withColumn(
-        "_first", F.first(F.concat_ws(":", "file", "line")).over(first))
-    dupes = ranked.where("_n > 1").select("file", "line", "query_id", F.concat(
-        F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")).alias("reason"),
-        F.to_json(F.struct("query_id", "seeds", "size")).alias("raw"))
-    kept = ranked.where("_n = 1")
+    kept, dupes = split_duplicates(queries, ["query_id"])
+    dupes = dupes.select("file", "line", "query_id", "reason", F.to_json(F.struct("query_id", "seeds", "size")).alias("raw"))
     seeds = kept.select("file", "line", "query_id", "size", F.explode("seeds").alias("vertex")).join(
-        vertices.select("vertex", "vid"), "vertex", "left")
+        vertices.select("vertex", "vid"), "vertex", "left").persist(StorageLevel.MEMORY_AND_DISK)
     unknown = seeds.where("vid is null").select("file", "line", "query_id", F.concat(
         F.lit("unknown seed vertex: "), F.col("vertex")).alias("reason"), F.col("vertex").alias("raw"))
     known = seeds.where("vid is not null")
@@ -93,6 +88,7 @@ def candidates(seeds: DataFrame, index: DataFrame, bands: int) -> DataFrame:
     mate of them with the number of buckets it shares with the seeds, in one aggregation.
     A batch's seeds are few beside the index, so they travel to it (broadcast joins) unless
     the batch is very large."""
+    seeds = seeds.persist(StorageLevel.MEMORY_AND_DISK)
     small = seeds.count() * bands <= BROADCAST_ROWS
     near = F.broadcast if small else (lambda frame: frame)
     buckets = index.join(near(seeds), "vid").select("query_id", "band", "key")
@@ -120,12 +116,10 @@ def by_query(frame: DataFrame, fn, schema: str, order: list, partitions: int | N
 MEMBERS = "query_id string, rank int, vid long, score float, is_seed boolean, subcommunity int, candidates long"
 
 
-def grown(cands: DataFrame, signatures, com: CommunitiesConfig, num_perm: int, partitions: int) -> DataFrame:
-    """Every query's community (MEMBERS rows), all queries of a partition in one pass.
-    ``signatures``: the ``(vid, signature)`` DataFrame, joined to the candidates, or a
-    broadcast (n, num_perm) matrix the tasks read rows of (no wide rows in the shuffle)."""
+def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_perm: int,
+          partitions: int) -> DataFrame:
+    """Every query's community (MEMBERS rows), all queries of a partition in one pass."""
     ranking, threshold = com.ranking, com.subcommunities
-    broadcast = not isinstance(signatures, DataFrame)
 
     def grow(t: pa.Table, qid: np.ndarray):
         group = np.cumsum(np.r_[True, qid[1:] != qid[:-1]])
@@ -134,8 +128,7 @@ def grown(cands: DataFrame, signatures, com: CommunitiesConfig, num_perm: int, p
         t, qid = t.filter(pa.array(keep)), qid[keep]
         starts = np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]])
         offsets = np.r_[starts, len(qid)]
-        sig = (signatures.value[t.column("vid").to_numpy()] if broadcast
-               else unpack_rows(t.column("signature").combine_chunks(), np.uint32, num_perm))
+        sig = unpack_rows(t.column("signature").combine_chunks(), np.uint32, num_perm)
         sizes = t.column("size").to_numpy()[starts]  # a query's seeds sort first and carry its size
         q, row, score = grow_batch(sig, t.column("is_seed").to_numpy(zero_copy_only=False), offsets, sizes, ranking)
         rank = np.arange(len(q)) - np.searchsorted(q, q) + 1
@@ -151,8 +144,30 @@ def grown(cands: DataFrame, signatures, com: CommunitiesConfig, num_perm: int, p
             "subcommunity": pa.array(sub, mask=sub < 0) if threshold is not None else pa.nulls(len(q), pa.int32()),
             "candidates": np.diff(offsets)[q]})
 
-    rows = cands if broadcast else cands.join(signatures, "vid")
-    return by_query(rows, grow, MEMBERS, [F.desc("is_seed"), "vid"], partitions)
+    return by_query(cands.join(signatures, "vid"), grow, MEMBERS, [F.desc("is_seed"), "vid"], partitions)
+
+
+def answered(seeds: DataFrame, index, com: CommunitiesConfig, partitions: int) -> DataFrame:
+    """Every query's community (MEMBERS rows) from a broadcast ``CommunityIndex``: each
+    task answers its queries in memory, and only the seeds travel (small graphs)."""
+
+    def answer(t: pa.Table, qid: np.ndarray):
+        local, vid, size = index.value, t.column("vid").to_numpy(), t.column("size").to_numpy()
+        bounds = np.r_[np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]]), len(qid)]
+        parts = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            members, score, n = local.answer(vid[lo:hi], int(size[lo]), com.ranking)
+            sub = (subcommunities(local.signatures[members], com.subcommunities)
+                   if com.subcommunities is not None else None)
+            parts.append(pa.RecordBatch.from_pydict({
+                "query_id": pa.array([qid[lo]] * len(members), pa.string()),
+                "rank": np.arange(1, len(members) + 1, dtype=np.int32), "vid": members, "score": score,
+                "is_seed": np.arange(len(members)) < hi - lo,
+                "subcommunity": pa.array(sub, pa.int32()) if sub is not None else pa.nulls(len(members), pa.int32()),
+                "candidates": np.full(len(members), n, np.int64)}))
+        yield from parts
+
+    return by_query(seeds, answer, MEMBERS, ["vid"], partitions)
 
 
 def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
@@ -189,20 +204,22 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     quarantine = quarantine.unionByName(queries.where("reason is not null").select(
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
     num_perm = config.graph_index.minhash.num_perm
-    seeds = seeds.persist(StorageLevel.MEMORY_AND_DISK)
     bands, _ = lsh_shape(config.graph_index.lsh, num_perm)
-    n = vertices.count()
-    if n * num_perm * 4 <= com.broadcast_signatures_mb << 20:  # small graphs: ship the matrix once
-        path = config.stage_path("graph_index", "signatures")
-        signatures = spark.sparkContext.broadcast(signature_matrix(path))  # driver-ok: bounded by the limit
-    found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions)
+    rows, n = stage_metrics(config, "graph_index")["index_rows"], stage_metrics(config, "graph")["vertices"]
+    local = None
+    if (n * num_perm * 4 + rows * 16) <= com.broadcast_index_mb << 20:  # small: ship it once
+        local = spark.sparkContext.broadcast(CommunityIndex.from_parquet(  # driver-ok: bounded by the limit
+            config.stage_path("graph_index", ""), com.max_candidates))
+        found = answered(seeds, local, com, partitions)
+    else:
+        found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions)
     found = found.persist(StorageLevel.MEMORY_AND_DISK)
     named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
     n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)
     row = found.where("rank = 1").agg(F.count("*"), F.mean("candidates")).first()  # driver-ok: one row
     found.unpersist()
-    if not isinstance(signatures, DataFrame):
-        signatures.destroy()
+    if local is not None:
+        local.destroy()
     return quarantine, {"queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
                         "mean_community_size": n_members / row[0] if row[0] else None}
 

@@ -106,7 +106,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if index is None:
         raise InputError("the configuration has no 'graph_index' section")
     partitions = config.spark.shuffle_partitions
-    directed = ingested(config)["directed"]
+    directed = stage_metrics(config, "graph")["directed"]
     with Run("graph_index", config, spark, strict, quiet) as job:
         vertices = read_input(spark, graph_path(config, "vertices"), "vertex dictionary", "graph-ingest")
         edges = read_input(spark, graph_path(config, "edges"), "edges", "graph-ingest")
@@ -142,17 +142,19 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         return job.commit()
 
 
-def ingested(config: SigilConfig) -> dict:
-    """The graph-ingest job's statistics (its manifest's metrics)."""
+def stage_metrics(config: SigilConfig, stage: str) -> dict:
+    """The metrics in a finished job's manifest (``stage``: its output directory)."""
     import json
 
     from sigil.transforms.records import open_input
-    fs, path = open_input(graph_path(config, "manifest.json"))
+    path = config.stage_path(stage, "manifest.json")
+    fs, root = open_input(path)
     try:
-        with fs.open_input_stream(path) as f:
+        with fs.open_input_stream(root) as f:
             return json.loads(f.read())["metrics"]
     except (FileNotFoundError, OSError):
-        raise InputError(f"no graph at {graph_path(config, '')}: run 'sigil graph-ingest' first") from None
+        job = {"graph": "graph-ingest"}.get(stage, stage.replace("_", "-"))
+        raise InputError(f"no {stage} output at {path}: run 'sigil {job}' first") from None
 
 
 if __name__ == "__main__":  # spark-submit jobs/graph_index.py --conf FILE

@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 from pyspark import StorageLevel, TaskContext
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sigil.jobs.cluster import connected_components
-from sigil.jobs.ingest import parse_parts
+from sigil.jobs.ingest import parse_parts, split_duplicates
 from sigil.jobs.io import spark_schema, write_parquet
 from sigil.jobs.runner import Run, StrictError
 from sigil.schemas import datasets
@@ -96,13 +96,9 @@ def vertex_rows(edges: DataFrame, vertices: DataFrame | None) -> tuple[DataFrame
     if vertices is None:
         names = good.select(F.col("src").alias("vertex")).union(good.select(F.col("dst").alias("vertex")))
         return names.distinct().withColumn("community", F.lit(None).cast("string")), good, None
-    first = Window.partitionBy("vertex").orderBy("file", "line")
-    ranked = (vertices.where("reason is null").withColumn("_n", F.row_number().over(first))
-              .withColumn("_first", F.first(F.concat_ws(":", "file", "line")).over(first)))
-    dupes = ranked.where("_n > 1").select(
-        "file", "line", "vertex", F.concat(F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")).alias("reason"),
-        F.to_json(F.struct("vertex", "community")).alias("raw"))
-    known = ranked.where("_n = 1").select("vertex", "community")
+    kept, dupes = split_duplicates(vertices.where("reason is null"), ["vertex"])
+    dupes = dupes.withColumn("raw", F.to_json(F.struct("vertex", "community")))
+    known = kept.select("vertex", "community")
     names = known.select(F.col("vertex").alias("_v"))
     checked = (good.join(names.withColumnRenamed("_v", "src"), "src", "left_semi")
                .join(names.withColumnRenamed("_v", "dst"), "dst", "left_semi"))

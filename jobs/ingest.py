@@ -89,18 +89,15 @@ def staged(spark, config: SigilConfig) -> DataFrame:
                        config.ingest.split_bytes, reader, staged_schema([a.name for a in attributes]))
 
 
-def split_duplicates(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """First occurrence of each (source, id) by (file, line) is kept; later ones are quarantined."""
-    first = Window.partitionBy("source", "id").orderBy("file", "line")
+def split_duplicates(rows: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFrame]:
+    """The first occurrence of each ``keys`` value by (file, line) is kept; the later ones
+    come back apart with the reason ``duplicate id (first at file:line)``."""
+    first = Window.partitionBy(*keys).orderBy("file", "line")
     ranked = (rows.withColumn("_n", F.row_number().over(first))
               .withColumn("_first", F.first(F.concat_ws(":", "file", "line")).over(first)))
-    keep = ranked.where("_n = 1").drop("_n", "_first", "reason", "raw")
-    dupes = ranked.where("_n > 1").select(
-        "source", "file", "line", "id",
-        F.concat(F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")).alias("reason"),
-        F.to_json(F.struct(*[c for c in rows.columns if c not in ("reason", "raw", "file", "line", "source")
-                              and not c.endswith(datasets.NORM_SUFFIX)])).alias("raw"))
-    return keep, dupes
+    dupes = ranked.where("_n > 1").withColumn(
+        "reason", F.concat(F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")))
+    return ranked.where("_n = 1").drop("_n", "_first"), dupes.drop("_n", "_first")
 
 
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
@@ -110,7 +107,11 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         names = [a.name for a in config.ingest.attributes]
         with job.stage("parse"):
             rows = staged(spark, config).persist()
-            good, dupes = split_duplicates(rows.where("reason is null"))
+            good, dupes = split_duplicates(rows.where("reason is null"), ["source", "id"])
+            good = good.drop("reason", "raw")
+            dupes = dupes.select("source", "file", "line", "id", "reason", F.to_json(F.struct(*[
+                c for c in rows.columns if c not in ("reason", "raw", "file", "line", "source")
+                and not c.endswith(datasets.NORM_SUFFIX)])).alias("raw"))
             quarantine = rows.where("reason is not null").select(*datasets.QUARANTINE.names).unionByName(dupes)
             records = good.withColumn("rid", F.xxhash64("source", "id")).select(*datasets.records(names).names)
             per_source = rows.groupBy("source").agg(F.count("*").alias("input"), F.count("reason").alias("bad"))

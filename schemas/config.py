@@ -447,8 +447,9 @@ class CommunitiesConfig(Model):
         "mean similarity to the seeds"))
     max_candidates: int = Field(5_000, ge=1, description="per query, the candidates sharing most buckets "
                                                           "with the seeds are kept")
-    broadcast_signatures_mb: int = Field(256, ge=0, description=(
-        "signatures up to this size are sent to every task once instead of joined to the candidates"))
+    broadcast_index_mb: int = Field(256, ge=0, description=(
+        "a graph whose signatures and LSH index take up to this much memory answers the queries "
+        "in memory in every task (sent once); larger graphs join the index and the signatures"))
     subcommunities: float | None = Field(None, gt=0, le=1, description=(
         "cluster each community's members on their Jaccard graph at this threshold"))
     whole_graph: WholeGraphConfig | None = None

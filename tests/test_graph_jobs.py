@@ -243,3 +243,25 @@ def test_community_notebook_executes(football, monkeypatch):
     outputs, text = run_notebook("communities.ipynb", str(out), monkeypatch)
     assert "recall area" in text and "nmi" in text.lower()
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # degrees, the community, recall curves
+
+
+@needs_data(FOOTBALL)
+def test_join_path_for_large_graphs_answers_as_the_in_memory_path(spark, football):
+    """Graphs above communities.broadcast_index_mb join the index and signatures in Spark."""
+    from sigil.jobs import communities
+
+    config, out, *_ = football
+    joined = config.model_copy(update={"communities": config.communities.model_copy(
+        update={"broadcast_index_mb": 0, "whole_graph": None}), "output": str(out.parent / "joined")})
+    for stage in ("graph", "graph_index"):  # the earlier stages' outputs, shared
+        (out.parent / "joined").mkdir(exist_ok=True)
+        target = out.parent / "joined" / stage
+        if not target.exists():
+            target.symlink_to(out / stage)
+    communities.run(spark, joined, quiet=True)
+    key = lambda r: (r["query_id"], r["rank"])  # noqa: E731
+    a = sorted(_read(out / "communities" / "members"), key=key)
+    b = sorted(_read(out.parent / "joined" / "communities" / "members"), key=key)
+    assert [(r["query_id"], r["vid"], r["is_seed"], r["subcommunity"]) for r in a] == \
+        [(r["query_id"], r["vid"], r["is_seed"], r["subcommunity"]) for r in b]
+    np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b], rtol=1e-6)

@@ -215,7 +215,10 @@ class CommunityIndex:
         """Load the graph-index job's outputs (``<output>/graph_index``)."""
         import pyarrow.parquet as pq
 
-        index = pq.read_table(f"{path}/lsh")
+        from sigil.transforms.records import open_input
+
+        fs, root = open_input(f"{path}/lsh")
+        index = pq.read_table(root, filesystem=fs)
         return cls(signature_matrix(f"{path}/signatures"), *(index[c].to_numpy() for c in ("band", "key", "vid")),
                    max_candidates=max_candidates)
 
@@ -237,11 +240,20 @@ class CommunityIndex:
 
     def query(self, seeds, size: int, ranking: str = "streaming") -> tuple[np.ndarray, np.ndarray]:
         """The community grown from ``seeds`` (vids): its vids in rank order and scores."""
+        members, score, _ = self.answer(seeds, size, ranking)
+        return members, score
+
+    def answer(self, seeds, size: int, ranking: str = "streaming") -> tuple[np.ndarray, np.ndarray, int]:
+        """``query``, and how many candidates the community was grown from."""
         cands = self.candidates(seeds)
         is_seed = np.zeros(len(cands), bool)
         is_seed[:len(np.unique(seeds))] = True
         order, score = grow(self.signatures[cands], is_seed, size, ranking)
-        return cands[order], score
+        return cands[order], score, len(cands)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.signatures, self._bucket_members, self._bucket_offsets,
+                                      self._vertex_buckets, self._vertex_offsets))
 
 
 @numba.njit(cache=True, parallel=True)
