@@ -148,26 +148,31 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
 
 
 def answered(seeds: DataFrame, index, com: CommunitiesConfig, partitions: int) -> DataFrame:
-    """Every query's community (MEMBERS rows) from a broadcast ``CommunityIndex``: each
-    task answers its queries in memory, and only the seeds travel (small graphs)."""
+    """Every query's community (MEMBERS rows and the members' names) from a broadcast
+    ``(CommunityIndex, vertex names by vid)``: each task answers its queries in memory, and
+    only the seeds travel (small graphs)."""
 
     def answer(t: pa.Table, qid: np.ndarray):
-        local, vid, size = index.value, t.column("vid").to_numpy(), t.column("size").to_numpy()
+        (local, names), vid, size = index.value, t.column("vid").to_numpy(), t.column("size").to_numpy()
         bounds = np.r_[np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]]), len(qid)]
-        parts = []
+        cols: dict = {k: [] for k in ("query", "rank", "vid", "score", "seed", "sub", "candidates")}
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             members, score, n = local.answer(vid[lo:hi], int(size[lo]), com.ranking)
-            sub = (subcommunities(local.signatures[members], com.subcommunities)
-                   if com.subcommunities is not None else None)
-            parts.append(pa.RecordBatch.from_pydict({
-                "query_id": pa.array([qid[lo]] * len(members), pa.string()),
-                "rank": np.arange(1, len(members) + 1, dtype=np.int32), "vid": members, "score": score,
-                "is_seed": np.arange(len(members)) < hi - lo,
-                "subcommunity": pa.array(sub, pa.int32()) if sub is not None else pa.nulls(len(members), pa.int32()),
-                "candidates": np.full(len(members), n, np.int64)}))
-        yield from parts
+            k = len(members)
+            for key, value in (("query", np.full(k, lo)), ("rank", np.arange(1, k + 1, dtype=np.int32)),
+                               ("vid", members), ("score", score), ("seed", np.arange(k) < hi - lo),
+                               ("candidates", np.full(k, n, np.int64)),
+                               ("sub", subcommunities(local.signatures[members], com.subcommunities)
+                                if com.subcommunities is not None else np.full(k, -1, np.int32))):
+                cols[key].append(value)
+        flat = {key: np.concatenate(value) for key, value in cols.items()}
+        yield pa.RecordBatch.from_pydict({
+            "query_id": pa.array(qid[flat["query"]], pa.string()), "rank": flat["rank"], "vid": flat["vid"],
+            "score": flat["score"], "is_seed": flat["seed"],
+            "subcommunity": pa.array(flat["sub"], pa.int32(), mask=flat["sub"] < 0),
+            "candidates": flat["candidates"], "vertex": pa.array(names[flat["vid"]], pa.string())})
 
-    return by_query(seeds, answer, MEMBERS, ["vid"], partitions)
+    return by_query(seeds, answer, MEMBERS + ", vertex string", ["vid"], partitions)
 
 
 def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
@@ -194,6 +199,18 @@ def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
     return {"queries_with_truth": row[0], "recall_area": row[1]}
 
 
+def vertex_names(path: str) -> np.ndarray:
+    """The external ids by vid, read on the driver (small graphs only)."""
+    import pyarrow.parquet as pq
+
+    from sigil.transforms.records import open_input
+    fs, root = open_input(path)
+    t = pq.read_table(root, columns=["vid", "vertex"], filesystem=fs)
+    names = np.empty(t.num_rows, dtype=object)
+    names[t["vid"].to_numpy()] = t["vertex"].to_numpy(zero_copy_only=False)
+    return names
+
+
 def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
                  truth: DataFrame | None) -> tuple[DataFrame, dict]:
     """Run every query; returns the quarantine rows and the metrics."""
@@ -208,14 +225,16 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     rows, n = stage_metrics(config, "graph_index")["index_rows"], stage_metrics(config, "graph")["vertices"]
     local = None
     if (n * num_perm * 4 + rows * 16) <= com.broadcast_index_mb << 20:  # small: ship it once
-        local = spark.sparkContext.broadcast(CommunityIndex.from_parquet(  # driver-ok: bounded by the limit
-            config.stage_path("graph_index", ""), com.max_candidates))
+        local = spark.sparkContext.broadcast((  # driver-ok: bounded by the limit
+            CommunityIndex.from_parquet(config.stage_path("graph_index", ""), com.max_candidates),
+            vertex_names(graph_path(config, "vertices"))))
         found = answered(seeds, local, com, partitions)
     else:
-        found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions)
+        found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions).join(
+            vertices.select("vid", "vertex"), "vid")
     found = found.persist(StorageLevel.MEMORY_AND_DISK)
-    named = found.join(vertices.select("vid", "vertex"), "vid").select(*datasets.COMMUNITY_MEMBERS.names)
-    n_members = write_parquet(named, job.path("members"), datasets.COMMUNITY_MEMBERS)
+    n_members = write_parquet(found.select(*datasets.COMMUNITY_MEMBERS.names), job.path("members"),
+                              datasets.COMMUNITY_MEMBERS)
     row = found.where("rank = 1").agg(F.count("*"), F.mean("candidates")).first()  # driver-ok: one row
     found.unpersist()
     if local is not None:
