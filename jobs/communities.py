@@ -38,7 +38,7 @@ from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfi
 from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
                                           top_candidates)
 from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
-from sigil.transforms.lsh import bucket_pairs, jaccard_estimates, lsh_shape
+from sigil.transforms.lsh import bucket_pairs, buckets, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
 from sigil.transforms.records import InputError, list_files
 
@@ -252,10 +252,9 @@ def lsh_pairs(index: DataFrame, max_bucket: int, partitions: int) -> DataFrame:
             return
         t = pa.Table.from_batches(batches)
         band, key, vid = (t.column(c).to_numpy() for c in ("band", "key", "vid"))
-        order = np.lexsort((vid, key, band))
-        band, key, vid = band[order], key[order], vid[order]
-        starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
-        a, b = bucket_pairs(np.r_[starts, len(vid)], vid, np.zeros(len(vid), np.int32), vid, max_bucket, "skip")
+        grouped = buckets(band, key, vid, max_bucket)
+        vid = vid[grouped["order"]]
+        a, b = bucket_pairs(grouped["offsets"], vid, np.zeros(len(vid), np.int32), vid, max_bucket, "skip")
         yield pa.RecordBatch.from_pydict({"a": a, "b": b})
 
     return index.repartition(partitions, "band", "key").mapInArrow(pairs, "a long, b long")

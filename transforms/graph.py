@@ -66,6 +66,16 @@ def _bad_batch(schema: pa.Schema, path: str, rows: list[tuple]) -> pa.RecordBatc
                                       schema=schema)
 
 
+def _rejected(table: pa.Table, lines: np.ndarray, reasons: np.ndarray) -> list[tuple]:
+    """(line, reason, the row as JSON) of every row with a reason (not None)."""
+    idx = np.flatnonzero(~np.equal(reasons, None))
+    if not len(idx):
+        return []
+    data = table.drop_columns([c for c in ("__line",) if c in table.column_names])
+    raw = data.take(pa.array(idx, pa.int64())).to_pylist()
+    return [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False, default=str)) for i, r in zip(idx, raw)]
+
+
 def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str, weight: str | None,
                comment: str | None) -> tuple[pa.RecordBatch, list[tuple]]:
     """Validate parsed edge rows: (good STAGED_EDGES rows, bad (line, reason, raw) rows)."""
@@ -82,11 +92,7 @@ def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str
         starts = pc.fill_null(pc.starts_with(pc.cast(table[src], pa.large_string()), comment), False)
         reasons[starts.to_numpy(zero_copy_only=False)] = COMMENT
     ok = np.equal(reasons, None)
-    bad = []
-    if not ok.all():
-        idx = np.flatnonzero(~ok)
-        raw = table.drop_columns(["__line"]).take(pa.array(idx)).to_pylist()
-        bad = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False)) for i, r in zip(idx, raw)]
+    bad = _rejected(table, lines, reasons)
     keep = pa.array(ok)
     n = int(ok.sum())
     good = pa.RecordBatch.from_pydict({
@@ -124,9 +130,7 @@ def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = No
         ids = _trimmed(t[vertices.id_column])
         ok = ids.is_valid().to_numpy(zero_copy_only=False)
         lines = t["__line"].to_numpy()
-        bad = [(int(lines[i]), "missing id", json.dumps(r, ensure_ascii=False))
-               for i, r in zip(np.flatnonzero(~ok),
-                                                          t.drop_columns(["__line"]).take(pa.array(np.flatnonzero(~ok))).to_pylist())]
+        bad = _rejected(t, lines, np.where(ok, None, "missing id").astype(object))
         if parsed.bad or bad:
             yield _bad_batch(STAGED_VERTICES, path, parsed.bad + bad)
         keep, n = pa.array(ok), int(ok.sum())
@@ -256,11 +260,7 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     reasons[~ids.is_valid().to_numpy(zero_copy_only=False)] = "missing id"
     good = np.equal(reasons, None)
     if not good.all():
-        idx = np.flatnonzero(~good)
-        raw = table.take(pa.array(idx)).to_pylist()
-        yield _bad_batch(STAGED_QUERIES, path, [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False,
-                                                                                         default=str))
-                                                for i, r in zip(idx, raw)])
+        yield _bad_batch(STAGED_QUERIES, path, _rejected(table, lines, reasons))
     keep, n = pa.array(good), int(good.sum())
     yield pa.RecordBatch.from_pydict({
         "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[good], pa.int64()),
