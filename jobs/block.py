@@ -88,8 +88,9 @@ def tagged(rows: tuple, buckets: dict):
                 name: np.broadcast_to(np.asarray(col, np.int64), n) for name, col in zip("abcd", cols)}})
 
 
-def bucket_rows(band_keys_df: DataFrame, block: BlockConfig, partitions: int) -> DataFrame:
-    lsh, cross = block.lsh, block.mode == "link"
+def bucket_rows(band_keys_df: DataFrame, max_size: int, oversized: str, cross: bool, partitions: int) -> DataFrame:
+    """BUCKET_ROWS of BAND_KEYS rows: the pairs of every bucket of at most ``max_size``
+    members (larger ones skipped or split), the size histogram and oversized samples."""
 
     def per_partition(batches):
         schema = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("fine", pa.int64()), ("rid", pa.int64()),
@@ -97,7 +98,7 @@ def bucket_rows(band_keys_df: DataFrame, block: BlockConfig, partitions: int) ->
         batches = list(batches)  # Spark marks literal columns not-null: compare types, not nullability
         t = pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
         out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
-                                lsh.max_bucket_size, lsh.oversized, cross)
+                                max_size, oversized, cross)
         yield from tagged((*out["pairs"], 0, 0), out)
 
     return band_keys_df.repartition(partitions, "band", "key").mapInArrow(per_partition, BUCKET_ROWS)
@@ -260,6 +261,17 @@ def oversized_report(rows: list, names: DataFrame) -> pa.Table:
                                  for (band, key, size), sample in sorted(buckets.items())], datasets.OVERSIZED)
 
 
+def bucket_statistics(tagged_rows: DataFrame, names: DataFrame, job: Run) -> tuple[list[dict], pa.Table]:
+    """Write ``bucket_sizes`` and ``oversized`` from the kind-1 and kind-2 BUCKET_ROWS (a row
+    per band and size per partition, one per oversized sample); returns those rows and the
+    oversized table."""
+    stats = [r.asDict() for r in tagged_rows.where("kind > 0").collect()]  # driver-ok: bucket statistics
+    write_table(histogram(stats), job.path("bucket_sizes"))
+    oversized = oversized_report([r for r in stats if r["kind"] == 2], names)
+    write_table(oversized, job.path("oversized"))
+    return stats, oversized
+
+
 def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str], block: BlockConfig,
                        partitions: int, job: Run) -> int:
     """Signatures -> LSH buckets -> scored candidates; bucket statistics into the manifest."""
@@ -271,13 +283,9 @@ def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str
         sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
         _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
     with job.stage("buckets"):
-        buckets = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block,
-                              partitions).persist(StorageLevel.MEMORY_AND_DISK)
-        # statistics: a row per (band, size) per partition, and per oversized sample
-        stats = [r.asDict() for r in buckets.where("kind > 0").collect()]  # driver-ok: bucket statistics
-        write_table(histogram(stats), job.path("bucket_sizes"))
-        oversized = oversized_report([r for r in stats if r["kind"] == 2], sigs.select("rid", "id"))
-        write_table(oversized, job.path("oversized"))
+        buckets = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
+                              block.lsh.oversized, block.mode == "link", partitions).persist(StorageLevel.MEMORY_AND_DISK)
+        _, oversized = bucket_statistics(buckets, sigs.select("rid", "id"), job)
     with job.stage("pairs"):
         pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
         n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)

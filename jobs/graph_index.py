@@ -24,8 +24,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.block import BUCKET_ROWS, histogram, oversized_report, tagged
-from sigil.jobs.io import read_input, write_parquet, write_table
+from sigil.jobs.block import BUCKET_ROWS, bucket_statistics, tagged
+from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphIndexConfig, SigilConfig
@@ -123,10 +123,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             members = tagged.where("kind = 0").select(F.col("a").cast("int").alias("band"), F.col("b").alias("key"),
                                                       F.col("c").alias("vid"))
             n_index = write_parquet(members, job.path("lsh"), datasets.LSH_INDEX)
-            stats = [r.asDict() for r in tagged.where("kind > 0").collect()]  # driver-ok: bucket statistics
-            write_table(histogram(stats), job.path("bucket_sizes"))
-            oversized = oversized_report([r for r in stats if r["kind"] == 2], vertices.select("vid", "vertex"))
-            write_table(oversized, job.path("oversized"))
+            stats, oversized = bucket_statistics(tagged, vertices.select("vid", "vertex"), job)
         sigs.unpersist()
         tagged.unpersist()
         sizes = [(r["b"], r["c"]) for r in stats if r["kind"] == 1]

@@ -29,9 +29,13 @@ def spark_schema(schema: pa.Schema):
 
 def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """Cast a batch from Spark's types to the dataset's: binary-packed unsigned vectors
-    become fixed-size or variable lists of unsigned ints, other columns are cast."""
+    become fixed-size or variable lists of unsigned ints, other columns are cast, and a
+    nullable column the batch lacks is written as nulls."""
     columns = []
     for field in schema:
+        if field.nullable and field.name not in batch.schema.names:
+            columns.append(pa.nulls(batch.num_rows, field.type))
+            continue
         col = batch.column(field.name)
         if pa.types.is_binary(col.type) and (pa.types.is_fixed_size_list(field.type) or pa.types.is_list(field.type)):
             col = to_list_array(col, field.type)

@@ -111,6 +111,7 @@ def score(rows, block: BlockConfig):
         keep &= out.column("jaccard_estimate").to_numpy() >= block.min_jaccard_estimate
     if block.min_jaccard is not None:
         keep &= out.column("jaccard").to_numpy() >= block.min_jaccard
+    out = out.append_column("cosine", pa.nulls(out.num_rows, pa.float32()))
     return out.filter(pa.array(keep)).cast(datasets.CANDIDATES)
 
 

@@ -314,6 +314,48 @@ class MatchConfig(Model):
         return self
 
 
+class RuleCondition(Level):
+    """One condition of a match rule: a comparison level applied to one attribute of both
+    records, to the whole value, its first word or its codes."""
+
+    column: str
+    extract: Literal["value", "first_word", "codes"] = "value"
+    normalized: bool = Field(True, description="compare the normalised values, else the raw ones")
+
+    def value_column(self) -> str:
+        return self.column + (NORM_SUFFIX if self.normalized else "")
+
+
+class MatchRule(Model):
+    """A declarative match rule: a condition, or ``all`` / ``any`` / ``not`` of rules.
+    Interpreted by transforms/match_rules.py, never evaluated as code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    all: list[MatchRule] | None = None
+    any: list[MatchRule] | None = None
+    not_: MatchRule | None = Field(None, alias="not")
+    condition: RuleCondition | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_condition(cls, data):
+        if isinstance(data, dict) and "column" in data:  # a condition written directly
+            return {"condition": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [k for k in ("all", "any", "not_", "condition") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a rule is exactly one of: a condition {column, kind, ...}, all: [...], "
+                             f"any: [...], not: {{...}}; got {[k.rstrip('_') for k in given] or 'nothing'}")
+        return self
+
+    def children(self) -> list[MatchRule]:
+        return list(self.all or self.any or ([self.not_] if self.not_ else []))
+
+
 class ClusterConfig(Model):
     input: str | None = Field(None, description="scored pairs; default <output>/match/pairs")
     threshold: float | None = Field(None, gt=0, lt=1, description="match probability of an edge; "
@@ -461,6 +503,92 @@ class CommunitiesConfig(Model):
         return self
 
 
+class EncoderConfig(Model):
+    """Records as text (``COL <attr> VAL <value> ...`` over ``columns``, raw values) embedded
+    by a local sentence-transformers model."""
+
+    model: str | None = Field(None, description="a local sentence-transformers directory; default the "
+                                                "packaged all-MiniLM-L6-v2")
+    columns: list[str] = Field(min_length=1)
+    max_seq_length: int = Field(128, ge=8, le=512, description="tokens per record; longer ones are truncated")
+    batch_size: int = Field(64, ge=1)
+    threads: int = Field(1, ge=1, description="torch threads per Spark task (tasks already run in parallel)")
+
+
+class PairLabels(Model):
+    """Labelled record pairs: ``serialized`` lines ``<record>\\t<record>\\t<0|1>`` (the
+    DeepMatcher / Ditto format, mapped to ids by content), or a table of id pairs."""
+
+    path: str
+    format: Literal["serialized", "csv", "parquet"] = "csv"
+    id_columns: tuple[str, str] = ("id_a", "id_b")
+    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches")
+
+
+class NlshTrainConfig(Model):
+    """nlsh-train: fine-tune the encoder as an (R, cR)-sensitive hash (NLSHBlock) from
+    labelled pairs or a match rule. Training runs on the driver."""
+
+    labels: PairLabels | None = None
+    valid: PairLabels | None = Field(None, description="held-out matching pairs: recall at each k per epoch")
+    rule: MatchRule | None = Field(None, description="train from this rule instead of labels")
+    rule_neighbours: int = Field(20, ge=1, description="rule mode: each record's nearest neighbours under the "
+                                                       "starting model are the pairs the rule labels")
+    rule_valid_share: float = Field(0.2, ge=0, lt=1, description="rule mode: matching pairs held out for validation")
+    radius: float = Field(0.1, gt=0, lt=2, description="R: matches are pulled within cosine distance R")
+    c: float = Field(3.0, gt=1, description="non-matches are pushed beyond cosine distance c * R")
+    epochs: int = Field(2, ge=0)
+    batch_pairs: int = Field(32, ge=2)
+    learning_rate: float = Field(3e-5, gt=0)
+    train_layers: int | None = Field(None, ge=0, description="train only the top N transformer layers; "
+                                                             "null: all")
+    hard_negatives: bool = Field(True, description="mine each anchor's nearest non-match every epoch")
+    labelled_negatives: bool = True
+    mining_pool: int = Field(50_000, ge=1, description="records besides the labelled ones that hard "
+                                                       "negatives are mined from")
+    max_records: int = Field(200_000, ge=1, description="records gathered on the driver for training")
+    eval_k: list[int] = Field([1, 3, 5, 10, 20], min_length=1)
+    max_seq_length: int | None = Field(None, ge=8, le=512, description="tokens per record while training; "
+                                                                       "default encoder.max_seq_length")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _source_of_matches(self):
+        if (self.labels is None) == (self.rule is None):
+            raise ValueError("nlsh_train needs exactly one of labels or rule")
+        return self
+
+
+class HyperplaneLshConfig(Model):
+    """Random-hyperplane LSH over embeddings: ``tables`` codes of ``bits`` sign bits each."""
+
+    tables: int = Field(16, ge=1, le=256)
+    bits: int = Field(12, ge=1, le=62)
+    probes: int = Field(0, ge=0, description="also enter the buckets of each code with one of its N least "
+                                             "certain bits flipped")
+    max_bucket_size: int = Field(1_000, ge=2)
+    oversized: Literal["skip", "split"] = "split"
+    seed: int = 0
+
+
+class NlshBlockConfig(Model):
+    """nlsh-block: candidate pairs from the embeddings, exact top-k or hyperplane LSH."""
+
+    model: str = Field("trained", description="trained (the nlsh-train output), pretrained (encoder.model) "
+                                              "or a model directory")
+    input: str | None = Field(None, description="ingested records; default <output>/ingest/records")
+    method: Literal["topk", "lsh"] = "topk"
+    k: int = Field(10, ge=1, description="top-k: candidates per query record")
+    queries: str | None = Field(None, description="top-k: the source whose records query; default the first "
+                                                  "source in link mode, every record in dedupe mode")
+    block_rows: int = Field(4096, ge=16, description="rows per block of the blocked matrix product")
+    broadcast_mb: int = Field(512, ge=0, description="the candidate side is broadcast up to this size")
+    lsh: HyperplaneLshConfig = HyperplaneLshConfig()
+    min_cosine: float | None = Field(None, ge=-1, le=1)
+    union_minhash: bool = Field(False, description="add the MinHash candidates of the block job "
+                                                   "(<output>/block/candidates)")
+
+
 class SigilConfig(Model):
     output: str = Field(description="directory under which every job writes its datasets")
     spark: SparkConfig = SparkConfig()
@@ -473,6 +601,9 @@ class SigilConfig(Model):
     graph: GraphConfig | None = None
     graph_index: GraphIndexConfig | None = None
     communities: CommunitiesConfig | None = None
+    encoder: EncoderConfig | None = None
+    nlsh_train: NlshTrainConfig | None = None
+    nlsh_block: NlshBlockConfig | None = None
     truth: TruthConfig | None = Field(None, description="ground truth for quality metrics of every stage")
 
     def er_mode(self) -> str:

@@ -20,7 +20,7 @@ QUARANTINE = pa.schema([
     pa.field("raw", pa.string()),
 ])
 
-#: Candidate record pairs from blocking; (source_a, id_a) < (source_b, id_b).
+#: Candidate record pairs from blocking (MinHash, rules or neural LSH); (source_a, id_a) < (source_b, id_b).
 CANDIDATES = pa.schema([
     pa.field("source_a", pa.string(), nullable=False),
     pa.field("id_a", pa.string(), nullable=False),
@@ -28,6 +28,7 @@ CANDIDATES = pa.schema([
     pa.field("id_b", pa.string(), nullable=False),
     pa.field("jaccard_estimate", pa.float32()),  # MinHash estimate; null from rule blocking
     pa.field("jaccard", pa.float32()),  # exact token-set Jaccard, when configured
+    pa.field("cosine", pa.float32()),  # cosine of the records' embeddings; null from MinHash or rule blocking
 ])
 
 #: Scored pairs from the match job: one comparison level per comparison (-1 = a value is
@@ -186,3 +187,13 @@ VERTEX_ASSIGNMENTS = pa.schema([
     pa.field("community", pa.int64(), nullable=False),
     pa.field("community_size", pa.int64(), nullable=False),
 ])
+
+
+def embeddings(dim: int) -> pa.Schema:
+    """Record embeddings of the nlsh-block job: unit float32 vectors."""
+    return pa.schema([
+        pa.field("rid", pa.int64(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+    ])

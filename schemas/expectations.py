@@ -24,6 +24,7 @@ def _suites():
             gxe.ExpectColumnValuesToNotBeNull(column="id_b"),
             gxe.ExpectColumnValuesToBeBetween(column="jaccard_estimate", min_value=0, max_value=1),
             gxe.ExpectColumnValuesToBeBetween(column="jaccard", min_value=0, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="cosine", min_value=-1.0001, max_value=1.0001),
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["source_a", "id_a", "source_b", "id_b"]),
         ],
         "scored": [

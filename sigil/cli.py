@@ -20,6 +20,8 @@ JOBS = {
     "graph-ingest": "edge list (+ vertex table) -> vertex dictionary, merged edges, graph statistics",
     "graph-index": "neighbourhood MinHash signatures of every vertex and their LSH index",
     "communities": "batch seed queries over the LSH index, and whole-graph communities",
+    "nlsh-train": "fine-tune the record encoder as a neural LSH function from labelled pairs or a match rule",
+    "nlsh-block": "neural-LSH blocking: record embeddings -> top-k or hyperplane-LSH candidate pairs",
     "er": "the whole chain: ingest -> block -> match -> cluster, with a summary (--from STAGE)",
     "graph": "the graph chain: [graph-generate ->] graph-ingest -> graph-index -> communities, with a summary",
     "demo": "generate -> ingest -> block -> match -> cluster on generated data, with a summary",

@@ -201,9 +201,9 @@ def test_demo_runs_the_whole_chain(spark, tmp_path, capsys):
 def test_expectations_catch_bad_output(spark):
     from sigil.schemas.expectations import validate
 
-    bad = spark.createDataFrame([("a", "1", "a", "1", 1.5, None), ("a", "1", "a", "1", 0.5, 0.2)],
+    bad = spark.createDataFrame([("a", "1", "a", "1", 1.5, None, None), ("a", "1", "a", "1", 0.5, 0.2, 0.9)],
                                 "source_a string, id_a string, source_b string, id_b string, "
-                                "jaccard_estimate float, jaccard float")
+                                "jaccard_estimate float, jaccard float, cosine float")
     result = validate(bad, "candidates")
     assert not result["success"]
     failed = {(f["expectation"], f["column"]) for f in result["failed"]}

@@ -1,0 +1,256 @@
+"""nlsh-block job: candidate pairs from record embeddings (neural LSH, NLSHBlock).
+
+Stages: records repartitioned -> embeddings (``mapInArrow``: serialise ``COL a VAL v``,
+encode with the model loaded once per Python worker, in batches) -> candidates, by one of
+
+- ``topk``: the exact k nearest records by cosine. The smaller side of the blocked matrix
+  product is broadcast: with the candidate side broadcast each task ranks its queries
+  against all of it; with the query side broadcast each task ranks every query against
+  its share of the candidates and the partial top-k lists are merged per query.
+- ``lsh``: random-hyperplane codes (``lsh.tables`` x ``lsh.bits``, optional multi-probe),
+  bucketed with the machinery of the MinHash blocker (hash-partitioned by table and key,
+  oversized buckets split or skipped), every pair scored by its cosine.
+
+-> optionally unioned with the MinHash candidates of the block job -> pair completeness,
+pair quality, reduction ratio (and, for top-k, completeness at each k) against the truth.
+
+Outputs under ``<output>/nlsh_block/``: ``candidates`` (schemas.datasets.CANDIDATES, with
+``cosine``), ``embeddings`` (schemas.datasets.embeddings), for LSH ``bucket_sizes`` and
+``oversized``, and ``manifest.json``.
+
+Run: ``sigil nlsh-block --conf FILE`` or ``spark-submit jobs/nlsh_block.py --conf FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from sigil.jobs.block import bucket_rows, bucket_statistics, quality
+from sigil.jobs.io import read_input, write_parquet
+from sigil.jobs.pairs import KEYS, oriented, read_truth
+from sigil.jobs.runner import Run
+from sigil.schemas import datasets
+from sigil.schemas.config import EncoderConfig, SigilConfig
+from sigil.transforms.encoder import encode, load_model, serialized
+from sigil.transforms.nlsh import hyperplane_keys, hyperplanes, top_k
+from sigil.transforms.packing import pack_rows, unpack_rows
+from sigil.transforms.records import InputError
+
+EMBEDDINGS = "rid long, source string, id string, vector binary"
+NEIGHBOURS = "rid_a long, rid_b long, cosine float"
+PC_AT = (1, 3, 5, 10, 20, 50, 100)
+
+
+def encoder_settings(config: SigilConfig) -> tuple[str | None, EncoderConfig]:
+    """The model directory (None: the packaged one) and encoder settings of this run. A
+    trained model brings the settings it was trained with (``nlsh.json``)."""
+    choice, encoder = config.nlsh_block.model, config.encoder
+    if choice == "pretrained":
+        return encoder.model, encoder
+    path = config.stage_path("nlsh_train", "model") if choice == "trained" else choice
+    meta = Path(path) / "nlsh.json"
+    if not meta.is_file():
+        run = "run 'sigil nlsh-train' first, or set nlsh_block.model: pretrained" if choice == "trained" else \
+            "nlsh_block.model must be trained, pretrained or a directory written by nlsh-train"
+        raise InputError(f"no trained model at {path}: {run}")
+    trained = EncoderConfig.model_validate(json.loads(meta.read_text())["encoder"])
+    return path, trained.model_copy(update={"batch_size": encoder.batch_size, "threads": encoder.threads})
+
+
+def embeddings(records: DataFrame, model_path: str | None, encoder: EncoderConfig, partitions: int) -> DataFrame:
+    """``(rid, source, id, vector)``: each record's unit embedding packed as float32 bytes."""
+    columns = encoder.columns
+
+    def embed(batches):
+        model = load_model(model_path, encoder.max_seq_length, encoder.threads)  # once per Python worker
+        for batch in batches:
+            vectors = encode(model, serialized(batch, columns), encoder.batch_size)
+            yield pa.RecordBatch.from_pydict({"rid": batch.column("rid"), "source": batch.column("source"),
+                                              "id": batch.column("id"), "vector": pack_rows(vectors)})
+
+    return records.select("rid", "source", "id", *columns).repartition(partitions, "rid").mapInArrow(embed, EMBEDDINGS)
+
+
+def _gather(side: DataFrame, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rids sorted, vectors) of one side, on the driver (its size is checked first)."""
+    table = side.select("rid", "vector").toArrow()  # driver-ok: checked against nlsh_block.broadcast_mb
+    order = np.argsort(table.column("rid").to_numpy(), kind="stable")
+    return table.column("rid").to_numpy()[order], unpack_rows(table.column("vector"), np.float32, dim)[order]
+
+
+def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_base: int, k: int, dim: int,
+                block_rows: int, broadcast_mb: int) -> tuple[DataFrame, str]:
+    """``(rid_a = query, rid_b, cosine, rank)``: each query's k nearest base records (never
+    itself), ranked 1..k by cosine, ties by the lower rid. Returns the pairs and the side
+    that was broadcast."""
+    mb = min(n_queries, n_base) * dim * 4 / 2 ** 20
+    if mb > broadcast_mb:
+        raise InputError(f"top-k broadcasts the smaller side, {mb:.0f} MiB here, over nlsh_block.broadcast_mb="
+                         f"{broadcast_mb}: raise it or use nlsh_block.method: lsh")
+    broadcast_side = "candidates" if n_base <= n_queries else "queries"
+    shared, scanned = (base, queries) if broadcast_side == "candidates" else (queries, base)
+    rids, vectors = _gather(shared, dim)
+    held = spark.sparkContext.broadcast((rids, vectors))
+
+    def rank(batches):
+        b_rids, b_vectors = held.value
+        for batch in batches:
+            ids = batch.column("rid").to_numpy()
+            order = np.argsort(ids, kind="stable")
+            ids, vecs = ids[order], unpack_rows(batch.column("vector"), np.float32, dim)[order]
+            if broadcast_side == "candidates":  # every query of this batch against all candidates
+                index, score = top_k(vecs, b_vectors, k, ids, b_rids, block_rows)
+                q, c = np.repeat(ids, index.shape[1]), b_rids[index.clip(0)].ravel()
+            else:  # every query against this batch of candidates: a partial list, merged below
+                index, score = top_k(b_vectors, vecs, k, b_rids, ids, block_rows)
+                q, c = np.repeat(b_rids, index.shape[1]), ids[index.clip(0)].ravel()
+            keep = index.ravel() >= 0
+            yield pa.RecordBatch.from_pydict({"rid_a": q[keep], "rid_b": c[keep], "cosine": score.ravel()[keep]})
+
+    pairs = scanned.select("rid", "vector").mapInArrow(rank, NEIGHBOURS)
+    order = Window.partitionBy("rid_a").orderBy(F.desc("cosine"), "rid_b")
+    ranked = pairs.withColumn("rank", F.row_number().over(order))
+    return ranked.where(F.col("rank") <= k), broadcast_side
+
+
+def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str], job: Run) -> DataFrame:
+    """``(rid_a, rid_b, cosine)`` of every pair sharing a hyperplane-LSH bucket."""
+    lsh, link = config.nlsh_block.lsh, config.er_mode() == "link"
+    planes = hyperplanes(dim, lsh.tables, lsh.bits, lsh.seed)
+    index = {name: i for i, name in enumerate(sources)}
+
+    def keys(batches):
+        for batch in batches:
+            row, table, key, fine = hyperplane_keys(unpack_rows(batch.column("vector"), np.float32, dim), planes,
+                                                    lsh.tables, lsh.bits, lsh.probes)
+            src = np.array([index[s] for s in batch.column("source").to_pylist()], np.int32)
+            yield pa.RecordBatch.from_pydict({"band": table, "key": key, "fine": fine,
+                                              "rid": batch.column("rid").to_numpy()[row], "src": src[row]})
+
+    band_rows = emb.select("rid", "source", "vector").mapInArrow(keys, "band int, key long, fine long, rid long, "
+                                                                       "src int")
+    tagged_rows = bucket_rows(band_rows, lsh.max_bucket_size, lsh.oversized, link,
+                              config.spark.shuffle_partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    _, oversized = bucket_statistics(tagged_rows, emb.select("rid", "id"), job)
+    job.manifest["metrics"]["oversized_buckets"] = oversized.num_rows
+    pairs = tagged_rows.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
+    return cosines(pairs, emb, dim)
+
+
+def cosines(pairs: DataFrame, emb: DataFrame, dim: int) -> DataFrame:
+    """``pairs`` (rid_a, rid_b) with the cosine of their embeddings."""
+    for side in ("a", "b"):
+        pairs = pairs.join(emb.select(F.col("rid").alias(f"rid_{side}"), F.col("vector").alias(f"v_{side}")),
+                           f"rid_{side}")
+
+    def score(batches):
+        for batch in batches:
+            va, vb = (unpack_rows(batch.column(f"v_{s}"), np.float32, dim) for s in "ab")
+            yield pa.RecordBatch.from_pydict({"rid_a": batch.column("rid_a"), "rid_b": batch.column("rid_b"),
+                                              "cosine": np.einsum("ij,ij->i", va, vb)})
+
+    return pairs.mapInArrow(score, NEIGHBOURS)
+
+
+def named(pairs: DataFrame, emb: DataFrame, *extra: str) -> DataFrame:
+    """Pairs by rid -> (source, id) of both sides, oriented, with the ``extra`` columns."""
+    for side in ("a", "b"):
+        pairs = pairs.join(emb.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
+                                      F.col("id").alias(f"id_{side}")), f"rid_{side}")
+    return oriented(pairs.select(*KEYS, *extra), *extra)
+
+
+def with_minhash(cands: DataFrame, spark, config: SigilConfig) -> DataFrame:
+    """The union with the block job's MinHash candidates, each pair once with every score."""
+    minhash = read_input(spark, config.stage_path("block", "candidates"), "MinHash candidates", "block")
+    return (cands.select(*KEYS, "cosine")
+            .join(minhash.select(*KEYS, "jaccard_estimate", "jaccard"), KEYS, "full_outer"))
+
+
+def completeness_at_k(ranked: DataFrame, emb: DataFrame, truth: DataFrame, k: int) -> dict[str, float]:
+    """Pair completeness of the top-k' lists for every k' <= k in PC_AT (and k itself)."""
+    hits = named(ranked, emb, "rank").groupBy(*KEYS).agg(F.min("rank").alias("rank"))
+    found = dict(hits.join(truth.select(*KEYS), KEYS).groupBy("rank").count().collect())  # driver-ok: k rows
+    n_truth = truth.count()
+    return {str(j): sum(c for r, c in found.items() if r <= j) / n_truth
+            for j in sorted({*[j for j in PC_AT if j < k], k})} if n_truth else {}
+
+
+def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
+    nb = config.nlsh_block
+    if nb is None or config.encoder is None:
+        raise InputError("the configuration needs 'encoder' and 'nlsh_block' sections")
+    model_path, encoder = encoder_settings(config)
+    mode = config.er_mode()
+    with Run("nlsh_block", config, spark, strict, quiet) as job:
+        path = nb.input or config.records_path()
+        records = read_input(spark, path, "ingested records", "ingest")
+        missing = [c for c in encoder.columns if c not in records.columns]
+        if missing:
+            raise InputError(f"encoder.columns {missing}: not attributes of the records at {path}")
+        counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
+        sources = sorted(counts)
+        if mode == "link" and len(sources) < 2:
+            raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
+        metrics = job.manifest["metrics"]
+        with job.stage("embeddings"):
+            emb = embeddings(records, model_path, encoder, config.spark.shuffle_partitions)
+            emb = emb.persist(StorageLevel.MEMORY_AND_DISK)
+            dim = len(emb.select("vector").first()[0]) // 4  # driver-ok: one row
+            n_emb = write_parquet(emb, job.path("embeddings"), datasets.embeddings(dim))
+        metrics.update({"model": model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
+                        "method": nb.method, "columns": encoder.columns})
+        ranked = None
+        with job.stage("candidates"):
+            if nb.method == "topk":
+                query = nb.queries or (sources[0] if mode == "link" else None)
+                if query is not None and query not in counts:
+                    raise InputError(f"nlsh_block.queries={query!r} is not a source; sources: {sources}")
+                queries = emb.where(F.col("source") == query) if query else emb
+                base = emb.where(F.col("source") != query) if mode == "link" else emb
+                n_q = counts[query] if query else n_emb
+                n_b = n_emb - counts[query] if mode == "link" else n_emb
+                ranked, side = top_k_pairs(spark, queries, base, n_q, n_b, nb.k, dim, nb.block_rows, nb.broadcast_mb)
+                ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+                pairs = ranked.select("rid_a", "rid_b", "cosine")
+                metrics.update({"k": nb.k, "queries": query or "all", "broadcast": side})
+            else:
+                pairs = lsh_pairs(emb, config, dim, sources, job)
+                metrics.update({"tables": nb.lsh.tables, "bits": nb.lsh.bits, "probes": nb.lsh.probes})
+            if nb.min_cosine is not None:
+                pairs = pairs.where(F.col("cosine") >= nb.min_cosine)
+            # a dedupe pair can be found from both sides: keep it once
+            cands = named(pairs, emb, "cosine").groupBy(*KEYS).agg(F.max("cosine").alias("cosine"))
+            if nb.union_minhash:
+                cands = with_minhash(cands, spark, config)
+            n_candidates = write_parquet(cands, job.path("candidates"), datasets.CANDIDATES)
+        metrics.update({"records": n_emb, "candidate_pairs": n_candidates})
+        if config.truth is not None:
+            with job.stage("quality"):
+                truth = read_truth(spark, config, sources, records)
+                metrics.update(quality(spark.read.parquet(job.path("candidates")), truth, n_candidates, counts, mode))
+                if ranked is not None:
+                    metrics["pair_completeness_at_k"] = completeness_at_k(ranked, emb, truth, nb.k)
+        if ranked is not None:
+            ranked.unpersist()
+        emb.unpersist()
+        job.manifest["inputs"]["records"] = sum(counts.values())
+        job.manifest["outputs"].update({"embeddings": n_emb, "candidates": n_candidates})
+        job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+                          if k in ("records", "candidate_pairs", "pair_completeness", "pair_quality",
+                                   "reduction_ratio", "pair_completeness_at_k")))
+        return job.commit()
+
+
+if __name__ == "__main__":  # spark-submit jobs/nlsh_block.py --conf FILE
+    import sys
+
+    from sigil.cli import main
+    sys.exit(main(["nlsh-block", *sys.argv[1:]]))

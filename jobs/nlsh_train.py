@@ -1,0 +1,221 @@
+"""nlsh-train job: fine-tune the record encoder as a neural LSH function (NLSHBlock).
+
+Stages: labels (labelled pairs mapped to records: id tables joined by id, serialised
+DeepMatcher-style lines matched by content) -> records (the labelled ones plus a seeded
+sample of ``mining_pool`` others, gathered on the driver up to ``max_records``) -> with a
+rule instead of labels, the pairs it labels: every record's nearest neighbours under the
+starting model and a random partner each -> training (transforms/nlsh.fine_tune: the (R, cR)
+hinge, in-batch, mined hard and labelled negatives) -> the model saved.
+
+Training runs on the driver, on its CPU cores (torch); everything it gathers is bounded by
+configuration. Outputs under ``<output>/nlsh_train/``: ``model`` (a sentence-transformers
+directory, weights as safetensors, with ``nlsh.json``: the encoder settings and training
+configuration), ``report.json`` (loss per step and epoch, validation recall at each k per
+epoch) and ``manifest.json``. nlsh-block loads ``model``; its path must be readable by the
+Spark workers.
+
+Run: ``sigil nlsh-train --conf FILE`` or ``spark-submit jobs/nlsh_train.py --conf FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sigil.jobs.io import read_input
+from sigil.jobs.pairs import read_pairs
+from sigil.jobs.runner import Run
+from sigil.schemas.config import PairLabels, SigilConfig
+from sigil.transforms.encoder import encode, load_model, serialized
+from sigil.transforms.match_rules import rule_columns, rule_holds
+from sigil.transforms.nlsh import TrainingData, TrainingSettings, _neighbours, fine_tune
+from sigil.transforms.pair_text import canonical_key, map_pairs, parse_record
+from sigil.transforms.records import InputError, open_input
+
+LABELLED = "source_a string, id_a string, source_b string, id_b string, label int"
+
+
+def labelled_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str], mode: str) -> DataFrame:
+    """``(source_a, id_a, source_b, id_b, label)`` oriented like candidates."""
+    if labels.format == "serialized":
+        return serialized_pairs(spark, labels, records, sources, mode)
+    extra = (labels.label_column,) if labels.label_column else ()
+    pairs = read_pairs(spark, labels.path, labels.format, mode, sources, labels.id_columns, extra)
+    label = F.col(labels.label_column).cast("int") if labels.label_column else F.lit(1)
+    bad = pairs.where(label.isNull() | ~label.isin(0, 1)).limit(3).collect()  # driver-ok: 3 rows
+    if bad:
+        raise InputError(f"{labels.path}: {labels.label_column} must be 0 or 1, e.g. {bad[0].asDict()}")
+    return pairs.select("source_a", "id_a", "source_b", "id_b", label.alias("label"))
+
+
+def serialized_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str], mode: str) -> DataFrame:
+    """Lines ``<record>\\t<record>\\t<0|1>`` mapped to the records with the same content
+    (transforms/pair_text.py). The lines are read on the driver (they are labels: few),
+    and only the records whose content key occurs in them are gathered."""
+    if mode != "link" or len(sources) != 2:
+        raise InputError("serialized labels pair records of two sources: they need block.mode=link and two sources")
+    fs, root = open_input(labels.path)
+    with fs.open_input_stream(root) as f:
+        lines = f.read().decode("utf-8").splitlines()
+    if not lines:
+        raise InputError(f"{labels.path} is empty")
+    columns = list(parse_record(lines[0].split("\t")[0]))
+    missing = [c for c in columns if c not in records.columns]
+    if missing:
+        raise InputError(f"{labels.path} serialises attributes {missing} that the records do not have")
+    wanted = {canonical_key(parse_record(side), columns) for line in lines for side in line.split("\t")[:2]
+              if side.startswith("COL ")}
+
+    def matching(batches):
+        for batch in batches:
+            rows = batch.to_pylist()
+            keep = [canonical_key(r, columns) in wanted for r in rows]
+            yield batch.filter(pa.array(keep))
+
+    found = records.select("source", "id", *columns).mapInArrow(matching, records.select("source", "id", *columns)
+                                                                .schema).toArrow()  # driver-ok: labelled records
+    by_source = {s: [r for r in found.to_pylist() if r["source"] == s] for s in sources}
+    mapped, unmapped = map_pairs(lines, by_source, columns)
+    if not mapped:
+        raise InputError(f"{labels.path}: no line maps to the records (e.g. line {unmapped[0][0]}: {unmapped[0][1]})")
+    rows = [(sources[0], a, sources[1], b, label) for _, a, b, label in mapped]
+    return spark.createDataFrame(rows, LABELLED).withColumn("unmapped", F.lit(len(unmapped)))
+
+
+def training_records(records: DataFrame, ids: DataFrame, columns: list[str], pool: int, limit: int,
+                     seed: int) -> pa.Table:
+    """The records of ``ids`` (source, id) and a seeded sample of ``pool`` others, on the driver."""
+    ranked = records.withColumn("_h", F.xxhash64("rid", F.lit(seed)))
+    sample = ranked.orderBy("_h").limit(pool).select("source", "id")
+    keys = ids.union(sample).distinct()
+    chosen = records.join(keys, ["source", "id"]).select("rid", "source", "id", *columns)
+    n = chosen.count()
+    if n > limit:
+        raise InputError(f"training needs {n} records on the driver, over nlsh_train.max_records={limit}: "
+                         "lower mining_pool or raise max_records")
+    return chosen.orderBy("rid").toArrow()  # driver-ok: bounded by nlsh_train.max_records
+
+
+def index_pairs(pairs: list[dict], position: dict) -> np.ndarray:
+    """(anchor, other) positions of pairs whose records are both known."""
+    out = [(position[(p["source_a"], p["id_a"])], position[(p["source_b"], p["id_b"])]) for p in pairs
+           if (p["source_a"], p["id_a"]) in position and (p["source_b"], p["id_b"]) in position]
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def rule_labels(model, data: TrainingData, table: pa.Table, rule, neighbours: int, batch_size: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs the rule labels: every anchor's nearest neighbours under ``model`` and one random
+    candidate each. Returns (matching, non-matching) position pairs."""
+    anchors = np.flatnonzero(data.side == 0) if data.link else np.arange(len(data.texts))
+    near = _neighbours(encode(model, data.texts, batch_size), data, anchors, neighbours)
+    others = np.flatnonzero(data.side != 0) if data.link else np.arange(len(data.texts))
+    pairs = np.concatenate([np.column_stack([np.repeat(anchors, near.shape[1]), near.ravel()]),
+                            np.column_stack([anchors, rng.choice(others, len(anchors))])])
+    pairs = np.unique(pairs[(pairs[:, 1] >= 0) & (pairs[:, 0] != pairs[:, 1])], axis=0)
+    cols = rule_columns(rule)
+    sides = {f"{c}_{s}": table.column(c).take(pa.array(pairs[:, i])) for c in cols for i, s in enumerate("ab")}
+    holds = rule_holds(rule, pa.table(sides))
+    return pairs[holds], pairs[~holds]
+
+
+def save(model, settings: dict, report: dict, job: Run) -> None:
+    """The model (safetensors) with its settings, and the report, into the job's staging directory."""
+    fs, root = open_input(job.path("model"))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp, safe_serialization=True)
+        with open(f"{tmp}/nlsh.json", "w") as f:
+            json.dump(settings, f, indent=2)
+        fs.create_dir(root, recursive=True)
+        pafs.copy_files(tmp, root, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    fs, report_path = open_input(job.path("report.json"))
+    with fs.open_output_stream(report_path) as out:
+        out.write(json.dumps(report, indent=2).encode())
+
+
+def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
+    nt, encoder = config.nlsh_train, config.encoder
+    if nt is None or encoder is None:
+        raise InputError("the configuration needs 'encoder' and 'nlsh_train' sections")
+    mode = config.er_mode()
+    rng = np.random.default_rng(nt.seed)
+    with Run("nlsh_train", config, spark, strict, quiet) as job:
+        path = config.records_path()
+        records = read_input(spark, path, "ingested records", "ingest")
+        columns = list(dict.fromkeys([*encoder.columns, *(rule_columns(nt.rule) if nt.rule else [])]))
+        missing = [c for c in columns if c not in records.columns]
+        if missing:
+            raise InputError(f"encoder.columns / rule columns {missing}: not columns of the records at {path}")
+        sources = sorted(r[0] for r in records.select("source").distinct().collect())  # driver-ok: sources
+        metrics = job.manifest["metrics"]
+        with job.stage("labels"):
+            labelled = {name: labelled_pairs(spark, spec, records, sources, mode).toArrow().to_pylist()  # driver-ok: labels
+                        for name, spec in (("train", nt.labels), ("valid", nt.valid)) if spec is not None}
+            for name, rows in labelled.items():
+                metrics[f"{name}_pairs"] = len(rows)
+                metrics[f"{name}_matches"] = sum(r["label"] for r in rows)
+                if rows and "unmapped" in rows[0]:
+                    metrics[f"{name}_unmapped_lines"] = rows[0]["unmapped"]
+            ids = [(r["source_" + s], r["id_" + s]) for rows in labelled.values() for r in rows for s in "ab"]
+            ids = spark.createDataFrame(sorted(set(ids)), "source string, id string")
+        with job.stage("records"):
+            table = training_records(records, ids, columns, nt.mining_pool, nt.max_records, nt.seed)
+            position = {(s, i): n for n, (s, i) in enumerate(zip(table.column("source").to_pylist(),
+                                                                  table.column("id").to_pylist()))}
+            side = np.array([sources.index(s) for s in table.column("source").to_pylist()], np.int32)
+            data = TrainingData(serialized(table, encoder.columns), side, np.zeros((0, 2), np.int64),
+                                link=mode == "link")
+            metrics["training_records"] = table.num_rows
+        length = nt.max_seq_length or encoder.max_seq_length
+        model = load_model.__wrapped__(encoder.model, length)  # not the cached one: it is trained in place
+        if nt.rule is not None:
+            with job.stage("rule pairs"):
+                positives, negatives = rule_labels(model, data, table, nt.rule, nt.rule_neighbours,
+                                                   encoder.batch_size, rng)
+                if not len(positives):
+                    raise InputError("the rule holds for none of the sampled pairs: nothing to train on")
+                held = rng.permutation(len(positives))
+                cut = int(round(len(positives) * nt.rule_valid_share))
+                data.valid, data.positives, data.negatives = positives[held[:cut]], positives[held[cut:]], negatives
+                metrics.update({"rule_pairs": len(positives) + len(negatives), "rule_matches": len(positives)})
+        else:
+            for name, rows in labelled.items():
+                pos = index_pairs([r for r in rows if r["label"] == 1], position)
+                if name == "train":
+                    data.positives = pos
+                    data.negatives = index_pairs([r for r in rows if r["label"] == 0], position)
+                else:
+                    data.valid = pos
+        if not len(data.positives):
+            raise InputError("no matching pair to train on among the labels")
+        settings = TrainingSettings(radius=nt.radius, c=nt.c, epochs=nt.epochs, batch_pairs=nt.batch_pairs,
+                                    learning_rate=nt.learning_rate, train_layers=nt.train_layers,
+                                    hard_negatives=nt.hard_negatives, labelled_negatives=nt.labelled_negatives,
+                                    batch_size=encoder.batch_size, ks=tuple(nt.eval_k), seed=nt.seed)
+        with job.stage("train"):
+            report = fine_tune(model, data, settings, job.log)
+        report.update({"positives": len(data.positives), "negatives": len(data.negatives),
+                       "valid": len(data.valid), "records": table.num_rows})
+        with job.stage("save"):
+            meta = {"encoder": {**encoder.model_dump(mode="json"), "model": encoder.model},
+                    "training": nt.model_dump(mode="json", by_alias=True), "sources": sources, "mode": mode,
+                    "train_max_seq_length": length}
+            save(model, meta, report, job)
+        metrics.update({k: report[k] for k in ("positives", "negatives", "valid", "seconds", "trainable_parameters")})
+        metrics["epochs"] = report["epochs"]
+        metrics["valid_recall_before"] = report["valid_recall_before"]
+        job.manifest["outputs"]["model"] = job.final_path("model")
+        return job.commit()
+
+
+if __name__ == "__main__":  # spark-submit jobs/nlsh_train.py --conf FILE
+    import sys
+
+    from sigil.cli import main
+    sys.exit(main(["nlsh-train", *sys.argv[1:]]))

@@ -1,0 +1,68 @@
+"""Declarative match rules: a custom notion of "match" stated over attributes.
+
+A rule is a tree of ``all`` / ``any`` / ``not`` over conditions; a condition applies one
+comparison level (the predicates of transforms/compare.py: exact, Jaro-Winkler,
+Levenshtein, token Jaccard, numeric relative difference, date distance) to one attribute
+of both records, optionally after extracting a part of the value: its first word (often
+the brand) or its codes (model and part numbers). A condition with a value missing on
+either side does not hold. Rules arrive as configuration (schemas.config.MatchRule) and
+are interpreted here; nothing in them is ever evaluated as code.
+
+Example: same brand and model numbers within one edit, or prices within 10 %::
+
+    any:
+      - all:
+          - {column: name, extract: first_word, kind: exact}
+          - {column: name, extract: codes, kind: levenshtein, max: 1}
+      - {column: price, kind: numeric_diff, max: 0.1}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sigil.transforms.compare import _strings, codes, level_holds, missing
+
+
+def rule_columns(rule) -> list[str]:
+    """The record columns a rule reads (``<attribute>`` or ``<attribute>_norm``), sorted."""
+    if rule.condition is not None:
+        return [rule.condition.value_column()]
+    return sorted({c for child in rule.children() for c in rule_columns(child)})
+
+
+def extract(values: pa.Array, how: str) -> pa.Array:
+    """The part of each value a condition compares: all of it, its first word, or its codes."""
+    if how == "codes":
+        return codes(values)
+    if how == "first_word":
+        first = pc.list_element(pc.split_pattern(pc.utf8_trim_whitespace(pc.cast(values, pa.string())), " "), 0)
+        return pc.if_else(pc.equal(first, ""), pa.scalar(None, pa.string()), first)
+    return values
+
+
+def condition_holds(condition, a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Where the condition's level holds for the pairs (a[i], b[i]); False where a value is missing."""
+    a, b = (x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x for x in (a, b))
+    a, b = extract(a, condition.extract), extract(b, condition.extract)
+    out = np.zeros(len(a), dtype=bool)
+    rows = np.flatnonzero(~(missing(a) | missing(b)))
+    if len(rows):
+        a, b = a.take(pa.array(rows)), b.take(pa.array(rows))
+        out[rows] = level_holds(condition, a, b, _strings(a), _strings(b))
+    return out
+
+
+def rule_holds(rule, batch: pa.RecordBatch | pa.Table) -> np.ndarray:
+    """Boolean per pair of a batch holding ``<column>_a`` and ``<column>_b`` for every
+    column the rule reads."""
+    if rule.condition is not None:
+        col = rule.condition.value_column()
+        return condition_holds(rule.condition, batch.column(f"{col}_a"), batch.column(f"{col}_b"))
+    if rule.all is not None:
+        return np.logical_and.reduce([rule_holds(r, batch) for r in rule.all] or [np.ones(batch.num_rows, bool)])
+    if rule.any is not None:
+        return np.logical_or.reduce([rule_holds(r, batch) for r in rule.any] or [np.zeros(batch.num_rows, bool)])
+    return ~rule_holds(rule.not_, batch)
