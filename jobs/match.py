@@ -29,7 +29,7 @@ from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, pair_quality, read_pairs, read_truth, with_record_columns
 from sigil.schemas import datasets
-from sigil.schemas.config import MatchConfig, SigilConfig
+from sigil.schemas.config import EMBEDDING, MatchConfig, PseudoLabels, SigilConfig
 from sigil.transforms.compare import NULL_LEVEL, gamma_batch, value_column
 from sigil.transforms.fellegi_sunter import MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts
 from sigil.transforms.records import InputError, open_input
@@ -170,24 +170,57 @@ def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: Sigi
                           history=history)
 
 
-def labelled(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, sources: list[str]):
+def pseudo_labelled(candidates: DataFrame, pseudo: PseudoLabels, seed: int) -> DataFrame:
+    """(KEYS, label) from the candidates' cosines: each record's mutual nearest at or above
+    ``min_cosine`` is a match; a seeded sample of the pairs under ``max_negative_cosine``
+    are non-matches."""
+    if "cosine" not in candidates.columns:
+        raise InputError("match.pseudo_labels need candidates with a cosine: run nlsh-block and set match.input")
+    scored_pairs = candidates.where(F.col("cosine").isNotNull())
+    best = {}
+    for side, other in (("a", "b"), ("b", "a")):
+        order = Window.partitionBy(f"source_{side}", f"id_{side}", f"source_{other}").orderBy(
+            F.desc("cosine"), f"id_{other}")
+        best[side] = F.row_number().over(order) == 1
+    ranked = scored_pairs.select(*KEYS, "cosine", best["a"].alias("best_a"), best["b"].alias("best_b"))
+    positives = ranked.where(F.col("best_a") & F.col("best_b") & (F.col("cosine") >= pseudo.min_cosine))
+    negatives = (scored_pairs.where(F.col("cosine") < pseudo.max_negative_cosine)
+                 .orderBy(F.xxhash64(*KEYS, F.lit(seed))).limit(pseudo.max_negatives))
+    return positives.select(*KEYS, F.lit(1).alias("label")).unionByName(negatives.select(*KEYS, F.lit(0).alias("label")))
+
+
+def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, config: SigilConfig,
+             sources: list[str], job: Run):
     """(gammas, labels) of the labelled pairs, on the driver. A file of matches only gets
-    its non-matches from the candidate pairs it does not list (as many as allowed)."""
+    its non-matches from the candidate pairs it does not list (as many as allowed); pseudo
+    labels add pairs the given labels do not cover."""
     match, lab = config.match, config.match.labels
-    extra = (lab.label_column,) if lab.label_column else ()
-    pairs = read_pairs(spark, lab.path, lab.format, config.er_mode(), sources, tuple(lab.id_columns), extra)
-    pairs = pairs.withColumn("label", F.col(lab.label_column).cast("int") if lab.label_column else F.lit(1))
+    names = [f"gamma_{c.key}" for c in match.comparisons]
+    pairs = None
+    if lab is not None:
+        extra = (lab.label_column,) if lab.label_column else ()
+        pairs = read_pairs(spark, lab.path, lab.format, config.er_mode(), sources, tuple(lab.id_columns), extra)
+        pairs = pairs.select(*KEYS, (F.col(lab.label_column).cast("int") if lab.label_column else F.lit(1))
+                             .alias("label"))
+    if match.pseudo_labels is not None:
+        pseudo = pseudo_labelled(candidates, match.pseudo_labels, match.em.seed)
+        if pairs is not None:
+            pseudo = pseudo.join(pairs.select(*KEYS), KEYS, "left_anti")
+        pseudo = pseudo.persist(StorageLevel.MEMORY_AND_DISK)
+        counts = dict(pseudo.groupBy("label").count().collect())  # driver-ok: two rows
+        job.manifest["metrics"].update({"pseudo_matches": counts.get(1, 0), "pseudo_non_matches": counts.get(0, 0)})
+        pairs = pseudo if pairs is None else pairs.unionByName(pseudo)
+    max_pairs = lab.max_pairs if lab is not None else 1_000_000
     n = pairs.count()
-    if n > lab.max_pairs:
-        raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={lab.max_pairs} (they are fitted "
+    if n > max_pairs:
+        raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={max_pairs} (they are fitted "
                          "on the driver)")
     cols = value_columns(match)
-    values = with_record_columns(pairs.select(*KEYS, "label"), records, cols)
+    values = with_record_columns(pairs, records, cols)
     given = levels(with_term_frequencies(values, records, match), match, keep=("label",))
-    names = [f"gamma_{c.key}" for c in match.comparisons]
-    if lab.label_column is None:
+    if lab is not None and lab.label_column is None:
         negatives = (gam.join(pairs.select(*KEYS), KEYS, "left_anti")
-                     .orderBy(F.xxhash64(*KEYS, F.lit(match.em.seed))).limit(max(lab.max_pairs - n, 0))
+                     .orderBy(F.xxhash64(*KEYS, F.lit(match.em.seed))).limit(max(max_pairs - n, 0))
                      .select(*names, F.lit(0).alias("label")))
         given = given.select(*names, "label").unionByName(negatives)
     rows = given.select(*names, "label").collect()  # driver-ok: labelled pairs, bounded by labels.max_pairs
@@ -240,14 +273,14 @@ def decided(pairs: DataFrame, threshold: float, one_to_one: bool) -> DataFrame:
     return pairs.join(mutual, KEYS, "left").fillna(False, ["is_match"])
 
 
-def choose_model(spark, gam, records, config: SigilConfig, sources: list[str], job: Run) -> MatchModel:
+def choose_model(spark, gam, records, candidates, config: SigilConfig, sources: list[str], job: Run) -> MatchModel:
     match = config.match
     if match.load_model:
         return load_model(match.load_model, match)
     data = None
-    if match.labels is not None:
+    if match.labels is not None or match.pseudo_labels is not None:
         with job.stage("labelled pairs"):
-            data = labelled(spark, gam, records, config, sources)
+            data = labelled(spark, gam, records, candidates, config, sources, job)
         job.manifest["metrics"].update({"labelled_pairs": len(data[1]), "labelled_matches": int(data[1].sum())})
     if match.model == "logistic":
         with job.stage("fit logistic"):
@@ -269,7 +302,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     with Run("match", config, spark, strict, quiet) as job:
         path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
         records = read_input(spark, path, "ingested records", "ingest")
-        candidates = read_input(spark, cand_path, "candidate pairs", "block").select(*KEYS)
+        candidates = read_input(spark, cand_path, "candidate pairs", "block")
+        if match.embeddings:
+            emb = read_input(spark, match.embeddings, "record embeddings", "nlsh-block")
+            records = records.join(emb.select("rid", F.col("vector").alias(EMBEDDING)), "rid", "left")
         cols = value_columns(match)
         missing = [c for c in cols if c not in records.columns]
         if missing:
@@ -277,10 +313,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)
         with job.stage("levels"):
-            pairs = with_term_frequencies(with_record_columns(candidates, records, cols), records, match)
+            pairs = with_term_frequencies(with_record_columns(candidates.select(*KEYS), records, cols), records, match)
             gam = levels(pairs, match).persist(StorageLevel.MEMORY_AND_DISK)
             n_pairs = gam.count()
-        model = choose_model(spark, gam, records, config, sources, job)
+        model = choose_model(spark, gam, records, candidates, config, sources, job)
         job.fs.write_text(job.path("model.json"), model.to_json())
         with job.stage("score"):
             schema = datasets.scored(model.names)

@@ -201,10 +201,12 @@ class BlockConfig(Model):
 
 
 LevelKind = Literal["exact", "jaro_winkler", "jaro", "levenshtein", "levenshtein_ratio", "damerau_levenshtein",
-                    "jaccard", "numeric_diff", "date_days"]
+                    "jaccard", "numeric_diff", "date_days", "cosine"]
 #: level kinds whose bound is a similarity (a pair holds when similarity >= min); the others
 #: are distances (a pair holds when distance <= max); ``exact`` has no bound.
-SIMILARITY_LEVELS = ("jaro_winkler", "jaro", "levenshtein_ratio", "jaccard")
+SIMILARITY_LEVELS = ("jaro_winkler", "jaro", "levenshtein_ratio", "jaccard", "cosine")
+#: the column of record embeddings (nlsh-block) that ``cosine`` levels compare
+EMBEDDING = "embedding"
 DISTANCE_LEVELS = ("levenshtein", "damerau_levenshtein", "numeric_diff", "date_days")
 
 
@@ -253,6 +255,10 @@ class Comparison(Model):
 
     @model_validator(mode="after")
     def _tf_on_exact(self):
+        cosine = [level.kind == "cosine" for level in self.levels]
+        if any(cosine) and not (all(cosine) and self.column == EMBEDDING):
+            raise ValueError(f"comparison {self.key}: cosine levels compare column {EMBEDDING!r} (match.embeddings), "
+                             "and that column only cosine levels")
         if self.term_frequency and self.levels[0].kind != "exact":
             raise ValueError(f"comparison {self.key}: term_frequency adjusts an exact first level; "
                              f"the first level is {self.levels[0].kind}")
@@ -287,6 +293,16 @@ class LabelsConfig(Model):
     max_pairs: int = Field(1_000_000, ge=1, description="labelled pairs are fitted on the driver")
 
 
+class PseudoLabels(Model):
+    """Labels from confident neighbours of the embeddings (candidates with a ``cosine``):
+    a pair that is each record's nearest and at least ``min_cosine`` is taken as a match, a
+    pair under ``max_negative_cosine`` as a non-match. Given labels take precedence."""
+
+    min_cosine: float = Field(0.9, ge=-1, le=1)
+    max_negative_cosine: float = Field(0.6, ge=-1, le=1)
+    max_negatives: int = Field(20_000, ge=0, description="a seeded sample of the non-matches, at most this many")
+
+
 class MatchConfig(Model):
     input: str | None = Field(None, description="candidate pairs; default <output>/block/candidates")
     comparisons: list[Comparison] = Field(min_length=1)
@@ -296,6 +312,10 @@ class MatchConfig(Model):
     threshold: float | Literal["best_f1"] = Field(0.5, description="match probability above which a pair "
                                                                    "matches, or best_f1 on the labels")
     load_model: str | None = Field(None, description="a saved model.json: score without training")
+    embeddings: str | None = Field(None, description="record embeddings (nlsh-block's embeddings): the "
+                                                     f"{EMBEDDING!r} column that cosine levels compare")
+    pseudo_labels: PseudoLabels | None = Field(None, description="add labels from confident neighbours; needs "
+                                                                 "candidates with a cosine (nlsh-block)")
     one_to_one: bool = Field(False, description="link mode: a record matches at most one record of another "
                                                 "source, the pairs that are each side's best")
     validate_output: bool = False
@@ -305,10 +325,14 @@ class MatchConfig(Model):
         keys = [c.key for c in self.comparisons]
         if len(set(keys)) != len(keys):
             raise ValueError(f"comparison names must be unique, got {keys}")
-        if self.model == "logistic" and self.labels is None and self.load_model is None:
-            raise ValueError("match.model=logistic needs match.labels")
-        if self.threshold == "best_f1" and self.labels is None:
-            raise ValueError("match.threshold=best_f1 needs match.labels")
+        if self.model == "logistic" and self.labels is None and self.pseudo_labels is None and self.load_model is None:
+            raise ValueError("match.model=logistic needs match.labels or match.pseudo_labels")
+        if self.pseudo_labels is not None and self.model != "logistic":
+            raise ValueError("match.pseudo_labels train the logistic model: set match.model=logistic")
+        if any(c.column == EMBEDDING for c in self.comparisons) and self.embeddings is None:
+            raise ValueError(f"a comparison on {EMBEDDING!r} needs match.embeddings")
+        if self.threshold == "best_f1" and self.labels is None and self.pseudo_labels is None:
+            raise ValueError("match.threshold=best_f1 needs match.labels or match.pseudo_labels")
         if isinstance(self.threshold, float) and not 0 < self.threshold < 1:
             raise ValueError("match.threshold must lie in (0, 1)")
         return self
@@ -636,7 +660,7 @@ class SigilConfig(Model):
             raise ValueError("match.one_to_one needs block.mode=link (pairs across sources)")
         if self.match and self.ingest:
             known = {a.name for a in self.ingest.attributes}
-            unknown = [c.column for c in self.match.comparisons if c.column not in known]
+            unknown = [c.column for c in self.match.comparisons if c.column not in known | {EMBEDDING}]
             if unknown:
                 raise ValueError(f"match.comparisons name unknown attributes {unknown}; allowed: {sorted(known)}")
         return self

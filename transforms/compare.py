@@ -119,10 +119,29 @@ def level_holds(level, a: pa.Array, b: pa.Array, sa: np.ndarray, sb: np.ndarray)
     raise ValueError(f"unknown comparison level kind {kind!r}")
 
 
+def cosines(a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Row-wise dot products of two arrays of equal-length float vectors (unit embeddings:
+    their cosines); NaN where either is null."""
+    out = np.full(len(a), np.nan)
+    valid = np.flatnonzero(pc.and_(pc.is_valid(a), pc.is_valid(b)).to_numpy(zero_copy_only=False))
+    if len(valid):
+        va, vb = (pc.list_flatten(x.take(pa.array(valid))).to_numpy(zero_copy_only=False).reshape(len(valid), -1)
+                  for x in (a, b))
+        out[valid] = np.einsum("ij,ij->i", va.astype(np.float64), vb.astype(np.float64))
+    return out
+
+
 def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
     """int8 level of every pair: the first level whose predicate holds, ``len(levels)``
     (else) when none does, ``NULL_LEVEL`` where a value is missing."""
     a, b = (x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x for x in (a, b))
+    if comparison.levels[0].kind == "cosine":  # embeddings: the levels are cosine bounds, best first
+        cos = cosines(a, b)
+        gamma = np.full(len(a), len(comparison.levels), dtype=np.int8)
+        for index in reversed(range(len(comparison.levels))):
+            gamma[cos >= comparison.levels[index].min] = index
+        gamma[np.isnan(cos)] = NULL_LEVEL
+        return gamma
     if comparison.extract == "codes":
         a, b = codes(a), codes(b)
     n = len(a)
@@ -144,7 +163,10 @@ def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
 
 
 def value_column(comparison) -> str:
-    """The records' column a comparison reads: the normalised value unless told otherwise."""
+    """The records' column a comparison reads: the normalised value unless told otherwise
+    (embeddings have no normalised form)."""
+    if comparison.levels[0].kind == "cosine":
+        return comparison.column
     return comparison.column + ("_norm" if comparison.normalized else "")
 
 
