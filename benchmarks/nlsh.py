@@ -1,0 +1,230 @@
+"""Neural-LSH blocking (NLSHBlock) on Abt-Buy, beside MinHash-LSH and the pre-trained encoder.
+
+One run measures, each through the ``sigil`` command line as a user runs it:
+
+1. blocking: pair completeness (PC) at k = 1, 3, 5, 10, 20 Buy candidates per Abt record and
+   the candidate-set sizes, for MinHash-LSH over 3-grams (the block job), the pre-trained
+   all-MiniLM-L6-v2 and the hash fine-tuned on pairs/train.txt (selected on valid.txt);
+   PC against all of matches.csv and against the matches outside the training pairs;
+2. hyperplane LSH over the trained embeddings (candidates, PC, seconds);
+3. a custom rule instead of labels (same brand, model numbers within one edit): how many of
+   the rule's pairs over the whole cross product each hash finds at k;
+4. semi-supervised matching with 10 % of the training labels: logistic matching with and
+   without the hash trained on those labels (cosine levels and pseudo-labels);
+5. throughput: records encoded per second (median of ``--repeat`` runs), training time,
+   and hyperplane LSH on ``--scale`` generated person records (time, candidates, peak memory).
+
+    .venv/bin/python benchmarks/nlsh.py [--epochs 2] [--repeat 3] [--scale 20000] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from er_benchmark import measured  # noqa: E402
+
+from sigil.schemas.config import MatchRule  # noqa: E402
+from sigil.transforms.match_rules import rule_holds  # noqa: E402
+from sigil.transforms.pair_text import map_pairs  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "er" / "abt_buy"
+CONF = ROOT / "conf" / "abt_buy_nlsh.yaml"
+KS = (1, 3, 5, 10, 20)
+RULE = {"all": [{"column": "name", "extract": "first_word", "kind": "exact"},
+                {"column": "name", "extract": "codes", "kind": "levenshtein", "max": 1}]}
+MATCH = [{"column": "name", "levels": [{"kind": "jaccard", "min": 0.6}, {"kind": "jaccard", "min": 0.4},
+                                       {"kind": "jaccard", "min": 0.25}]},
+         {"column": "name", "name": "name_codes", "extract": "codes",
+          "levels": [{"kind": "exact"}, {"kind": "jaccard", "min": 0.5}, {"kind": "jaccard", "min": 0.01}]},
+         {"column": "description", "levels": [{"kind": "jaccard", "min": 0.4}, {"kind": "jaccard", "min": 0.2}]},
+         {"column": "price", "levels": [{"kind": "numeric_diff", "max": 0.05}, {"kind": "numeric_diff", "max": 0.25}]}]
+COSINE = {"column": "embedding", "levels": [{"kind": "cosine", "min": m} for m in (0.9, 0.8, 0.7, 0.6)]}
+
+
+def log(msg: str) -> None:
+    print(f"[nlsh benchmark] {msg}", file=sys.stderr, flush=True)
+
+
+def sigil(job: str, out: Path, *sets: str, conf: Path = CONF, name: str | None = None) -> dict:
+    """Run ``sigil <job>`` with output ``out``; its manifest plus process seconds and peak memory."""
+    cmd = [sys.executable, "-m", "sigil", job, "--conf", str(conf), "--quiet", "--set", f"output={out}"]
+    for s in sets:
+        cmd += ["--set", s]
+    run = measured(cmd, out.parent / f"{name or out.name}_{job}.log")
+    manifest = json.loads((out / job.replace("-", "_") / "manifest.json").read_text())
+    return {**manifest, "process_seconds": run["process_seconds"], "peak_rss_bytes": run["peak_rss_bytes"]}
+
+
+def ranked(candidates: Path) -> pd.DataFrame:
+    """The candidates with each Abt record's rank by cosine (1 = nearest)."""
+    df = pq.read_table(candidates, columns=["id_a", "id_b", "cosine"]).to_pandas()
+    df = df.sort_values(["id_a", "cosine", "id_b"], ascending=[True, False, True])
+    df["rank"] = df.groupby("id_a").cumcount() + 1
+    return df
+
+
+def found_at_k(df: pd.DataFrame, pairs: set) -> dict[int, float]:
+    """Share of ``pairs`` (id_a, id_b) among the top-k of their Abt record, per k."""
+    hits = df[[p in pairs for p in zip(df.id_a, df.id_b)]]
+    return {k: round(int((hits["rank"] <= k).sum()) / len(pairs), 4) for k in KS}
+
+
+def abt_buy_pairs(split: str) -> list[tuple]:
+    tables = {s: list(csv.DictReader(open(DATA / f"table{t}.csv", encoding="utf-8"))) for s, t in (("a", "A"), ("b", "B"))}
+    mapped, _ = map_pairs(open(DATA / "pairs" / f"{split}.txt", encoding="utf-8"), tables, ["name", "description", "price"])
+    return [(a, b, y) for _, a, b, y in mapped]
+
+
+def rule_truth(records: Path) -> set:
+    """Every (Abt, Buy) pair of the cross product for which the rule holds."""
+    t = pq.read_table(records, columns=["source", "id", "name_norm"])
+    a = t.filter(pa.compute.equal(t.column("source"), "a"))
+    b = t.filter(pa.compute.equal(t.column("source"), "b"))
+    i, j = np.meshgrid(np.arange(a.num_rows), np.arange(b.num_rows), indexing="ij")
+    i, j = i.ravel(), j.ravel()
+    pairs = pa.table({"name_norm_a": a.column("name_norm").take(pa.array(i)),
+                      "name_norm_b": b.column("name_norm").take(pa.array(j))})
+    holds = rule_holds(MatchRule.model_validate(RULE), pairs)
+    ids_a, ids_b = np.array(a.column("id").to_pylist()), np.array(b.column("id").to_pylist())
+    return set(zip(ids_a[i[holds]], ids_b[j[holds]]))
+
+
+def blocking(work: Path, args, report: dict) -> None:
+    out = work / "abt_buy"
+    sigil("ingest", out)
+    minhash = sigil("block", out)["metrics"]
+    report["minhash"] = {k: minhash[k] for k in ("candidate_pairs", "pair_completeness", "reduction_ratio")}
+    log(f"MinHash: {report['minhash']}")
+    runs = [sigil("nlsh-block", out, "nlsh_block.model=pretrained", "nlsh_block.k=20", name=f"pretrained{r}")
+            for r in range(args.repeat)]
+    pre = runs[-1]["metrics"]
+    seconds = [r["timings"]["embeddings"] for r in runs]
+    report["encoding"] = {"records": pre["records"], "seconds_median": statistics.median(seconds),
+                          "records_per_second": round(pre["records"] / statistics.median(seconds), 1),
+                          "runs": seconds}
+    train = {(a, b) for a, b, y in abt_buy_pairs("train") if y == 1}
+    truth = {(r["tableA_id"], r["tableB_id"]) for r in csv.DictReader(open(DATA / "matches.csv"))}
+    unseen = truth - train
+    df = ranked(out / "nlsh_block" / "candidates")
+    report["pretrained"] = {"pc": pre["pair_completeness_at_k"], "pc_unseen": found_at_k(df, unseen)}
+    log(f"pre-trained: {report['pretrained']}; encoding {report['encoding']}")
+    trained = sigil("nlsh-train", out, f"nlsh_train.epochs={args.epochs}")
+    report["training"] = {"seconds": trained["timings"]["train"], "process_seconds": trained["process_seconds"],
+                          "peak_rss_bytes": trained["peak_rss_bytes"], "positives": trained["metrics"]["positives"],
+                          "valid_recall_before": trained["metrics"]["valid_recall_before"],
+                          "epochs": trained["metrics"]["epochs"]}
+    blocked = sigil("nlsh-block", out, "nlsh_block.k=20", name="trained")
+    df = ranked(out / "nlsh_block" / "candidates")
+    report["trained"] = {"pc": blocked["metrics"]["pair_completeness_at_k"], "pc_unseen": found_at_k(df, unseen),
+                         "candidates_at_k": {k: 1076 * k for k in KS}, "unseen_matches": len(unseen)}
+    log(f"trained: {report['trained']}; training {report['training']['seconds']} s")
+    report["lsh"] = []
+    for tables, bits, probes in ((16, 10, 0), (32, 12, 1)):
+        lsh = sigil("nlsh-block", out, "nlsh_block.method=lsh", f"nlsh_block.lsh.tables={tables}",
+                    f"nlsh_block.lsh.bits={bits}", f"nlsh_block.lsh.probes={probes}", name=f"lsh{tables}_{bits}")
+        m = lsh["metrics"]
+        report["lsh"].append({"tables": tables, "bits": bits, "probes": probes, "candidates": m["candidate_pairs"],
+                              "pair_completeness": m["pair_completeness"], "seconds": lsh["timings"]["candidates"]})
+        log(f"LSH: {report['lsh'][-1]}")
+
+
+def rule_run(work: Path, args, report: dict) -> None:
+    out = work / "abt_buy"
+    truth = rule_truth(out / "ingest" / "records")
+    rule = json.dumps(RULE)
+    trained = sigil("nlsh-train", work / "rule", f"block.input={out}/ingest/records", "nlsh_train.labels=null",
+                    "nlsh_train.valid=null", f"nlsh_train.rule={rule}", f"nlsh_train.epochs={args.epochs}")
+    pre = ranked_for(work, out, "pretrained", "pretrained")
+    post = ranked_for(work, out, f"{work}/rule/nlsh_train/model", "rule")
+    report["rule"] = {"rule_pairs_in_cross_product": len(truth), "training_matches": trained["metrics"]["rule_matches"],
+                      "training_seconds": trained["timings"]["train"],
+                      "pretrained_recall": found_at_k(pre, truth), "rule_trained_recall": found_at_k(post, truth)}
+    log(f"rule: {report['rule']}")
+
+
+def ranked_for(work: Path, out: Path, model: str, name: str) -> pd.DataFrame:
+    dest = work / f"rule_{name}"
+    sigil("nlsh-block", dest, f"block.input={out}/ingest/records", f"nlsh_block.model={model}", "nlsh_block.k=20")
+    return ranked(dest / "nlsh_block" / "candidates")
+
+
+def semi_supervised(work: Path, args, report: dict) -> None:
+    out = work / "abt_buy"
+    train = abt_buy_pairs("train")
+    few = [train[i] for i in np.random.default_rng(0).permutation(len(train))[: len(train) // 10]]
+    labels = work / "labels_10pct.csv"
+    labels.write_text("id_a,id_b,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in few))
+    semi = work / "semi"
+    records = f"block.input={out}/ingest/records"
+    sigil("nlsh-train", semi, records, f"nlsh_train.labels={{path: {labels}, format: csv}}", "nlsh_train.valid=null",
+          f"nlsh_train.epochs={args.epochs + 1}")
+    sigil("nlsh-block", semi, records, "nlsh_block.k=10")
+    match = {"input": f"{semi}/nlsh_block/candidates", "model": "logistic", "threshold": "best_f1",
+             "one_to_one": True, "labels": {"path": str(labels)}, "comparisons": MATCH}
+    helped = {**match, "comparisons": [*MATCH, COSINE], "embeddings": f"{semi}/nlsh_block/embeddings",
+              "pseudo_labels": {"min_cosine": 0.8}}
+    rows = {}
+    for name, spec in (("without", match), ("with", helped)):
+        m = sigil("match", work / f"match_{name}", records, f"match={json.dumps(spec)}")["metrics"]
+        rows[name] = {k: m.get(k) for k in ("labelled_pairs", "labelled_matches", "pseudo_matches", "precision",
+                                             "recall", "f1")}
+    report["semi_supervised"] = {"labelled_pairs": len(few), "labelled_matches": sum(y for *_, y in few), **rows}
+    log(f"semi-supervised: {report['semi_supervised']}")
+
+
+def scale(work: Path, args, report: dict) -> None:
+    conf = work / "people.yaml"
+    conf.write_text((ROOT / "conf" / "people_nlsh.yaml").read_text().replace("out/people_nlsh", str(work / "people"))
+                    .replace("extends: demo.yaml", f"extends: {ROOT / 'conf' / 'demo.yaml'}"))
+    out = work / "people"
+    entities = max(args.scale * 10 // 16, 100)  # the generator adds about 0.6 duplicates per entity
+    sigil("generate", out, f"generate.entities={entities}", conf=conf)
+    sigil("ingest", out, conf=conf)
+    run = sigil("nlsh-block", out, conf=conf)
+    m = run["metrics"]
+    report["scale"] = {"records": m["records"], "candidates": m["candidate_pairs"],
+                       "pair_completeness": m.get("pair_completeness"), "timings": run["timings"],
+                       "records_per_second": round(m["records"] / run["timings"]["embeddings"], 1),
+                       "process_seconds": run["process_seconds"], "peak_rss_gib": run["peak_rss_bytes"] / 2 ** 30}
+    log(f"scale: {report['scale']}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3, help="runs of the pre-trained encoding (median reported)")
+    p.add_argument("--scale", type=int, default=20_000, help="generated person records for the LSH run; 0 skips")
+    p.add_argument("--parts", default="blocking,rule,semi,scale")
+    p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="sigil-nlsh-"))
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict = {"epochs": args.epochs}
+    parts = {"blocking": blocking, "rule": rule_run, "semi": semi_supervised, "scale": scale}
+    for name in args.parts.split(","):
+        if name == "scale" and not args.scale:
+            continue
+        parts[name](work, args, report)
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
