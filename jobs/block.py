@@ -332,9 +332,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             job.check_quality(spark, "candidates", "candidates")
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"]["candidates"] = n_candidates
-        job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                          if k in ("records", "candidate_pairs", "pair_completeness", "pair_quality",
-                                   "reduction_ratio", "candidates_per_record")))
+        job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",
+                        "candidates_per_record")
         return job.commit()
 
 

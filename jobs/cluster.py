@@ -346,9 +346,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         job.manifest["inputs"].update({"records": sum(counts.values()), "pairs": pairs.count()})
         job.manifest["quarantined"]["edges"] = n_dangling
         job.manifest["outputs"].update({"entities": n_records, "oversized": n_big})
-        job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                          if k in ("records", "edges", "entities", "singletons", "largest", "cluster_precision",
-                                   "cluster_recall", "bcubed_f1")))
+        job.log_metrics("records", "edges", "entities", "singletons", "largest", "cluster_precision",
+                        "cluster_recall", "bcubed_f1")
         return job.commit()
 
 

@@ -335,8 +335,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             job.check_quality(spark, "pairs", "scored")
         job.manifest["inputs"].update({"records": sum(counts.values()), "candidates": n_pairs})
         job.manifest["outputs"]["pairs"] = n_pairs
-        job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                          if k in ("pairs_scored", "matches", "threshold", "precision", "recall", "f1")))
+        job.log_metrics("pairs_scored", "matches", "threshold", "precision", "recall", "f1")
         return job.commit()
 
 

@@ -243,9 +243,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         emb.unpersist()
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"].update({"embeddings": n_emb, "candidates": n_candidates})
-        job.log(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                          if k in ("records", "candidate_pairs", "pair_completeness", "pair_quality",
-                                   "reduction_ratio", "pair_completeness_at_k")))
+        job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",
+                        "pair_completeness_at_k")
         return job.commit()
 
 

@@ -34,7 +34,7 @@ from sigil.jobs.runner import Run
 from sigil.schemas.config import PairLabels, SigilConfig
 from sigil.transforms.encoder import encode, load_model, serialized
 from sigil.transforms.match_rules import rule_columns, rule_holds
-from sigil.transforms.nlsh import TrainingData, TrainingSettings, _neighbours, fine_tune
+from sigil.transforms.nlsh import TrainingData, TrainingSettings, fine_tune, nearest
 from sigil.transforms.pair_text import canonical_key, map_pairs, parse_record
 from sigil.transforms.records import InputError, open_input
 
@@ -114,7 +114,7 @@ def rule_labels(model, data: TrainingData, table: pa.Table, rule, neighbours: in
     """Pairs the rule labels: every anchor's nearest neighbours under ``model`` and one random
     candidate each. Returns (matching, non-matching) position pairs."""
     anchors = np.flatnonzero(data.side == 0) if data.link else np.arange(len(data.texts))
-    near = _neighbours(encode(model, data.texts, batch_size), data, anchors, neighbours)
+    near = nearest(encode(model, data.texts, batch_size), data, anchors, neighbours)
     others = np.flatnonzero(data.side != 0) if data.link else np.arange(len(data.texts))
     pairs = np.concatenate([np.column_stack([np.repeat(anchors, near.shape[1]), near.ravel()]),
                             np.column_stack([anchors, rng.choice(others, len(anchors))])])

@@ -102,6 +102,12 @@ class Run:
         if not self.quiet:
             print(f"[sigil {self.job}] {message}", file=sys.stderr, flush=True)
 
+    def log_metrics(self, *keys: str) -> None:
+        """One line with the named metrics of the manifest (floats to 4 digits)."""
+        metrics = self.manifest["metrics"]
+        self.log(", ".join(f"{k} {metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
+                           for k in keys if k in metrics))
+
     @contextmanager
     def stage(self, name: str):
         self.log(f"{name} ...")

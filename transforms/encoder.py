@@ -44,6 +44,10 @@ def load_model(path: str | None, max_seq_length: int, threads: int | None = None
     ``(path, max_seq_length)``; ``path=None`` is the packaged all-MiniLM-L6-v2."""
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()  # no weight-loading bars in every Spark task's log
 
     if threads:
         torch.set_num_threads(threads)

@@ -216,12 +216,12 @@ def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks) 
     if not len(pairs):
         return {}
     kmax = max(ks)
-    found = _neighbours(vectors, data, pairs[:, 0], kmax)
+    found = nearest(vectors, data, pairs[:, 0], kmax)
     hit = found == pairs[:, 1:2]
     return {k: float(hit[:, :k].any(axis=1).mean()) for k in ks}
 
 
-def _neighbours(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int) -> np.ndarray:
+def nearest(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int) -> np.ndarray:
     """Each anchor's k nearest candidate records (indexes into ``texts``), best first."""
     anchors = np.unique(anchors, return_inverse=True)
     out = np.full((len(anchors[0]), k), -1, np.int64)
@@ -236,7 +236,7 @@ def _neighbours(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k:
 def _hard_negatives(vectors: np.ndarray, data: TrainingData, known: set) -> dict[int, int]:
     """Each anchor's nearest candidate that is not one of its labelled matches."""
     anchors = np.unique(data.positives[:, 0])
-    near = _neighbours(vectors, data, anchors, 8)
+    near = nearest(vectors, data, anchors, 8)
     out = {}
     for a, row in zip(anchors.tolist(), near.tolist()):
         hard = [j for j in row if j >= 0 and (a, j) not in known]
