@@ -190,9 +190,7 @@ def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str],
             joined = joined.where(F.col("src_a") != F.col("src_b"))
         pairs.append(joined.select(F.least("rid_a", "rid_b").alias("rid_a"), F.greatest("rid_a", "rid_b").alias("rid_b")))
     if banded:
-        exact = block.model_copy(update={"lsh": block.lsh.model_copy(
-            update={"max_bucket_size": block.max_rule_group, "oversized": "skip"})})
-        buckets = bucket_rows(_union(banded), exact, partitions)
+        buckets = bucket_rows(_union(banded), block.max_rule_group, "skip", block.mode == "link", partitions)
         pairs.append(buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")))
         skipped.append(buckets.where("kind = 2").select(F.col("a").cast("int").alias("rule"), F.col("b").alias("key"),
                                                         F.col("c").alias("size")).distinct())

@@ -46,6 +46,7 @@ from sigil.transforms.records import InputError
 EMBEDDINGS = "rid long, source string, id string, vector binary"
 NEIGHBOURS = "rid_a long, rid_b long, cosine float"
 PC_AT = (1, 3, 5, 10, 20, 50, 100)
+SCORE_BYTES = 256 << 20  # the most one block of query-by-candidate scores may take
 
 
 def encoder_settings(config: SigilConfig) -> tuple[str | None, EncoderConfig]:
@@ -98,6 +99,7 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
     shared, scanned = (base, queries) if broadcast_side == "candidates" else (queries, base)
     rids, vectors = _gather(shared, dim)
     held = spark.sparkContext.broadcast((rids, vectors))
+    block_rows = max(1, min(block_rows, SCORE_BYTES // (4 * max(len(rids), 1))))  # bounds each score matrix
 
     def rank(batches):
         b_rids, b_vectors = held.value
@@ -203,7 +205,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         with job.stage("embeddings"):
             emb = embeddings(records, model_path, encoder, config.spark.shuffle_partitions)
             emb = emb.persist(StorageLevel.MEMORY_AND_DISK)
-            dim = len(emb.select("vector").first()[0]) // 4  # driver-ok: one row
+            dim = load_model(model_path, encoder.max_seq_length).get_sentence_embedding_dimension()
             n_emb = write_parquet(emb, job.path("embeddings"), datasets.embeddings(dim))
         metrics.update({"model": model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
                         "method": nb.method, "columns": encoder.columns})
