@@ -205,7 +205,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         with job.stage("embeddings"):
             emb = embeddings(records, model_path, encoder, config.spark.shuffle_partitions)
             emb = emb.persist(StorageLevel.MEMORY_AND_DISK)
-            dim = load_model(model_path, encoder.max_seq_length).get_sentence_embedding_dimension()
+            dim = load_model(model_path, encoder.max_seq_length).get_embedding_dimension()
             n_emb = write_parquet(emb, job.path("embeddings"), datasets.embeddings(dim))
         metrics.update({"model": model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
                         "method": nb.method, "columns": encoder.columns})

@@ -67,7 +67,7 @@ def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """float32 ``(len(texts), dim)`` unit vectors. Texts are encoded longest first, so each
     batch pads to similar lengths."""
     if not texts:
-        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     vectors = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                            normalize_embeddings=True, show_progress_bar=False)
     return vectors.astype(np.float32, copy=False)
