@@ -7,9 +7,11 @@ encode with the model loaded once per Python worker, in batches) -> candidates, 
   product is broadcast: with the candidate side broadcast each task ranks its queries
   against all of it; with the query side broadcast each task ranks every query against
   its share of the candidates and the partial top-k lists are merged per query.
-- ``lsh``: random-hyperplane codes (``lsh.tables`` x ``lsh.bits``, optional multi-probe),
-  bucketed with the machinery of the MinHash blocker (hash-partitioned by table and key,
-  oversized buckets split or skipped), every pair scored by its cosine.
+- ``lsh``: random-hyperplane codes (``lsh.tables`` x ``lsh.bits``, optional multi-probe) of
+  the embeddings centred on their mean (records of one domain share a direction that
+  hyperplanes through the origin would not split), bucketed with the machinery of the
+  MinHash blocker (hash-partitioned by table and key, oversized buckets split or skipped),
+  every pair scored by its cosine.
 
 -> optionally unioned with the MinHash candidates of the block job -> pair completeness,
 pair quality, reduction ratio (and, for top-k, completeness at each k) against the truth.
@@ -127,11 +129,12 @@ def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str],
     lsh, link = config.nlsh_block.lsh, config.er_mode() == "link"
     planes = hyperplanes(dim, lsh.tables, lsh.bits, lsh.seed)
     index = {name: i for i, name in enumerate(sources)}
+    center = mean_vector(emb, dim) if lsh.center else np.zeros(dim, np.float32)
 
     def keys(batches):
         for batch in batches:
-            row, table, key, fine = hyperplane_keys(unpack_rows(batch.column("vector"), np.float32, dim), planes,
-                                                    lsh.tables, lsh.bits, lsh.probes)
+            vectors = unpack_rows(batch.column("vector"), np.float32, dim) - center
+            row, table, key, fine = hyperplane_keys(vectors, planes, lsh.tables, lsh.bits, lsh.probes)
             src = np.array([index[s] for s in batch.column("source").to_pylist()], np.int32)
             yield pa.RecordBatch.from_pydict({"band": table, "key": key, "fine": fine,
                                               "rid": batch.column("rid").to_numpy()[row], "src": src[row]})
@@ -144,6 +147,21 @@ def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str],
     job.manifest["metrics"]["oversized_buckets"] = oversized.num_rows
     pairs = tagged_rows.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
     return cosines(pairs, emb, dim)
+
+
+def mean_vector(emb: DataFrame, dim: int) -> np.ndarray:
+    """The mean embedding, from per-batch sums."""
+
+    def sums(batches):
+        for batch in batches:
+            vectors = unpack_rows(batch.column("vector"), np.float32, dim)
+            total = vectors.sum(0, dtype=np.float64)[None]
+            yield pa.RecordBatch.from_pydict({"n": [len(vectors)], "total": pack_rows(total)})
+
+    rows = emb.select("vector").mapInArrow(sums, "n long, total binary").collect()  # driver-ok: one row per batch
+    n = sum(r["n"] for r in rows)
+    total = sum((np.frombuffer(r["total"], np.float64) for r in rows), np.zeros(dim))
+    return (total / max(n, 1)).astype(np.float32)
 
 
 def cosines(pairs: DataFrame, emb: DataFrame, dim: int) -> DataFrame:

@@ -592,6 +592,8 @@ class HyperplaneLshConfig(Model):
                                              "certain bits flipped")
     max_bucket_size: int = Field(1_000, ge=2)
     oversized: Literal["skip", "split"] = "split"
+    center: bool = Field(True, description="hash the embeddings minus their mean: records of one domain share "
+                                           "a direction that hyperplanes through the origin do not split")
     seed: int = 0
 
 

@@ -102,7 +102,7 @@ def test_the_notebook_reads_the_run(trained, monkeypatch):
 def test_hyperplane_lsh_with_the_minhash_union(spark, trained):
     out, conf = trained
     conf = {**conf, "nlsh_block": {"method": "lsh", "union_minhash": True,
-                                   "lsh": {"tables": 32, "bits": 24, "probes": 1}}}
+                                   "lsh": {"tables": 64, "bits": 12}}}
     metrics = run(spark, "nlsh_block", conf)["metrics"]
     cands = pq.read_table(out / "nlsh_block" / "candidates")
     minhash = pq.read_table(out / "block" / "candidates")
