@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.io import read_input, write_parquet, write_table
 from sigil.jobs.runner import Run
-from sigil.jobs.pairs import KEYS, oriented, possible_pairs, read_truth
+from sigil.jobs.pairs import KEYS, named, possible_pairs, read_truth
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
@@ -207,12 +207,8 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 def rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int, job: Run) -> int:
     """Write the candidates of rule blocking (no Jaccard: the rules are the evidence)."""
     ids, skipped = rule_pairs(records, block, sources, partitions)
-    keyed = records.select("rid", "source", "id")
-    for side in ("a", "b"):
-        ids = ids.join(keyed.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
-                                    F.col("id").alias(f"id_{side}")), f"rid_{side}")
-    out = oriented(ids.select(*KEYS)).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
-                                             F.lit(None).cast("float").alias("jaccard"))
+    out = named(ids, records).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
+                                     F.lit(None).cast("float").alias("jaccard"))
     n = write_parquet(out, job.path("candidates"), datasets.CANDIDATES)
     top = skipped.orderBy(F.desc("size")).limit(10).collect()  # driver-ok: 10 rows
     job.manifest["metrics"]["skipped_rule_keys"] = [r.asDict() for r in top]

@@ -27,9 +27,9 @@ from pyspark.sql.window import Window
 
 from sigil.jobs.io import read_input, write_parquet
 from sigil.jobs.runner import Run
-from sigil.jobs.pairs import KEYS, pair_quality, read_pairs, read_truth, with_record_columns
+from sigil.jobs.pairs import KEYS, pair_quality, read_labels, read_truth, with_record_columns
 from sigil.schemas import datasets
-from sigil.schemas.config import EMBEDDING, MatchConfig, PseudoLabels, SigilConfig
+from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
 from sigil.transforms.compare import NULL_LEVEL, gamma_batch, value_column
 from sigil.transforms.fellegi_sunter import MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts
 from sigil.transforms.records import InputError, open_input
@@ -198,10 +198,7 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
     names = [f"gamma_{c.key}" for c in match.comparisons]
     pairs = None
     if lab is not None:
-        extra = (lab.label_column,) if lab.label_column else ()
-        pairs = read_pairs(spark, lab.path, lab.format, config.er_mode(), sources, tuple(lab.id_columns), extra)
-        pairs = pairs.select(*KEYS, (F.col(lab.label_column).cast("int") if lab.label_column else F.lit(1))
-                             .alias("label"))
+        pairs = read_labels(spark, lab.path, lab.format, config.er_mode(), sources, lab.id_columns, lab.label_column)
     if match.pseudo_labels is not None:
         pseudo = pseudo_labelled(candidates, match.pseudo_labels, match.em.seed)
         if pairs is not None:
@@ -210,7 +207,7 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
         counts = dict(pseudo.groupBy("label").count().collect())  # driver-ok: two rows
         job.manifest["metrics"].update({"pseudo_matches": counts.get(1, 0), "pseudo_non_matches": counts.get(0, 0)})
         pairs = pseudo if pairs is None else pairs.unionByName(pseudo)
-    max_pairs = lab.max_pairs if lab is not None else 1_000_000
+    max_pairs = lab.max_pairs if lab is not None else LabelsConfig.model_fields["max_pairs"].default
     n = pairs.count()
     if n > max_pairs:
         raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={max_pairs} (they are fitted "

@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.block import bucket_rows, bucket_statistics, quality
 from sigil.jobs.io import read_input, write_parquet
-from sigil.jobs.pairs import KEYS, oriented, read_truth
+from sigil.jobs.pairs import KEYS, named, read_truth
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import EncoderConfig, SigilConfig
@@ -116,12 +116,16 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
                 index, score = top_k(b_vectors, vecs, k, b_rids, ids, block_rows)
                 q, c = np.repeat(b_rids, index.shape[1]), ids[index.clip(0)].ravel()
             keep = index.ravel() >= 0
-            yield pa.RecordBatch.from_pydict({"rid_a": q[keep], "rid_b": c[keep], "cosine": score.ravel()[keep]})
+            position = np.tile(np.arange(1, index.shape[1] + 1, dtype=np.int32), len(index))
+            yield pa.RecordBatch.from_pydict({"rid_a": q[keep], "rid_b": c[keep], "cosine": score.ravel()[keep],
+                                              "rank": position[keep]})
 
-    pairs = scanned.select("rid", "vector").mapInArrow(rank, NEIGHBOURS)
+    pairs = scanned.select("rid", "vector").mapInArrow(rank, NEIGHBOURS + ", rank int")
+    if broadcast_side == "candidates":  # each query's list is whole and ranked already
+        return pairs, broadcast_side
     order = Window.partitionBy("rid_a").orderBy(F.desc("cosine"), "rid_b")
-    ranked = pairs.withColumn("rank", F.row_number().over(order))
-    return ranked.where(F.col("rank") <= k), broadcast_side
+    merged = pairs.withColumn("rank", F.row_number().over(order))
+    return merged.where(F.col("rank") <= k), broadcast_side
 
 
 def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str], job: Run) -> DataFrame:
@@ -177,14 +181,6 @@ def cosines(pairs: DataFrame, emb: DataFrame, dim: int) -> DataFrame:
                                               "cosine": np.einsum("ij,ij->i", va, vb)})
 
     return pairs.mapInArrow(score, NEIGHBOURS)
-
-
-def named(pairs: DataFrame, emb: DataFrame, *extra: str) -> DataFrame:
-    """Pairs by rid -> (source, id) of both sides, oriented, with the ``extra`` columns."""
-    for side in ("a", "b"):
-        pairs = pairs.join(emb.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
-                                      F.col("id").alias(f"id_{side}")), f"rid_{side}")
-    return oriented(pairs.select(*KEYS, *extra), *extra)
 
 
 def with_minhash(cands: DataFrame, spark, config: SigilConfig) -> DataFrame:

@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sigil.jobs.io import read_input
-from sigil.jobs.pairs import read_pairs
+from sigil.jobs.pairs import read_labels
 from sigil.jobs.runner import Run
 from sigil.schemas.config import PairLabels, SigilConfig
 from sigil.transforms.encoder import encode, load_model, serialized
@@ -41,20 +41,21 @@ from sigil.transforms.records import InputError, open_input
 LABELLED = "source_a string, id_a string, source_b string, id_b string, label int"
 
 
-def labelled_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str], mode: str) -> DataFrame:
-    """``(source_a, id_a, source_b, id_b, label)`` oriented like candidates."""
+def labelled_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str],
+                   mode: str) -> tuple[DataFrame, int | None]:
+    """``(source_a, id_a, source_b, id_b, label)`` oriented like candidates, and for
+    serialised lines how many did not map to records."""
     if labels.format == "serialized":
         return serialized_pairs(spark, labels, records, sources, mode)
-    extra = (labels.label_column,) if labels.label_column else ()
-    pairs = read_pairs(spark, labels.path, labels.format, mode, sources, labels.id_columns, extra)
-    label = F.col(labels.label_column).cast("int") if labels.label_column else F.lit(1)
-    bad = pairs.where(label.isNull() | ~label.isin(0, 1)).limit(3).collect()  # driver-ok: 3 rows
+    pairs = read_labels(spark, labels.path, labels.format, mode, sources, labels.id_columns, labels.label_column)
+    bad = pairs.where(F.col("label").isNull() | ~F.col("label").isin(0, 1)).limit(3).collect()  # driver-ok: 3 rows
     if bad:
         raise InputError(f"{labels.path}: {labels.label_column} must be 0 or 1, e.g. {bad[0].asDict()}")
-    return pairs.select("source_a", "id_a", "source_b", "id_b", label.alias("label"))
+    return pairs, None
 
 
-def serialized_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str], mode: str) -> DataFrame:
+def serialized_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str],
+                     mode: str) -> tuple[DataFrame, int]:
     """Lines ``<record>\\t<record>\\t<0|1>`` mapped to the records with the same content
     (transforms/pair_text.py). The lines are read on the driver (they are labels: few),
     and only the records whose content key occurs in them are gathered."""
@@ -85,7 +86,7 @@ def serialized_pairs(spark, labels: PairLabels, records: DataFrame, sources: lis
     if not mapped:
         raise InputError(f"{labels.path}: no line maps to the records (e.g. line {unmapped[0][0]}: {unmapped[0][1]})")
     rows = [(sources[0], a, sources[1], b, label) for _, a, b, label in mapped]
-    return spark.createDataFrame(rows, LABELLED).withColumn("unmapped", F.lit(len(unmapped)))
+    return spark.createDataFrame(rows, LABELLED), len(unmapped)
 
 
 def training_records(records: DataFrame, ids: DataFrame, columns: list[str], pool: int, limit: int,
@@ -155,13 +156,15 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         sources = sorted(r[0] for r in records.select("source").distinct().collect())  # driver-ok: sources
         metrics = job.manifest["metrics"]
         with job.stage("labels"):
-            labelled = {name: labelled_pairs(spark, spec, records, sources, mode).toArrow().to_pylist()  # driver-ok: labels
-                        for name, spec in (("train", nt.labels), ("valid", nt.valid)) if spec is not None}
-            for name, rows in labelled.items():
-                metrics[f"{name}_pairs"] = len(rows)
-                metrics[f"{name}_matches"] = sum(r["label"] for r in rows)
-                if rows and "unmapped" in rows[0]:
-                    metrics[f"{name}_unmapped_lines"] = rows[0]["unmapped"]
+            labelled = {}
+            for name, spec in (("train", nt.labels), ("valid", nt.valid)):
+                if spec is None:
+                    continue
+                pairs, unmapped = labelled_pairs(spark, spec, records, sources, mode)
+                labelled[name] = rows = pairs.toArrow().to_pylist()  # driver-ok: labels
+                metrics.update({f"{name}_pairs": len(rows), f"{name}_matches": sum(r["label"] for r in rows)})
+                if unmapped is not None:
+                    metrics[f"{name}_unmapped_lines"] = unmapped
             ids = [(r["source_" + s], r["id_" + s]) for rows in labelled.values() for r in rows for s in "ab"]
             ids = spark.createDataFrame(sorted(set(ids)), "source string, id string")
         with job.stage("records"):
@@ -203,7 +206,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         report.update({"positives": len(data.positives), "negatives": len(data.negatives),
                        "valid": len(data.valid), "records": table.num_rows})
         with job.stage("save"):
-            meta = {"encoder": {**encoder.model_dump(mode="json"), "model": encoder.model},
+            meta = {"encoder": encoder.model_dump(mode="json"),
                     "training": nt.model_dump(mode="json", by_alias=True), "sources": sources, "mode": mode,
                     "train_max_seq_length": length}
             save(model, meta, report, job)

@@ -63,6 +63,23 @@ def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFram
     return read_pairs(spark, t.path, t.format, mode, sources, tuple(t.id_columns))
 
 
+def named(pairs: DataFrame, records: DataFrame, *extra: str) -> DataFrame:
+    """Pairs by record key (rid_a, rid_b, ...) -> KEYS of both records, oriented, with the
+    ``extra`` columns; ``records`` needs rid, source and id."""
+    for side in ("a", "b"):
+        pairs = pairs.join(records.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
+                                          F.col("id").alias(f"id_{side}")), f"rid_{side}")
+    return oriented(pairs.select(*KEYS, *extra), *extra)
+
+
+def read_labels(spark, path: str, fmt: str, mode: str, sources: list[str], id_columns: tuple[str, str],
+                label_column: str | None) -> DataFrame:
+    """Labelled pairs (KEYS, label int) from a file; without a label column every pair is a match."""
+    extra = (label_column,) if label_column else ()
+    pairs = read_pairs(spark, path, fmt, mode, sources, tuple(id_columns), extra)
+    return pairs.select(*KEYS, (F.col(label_column).cast("int") if label_column else F.lit(1)).alias("label"))
+
+
 def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str], how: str = "inner") -> DataFrame:
     """``pairs`` joined, by source and id, with ``columns`` of both records, suffixed _a, _b."""
     for side in ("a", "b"):
