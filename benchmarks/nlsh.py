@@ -13,10 +13,11 @@ One run measures, each through the ``sigil`` command line as a user runs it:
    without the hash trained on those labels (cosine levels and pseudo-labels);
 5. throughput: records encoded per second (median of ``--repeat`` runs), training time,
    and hyperplane LSH on ``--scale`` generated person records with a hash trained from the
-   rule of conf/people_nlsh.yaml (time, candidates, peak memory).
+   rule of conf/people_nlsh.yaml on ``--train-scale`` others (time, candidates, peak memory).
 
     .venv/bin/python benchmarks/nlsh.py [--epochs 2] [--repeat 3] [--scale 20000] [--work DIR]
     .venv/bin/python benchmarks/nlsh.py --parts throughput,scale --scale 100000   # parts alone
+    .venv/bin/python benchmarks/nlsh.py --parts scale --scale 1000000 --lsh 128x24,128x22 [--model DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -201,23 +203,47 @@ def throughput(work: Path, args, report: dict) -> None:
 
 
 def scale(work: Path, args, report: dict) -> None:
-    conf = work / "people.yaml"
-    conf.write_text((ROOT / "conf" / "people_nlsh.yaml").read_text().replace("out/people_nlsh", str(work / "people"))
-                    .replace("extends: demo.yaml", f"extends: {ROOT / 'conf' / 'demo.yaml'}"))
-    out = work / "people"
-    entities = max(args.scale * 10 // 16, 100)  # the generator adds about 0.6 duplicates per entity
-    sigil("generate", out, f"generate.entities={entities}", conf=conf)
-    sigil("ingest", out, conf=conf)
-    trained = sigil("nlsh-train", out, conf=conf)  # the hash, from the configuration's rule
-    run = sigil("nlsh-block", out, conf=conf)
-    m = run["metrics"]
-    report["scale"] = {"records": m["records"], "candidates": m["candidate_pairs"],
-                       "training_seconds": trained["timings"]["train"],
-                       "rule_matches": trained["metrics"]["rule_matches"],
-                       "pair_completeness": m.get("pair_completeness"), "timings": run["timings"],
-                       "records_per_second": round(m["records"] / run["timings"]["embeddings"], 1),
-                       "process_seconds": run["process_seconds"], "peak_rss_gib": run["peak_rss_bytes"] / 2 ** 30}
-    log(f"scale: {report['scale']}")
+    """Hyperplane LSH on ``--scale`` generated person records: the hash trained from the rule
+    on a ``--train-scale`` generated set (or ``--model``), the embeddings computed once and
+    reused by every further ``--lsh`` setting."""
+    people = (ROOT / "conf" / "people_nlsh.yaml").read_text().replace(
+        "extends: demo.yaml", f"extends: {ROOT / 'conf' / 'demo.yaml'}")
+
+    def generated(name: str, records: int) -> tuple[Path, Path]:
+        out = work / name
+        conf = work / f"{name}.yaml"
+        conf.write_text(people.replace("out/people_nlsh", str(out)))
+        entities = max(records * 2 // 3, 100)  # the generator adds about 0.5 duplicates per entity
+        sigil("generate", out, f"generate.entities={entities}", conf=conf)
+        sigil("ingest", out, conf=conf)
+        return out, conf
+
+    model = args.model
+    if model is None:
+        out, conf = generated("people_train", args.train_scale)
+        trained = sigil("nlsh-train", out, conf=conf)  # the hash, from the configuration's rule
+        report["scale_training"] = {"records": trained["metrics"]["training_records"],
+                                    "seconds": trained["timings"]["train"],
+                                    "rule_matches": trained["metrics"]["rule_matches"]}
+        model = out / "nlsh_train" / "model"
+    out, conf = generated("people", args.scale)
+    runs = []
+    for n, setting in enumerate(args.lsh.split(",")):
+        tables, bits = setting.split("x")
+        sets = [f"nlsh_block.model={model}", f"encoder.precision={args.precision}",
+                f"nlsh_block.lsh.tables={tables}", f"nlsh_block.lsh.bits={bits}"]
+        if n:
+            sets.append(f"nlsh_block.embeddings={work / 'people_embeddings'}")
+        run = sigil("nlsh-block", out, *sets, conf=conf, name=f"people_{setting}")
+        m = run["metrics"]
+        runs.append({"lsh": setting, "records": m["records"], "candidates": m["candidate_pairs"],
+                     "pair_completeness": m.get("pair_completeness"), "timings": run["timings"],
+                     "process_seconds": run["process_seconds"], "peak_rss_gib": run["peak_rss_bytes"] / 2 ** 30})
+        if not n:
+            runs[0]["records_per_second"] = round(m["records"] / run["timings"]["embeddings"], 1)
+            shutil.copytree(out / "nlsh_block" / "embeddings", work / "people_embeddings", dirs_exist_ok=True)
+        log(f"scale: {runs[-1]}")
+    report["scale"] = runs
 
 
 def main(argv=None) -> int:
@@ -225,6 +251,11 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3, help="runs of the pre-trained encoding (median reported)")
     p.add_argument("--scale", type=int, default=20_000, help="generated person records for the LSH run; 0 skips")
+    p.add_argument("--train-scale", type=int, default=20_000, help="generated person records the hash trains on")
+    p.add_argument("--model", type=Path, default=None, help="a trained people model instead of training one")
+    p.add_argument("--lsh", default="32x16", help="TABLESxBITS settings of the LSH run; the first encodes, "
+                                                  "the others reuse its embeddings")
+    p.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--parts", default="blocking,lsh,rule,semi,throughput,scale")
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the report here")

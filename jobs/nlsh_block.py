@@ -64,7 +64,8 @@ def encoder_settings(config: SigilConfig) -> tuple[str | None, EncoderConfig]:
             "nlsh_block.model must be trained, pretrained or a directory written by nlsh-train"
         raise InputError(f"no trained model at {path}: {run}")
     trained = EncoderConfig.model_validate(json.loads(meta.read_text())["encoder"])
-    return path, trained.model_copy(update={"batch_size": encoder.batch_size, "threads": encoder.threads})
+    return path, trained.model_copy(update={"batch_size": encoder.batch_size, "threads": encoder.threads,
+                                            "precision": encoder.precision})
 
 
 def embeddings(records: DataFrame, model_path: str | None, encoder: EncoderConfig, partitions: int) -> DataFrame:
@@ -74,11 +75,34 @@ def embeddings(records: DataFrame, model_path: str | None, encoder: EncoderConfi
     def embed(batches):
         model = load_model(model_path, encoder.max_seq_length, encoder.threads)  # once per Python worker
         for batch in batches:
-            vectors = encode(model, serialized(batch, columns), encoder.batch_size)
+            vectors = encode(model, serialized(batch, columns), encoder.batch_size, encoder.precision)
             yield pa.RecordBatch.from_pydict({"rid": batch.column("rid"), "source": batch.column("source"),
                                               "id": batch.column("id"), "vector": pack_rows(vectors)})
 
     return records.select("rid", "source", "id", *columns).repartition(partitions, "rid").mapInArrow(embed, EMBEDDINGS)
+
+
+def stored_embeddings(spark, path: str, records: DataFrame, n_records: int) -> tuple[DataFrame, int]:
+    """Embeddings an earlier nlsh-block wrote (``path``) in place of encoding, with their
+    dimension; they must cover exactly these records (same rid, source and id)."""
+    stored = read_input(spark, path, "record embeddings", "nlsh-block")
+    sizes = stored.select(F.min(F.size("vector")), F.max(F.size("vector"))).first()  # driver-ok: two numbers
+    if sizes[0] != sizes[1] or not sizes[0]:
+        raise InputError(f"embeddings at {path}: vectors of {sizes[0]} to {sizes[1]} dimensions")
+    dim = sizes[0]
+    covered = stored.join(records.select("rid", "source", "id"), ["rid", "source", "id"])
+    n = covered.count()
+    if n != n_records or stored.count() != n_records:
+        raise InputError(f"embeddings at {path} cover {n} of the {n_records} records (and hold "
+                         f"{stored.count()}): compute them again without nlsh_block.embeddings")
+
+    def packed(batches):
+        for batch in batches:
+            vectors = batch.column("vector").flatten().to_numpy().reshape(-1, dim)
+            yield pa.RecordBatch.from_pydict({"rid": batch.column("rid"), "source": batch.column("source"),
+                                              "id": batch.column("id"), "vector": pack_rows(vectors)})
+
+    return covered.select("rid", "source", "id", "vector").mapInArrow(packed, EMBEDDINGS), dim
 
 
 def _gather(side: DataFrame, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +227,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     nb = config.nlsh_block
     if nb is None or config.encoder is None:
         raise InputError("the configuration needs 'encoder' and 'nlsh_block' sections")
-    model_path, encoder = encoder_settings(config)
+    model_path, encoder = (None, config.encoder) if nb.embeddings else encoder_settings(config)
     mode = config.er_mode()
     with Run("nlsh_block", config, spark, strict, quiet) as job:
         path = nb.input or config.records_path()
@@ -217,11 +241,15 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
         metrics = job.manifest["metrics"]
         with job.stage("embeddings"):
-            emb = embeddings(records, model_path, encoder, config.spark.shuffle_partitions)
+            if nb.embeddings:
+                emb, dim = stored_embeddings(spark, nb.embeddings, records, sum(counts.values()))
+            else:
+                emb = embeddings(records, model_path, encoder, config.spark.shuffle_partitions)
+                dim = load_model(model_path, encoder.max_seq_length).get_embedding_dimension()
             emb = emb.persist(StorageLevel.MEMORY_AND_DISK)
-            dim = load_model(model_path, encoder.max_seq_length).get_embedding_dimension()
             n_emb = write_parquet(emb, job.path("embeddings"), datasets.embeddings(dim))
-        metrics.update({"model": model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
+        model = nb.embeddings and f"embeddings reused from {nb.embeddings}"
+        metrics.update({"model": model or model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
                         "method": nb.method, "columns": encoder.columns})
         ranked = None
         with job.stage("candidates"):

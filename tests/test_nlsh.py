@@ -147,3 +147,6 @@ def test_encoder_serialises_like_the_pair_format_and_gives_unit_vectors():
     again = encode(model, texts[::-1], batch_size=3)[::-1]
     np.testing.assert_allclose(vectors, again, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    bf16 = encode(model, texts, batch_size=2, precision="bfloat16")
+    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1, atol=1e-5)
+    assert np.min(np.sum(bf16 * vectors, axis=1)) > 0.999

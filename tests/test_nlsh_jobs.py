@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -99,11 +101,16 @@ def test_the_notebook_reads_the_run(trained, monkeypatch):
     assert "pair completeness" in text and "epoch 1" in text and "sony a" in text
 
 
-def test_hyperplane_lsh_with_the_minhash_union(spark, trained):
+def test_hyperplane_lsh_with_the_minhash_union_over_reused_embeddings(spark, trained, tmp_path):
     out, conf = trained
-    conf = {**conf, "nlsh_block": {"method": "lsh", "union_minhash": True,
+    stored = tmp_path / "embeddings"
+    shutil.copytree(out / "nlsh_block" / "embeddings", stored)
+    conf = {**conf, "nlsh_block": {"method": "lsh", "union_minhash": True, "embeddings": str(stored),
                                    "lsh": {"tables": 64, "bits": 12}}}
     metrics = run(spark, "nlsh_block", conf)["metrics"]
+    assert metrics["model"] == f"embeddings reused from {stored}"
+    written, before = (pq.read_table(p).sort_by("rid") for p in (out / "nlsh_block" / "embeddings", stored))
+    assert written.equals(before.cast(written.schema))
     cands = pq.read_table(out / "nlsh_block" / "candidates")
     minhash = pq.read_table(out / "block" / "candidates")
     keys = lambda t: set(zip(*(t.column(c).to_pylist() for c in ("id_a", "id_b"))))  # noqa: E731
@@ -158,6 +165,12 @@ def test_nlsh_block_errors_name_the_fix(spark, trained, tmp_path):
     ingested = str(trained[0] / "ingest" / "records")
     with pytest.raises(InputError, match="run 'sigil nlsh-train' first"):
         run(spark, "nlsh_block", {**conf, "output": str(tmp_path), "nlsh_block": {"input": ingested}})
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    pq.write_table(pq.read_table(trained[0] / "nlsh_block" / "embeddings").slice(0, 100), partial / "part.parquet")
+    with pytest.raises(InputError, match=re.escape(f"embeddings at {partial} cover 100 of the")):
+        run(spark, "nlsh_block", {**conf, "output": str(tmp_path), "nlsh_block": {"input": ingested,
+                                                                                   "embeddings": str(partial)}})
     with pytest.raises(InputError, match="nlsh_block.method: lsh"):
         run(spark, "nlsh_block", {**conf, "output": str(tmp_path),
                                   "nlsh_block": {"input": ingested, "model": "pretrained", "broadcast_mb": 0}})
