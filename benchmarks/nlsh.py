@@ -231,6 +231,7 @@ def scale(work: Path, args, report: dict) -> None:
     for n, setting in enumerate(args.lsh.split(",")):
         tables, bits = setting.split("x")
         sets = [f"nlsh_block.model={model}", f"encoder.precision={args.precision}",
+                f"spark.driver_memory={args.driver_memory}",
                 f"nlsh_block.lsh.tables={tables}", f"nlsh_block.lsh.bits={bits}"]
         if n:
             sets.append(f"nlsh_block.embeddings={work / 'people_embeddings'}")
@@ -256,6 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--lsh", default="32x16", help="TABLESxBITS settings of the LSH run; the first encodes, "
                                                   "the others reuse its embeddings")
     p.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--driver-memory", default="8g", help="Spark driver memory of the LSH run")
     p.add_argument("--parts", default="blocking,lsh,rule,semi,throughput,scale")
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the report here")

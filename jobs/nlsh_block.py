@@ -82,6 +82,18 @@ def embeddings(records: DataFrame, model_path: str | None, encoder: EncoderConfi
     return records.select("rid", "source", "id", *columns).repartition(partitions, "rid").mapInArrow(embed, EMBEDDINGS)
 
 
+def packed(stored: DataFrame, dim: int) -> DataFrame:
+    """Embeddings as written (``vector`` a list of floats) -> EMBEDDINGS (packed float32 bytes)."""
+
+    def pack(batches):
+        for batch in batches:
+            vectors = batch.column("vector").flatten().to_numpy().reshape(-1, dim)
+            yield pa.RecordBatch.from_pydict({"rid": batch.column("rid"), "source": batch.column("source"),
+                                              "id": batch.column("id"), "vector": pack_rows(vectors)})
+
+    return stored.select("rid", "source", "id", "vector").mapInArrow(pack, EMBEDDINGS)
+
+
 def stored_embeddings(spark, path: str, records: DataFrame, n_records: int) -> tuple[DataFrame, int]:
     """Embeddings an earlier nlsh-block wrote (``path``) in place of encoding, with their
     dimension; they must cover exactly these records (same rid, source and id)."""
@@ -89,20 +101,12 @@ def stored_embeddings(spark, path: str, records: DataFrame, n_records: int) -> t
     sizes = stored.select(F.min(F.size("vector")), F.max(F.size("vector"))).first()  # driver-ok: two numbers
     if sizes[0] != sizes[1] or not sizes[0]:
         raise InputError(f"embeddings at {path}: vectors of {sizes[0]} to {sizes[1]} dimensions")
-    dim = sizes[0]
     covered = stored.join(records.select("rid", "source", "id"), ["rid", "source", "id"])
-    n = covered.count()
-    if n != n_records or stored.count() != n_records:
+    n, n_stored = covered.count(), stored.count()
+    if n != n_records or n_stored != n_records:
         raise InputError(f"embeddings at {path} cover {n} of the {n_records} records (and hold "
-                         f"{stored.count()}): compute them again without nlsh_block.embeddings")
-
-    def packed(batches):
-        for batch in batches:
-            vectors = batch.column("vector").flatten().to_numpy().reshape(-1, dim)
-            yield pa.RecordBatch.from_pydict({"rid": batch.column("rid"), "source": batch.column("source"),
-                                              "id": batch.column("id"), "vector": pack_rows(vectors)})
-
-    return covered.select("rid", "source", "id", "vector").mapInArrow(packed, EMBEDDINGS), dim
+                         f"{n_stored}): compute them again without nlsh_block.embeddings")
+    return packed(covered, sizes[0]), sizes[0]
 
 
 def _gather(side: DataFrame, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,8 +156,10 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
     return merged.where(F.col("rank") <= k), broadcast_side
 
 
-def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str], job: Run) -> DataFrame:
-    """``(rid_a, rid_b, cosine)`` of every pair sharing a hyperplane-LSH bucket."""
+def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str],
+              job: Run) -> tuple[DataFrame, DataFrame]:
+    """``(rid_a, rid_b, cosine)`` of every pair sharing a hyperplane-LSH bucket, and the
+    cached bucket rows they come from (to unpersist once written)."""
     lsh, link = config.nlsh_block.lsh, config.er_mode() == "link"
     planes = hyperplanes(dim, lsh.tables, lsh.bits, lsh.seed)
     index = {name: i for i, name in enumerate(sources)}
@@ -170,11 +176,11 @@ def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str],
     band_rows = emb.select("rid", "source", "vector").mapInArrow(keys, "band int, key long, fine long, rid long, "
                                                                        "src int")
     tagged_rows = bucket_rows(band_rows, lsh.max_bucket_size, lsh.oversized, link,
-                              config.spark.shuffle_partitions).persist(StorageLevel.MEMORY_AND_DISK)
+                              config.spark.shuffle_partitions).persist(StorageLevel.DISK_ONLY)
     _, oversized = bucket_statistics(tagged_rows, emb.select("rid", "id"), job)
     job.manifest["metrics"]["oversized_buckets"] = oversized.num_rows
     pairs = tagged_rows.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
-    return cosines(pairs, emb, dim)
+    return cosines(pairs, emb, dim), tagged_rows
 
 
 def mean_vector(emb: DataFrame, dim: int) -> np.ndarray:
@@ -246,12 +252,14 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             else:
                 emb = embeddings(records, model_path, encoder, config.spark.shuffle_partitions)
                 dim = load_model(model_path, encoder.max_seq_length).get_embedding_dimension()
-            emb = emb.persist(StorageLevel.MEMORY_AND_DISK)
             n_emb = write_parquet(emb, job.path("embeddings"), datasets.embeddings(dim))
+            # the costly part survives a failure of what follows; read back, not held in memory
+            job.keep_on_failure("embeddings", "rerun with --set nlsh_block.embeddings={path} to skip encoding")
+            emb = packed(spark.read.parquet(job.path("embeddings")), dim)
         model = nb.embeddings and f"embeddings reused from {nb.embeddings}"
         metrics.update({"model": model or model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
                         "method": nb.method, "columns": encoder.columns})
-        ranked = None
+        ranked = cached = None
         with job.stage("candidates"):
             if nb.method == "topk":
                 query = nb.queries or (sources[0] if mode == "link" else None)
@@ -266,12 +274,13 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 pairs = ranked.select("rid_a", "rid_b", "cosine")
                 metrics.update({"k": nb.k, "queries": query or "all", "broadcast": side})
             else:
-                pairs = lsh_pairs(emb, config, dim, sources, job)
+                pairs, cached = lsh_pairs(emb, config, dim, sources, job)
                 metrics.update({"tables": nb.lsh.tables, "bits": nb.lsh.bits, "probes": nb.lsh.probes})
             if nb.min_cosine is not None:
                 pairs = pairs.where(F.col("cosine") >= nb.min_cosine)
-            # a dedupe pair can be found from both sides: keep it once
-            cands = named(pairs, emb, "cosine").groupBy(*KEYS).agg(F.max("cosine").alias("cosine"))
+            cands = named(pairs, emb, "cosine")
+            if ranked is not None:  # a dedupe pair can be among the top k of both records: keep it once
+                cands = cands.groupBy(*KEYS).agg(F.max("cosine").alias("cosine"))
             if nb.union_minhash:
                 cands = with_minhash(cands, spark, config)
             n_candidates = write_parquet(cands, job.path("candidates"), datasets.CANDIDATES)
@@ -282,9 +291,9 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 metrics.update(quality(spark.read.parquet(job.path("candidates")), truth, n_candidates, counts, mode))
                 if ranked is not None:
                     metrics["pair_completeness_at_k"] = completeness_at_k(ranked, emb, truth, nb.k)
-        if ranked is not None:
-            ranked.unpersist()
-        emb.unpersist()
+        for frame in (ranked, cached):
+            if frame is not None:
+                frame.unpersist()
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"].update({"embeddings": n_emb, "candidates": n_candidates})
         job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",

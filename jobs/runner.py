@@ -68,7 +68,8 @@ class Run:
     """One job run, used as ``with Run(...) as job:``. ``with job.stage("name"):`` times and
     reports a stage; ``job.path(ds)`` is where dataset ``ds`` is written; ``job.commit()``
     makes it all visible at once. Leaving the block by an exception drops the staging
-    directory, so the previous output stays."""
+    directory, so the previous output stays; datasets marked by ``keep_on_failure`` (costly
+    to compute again) are moved to ``<output>/<job>.kept/`` first."""
 
     def __init__(self, job: str, config: SigilConfig, spark=None, strict: bool = False, quiet: bool = False):
         self.job, self.config, self.strict, self.quiet = job, config, strict, quiet
@@ -84,6 +85,7 @@ class Run:
             "versions": versions(),
             "inputs": {}, "outputs": {}, "quarantined": {}, "metrics": {}, "timings": {},
         }
+        self.kept: dict[str, str] = {}
 
     def __enter__(self) -> "Run":
         return self
@@ -160,8 +162,35 @@ class Run:
         self.log(f"wrote {self.final} (manifest.json)")
         return self.manifest
 
+    def keep_on_failure(self, dataset: str, hint: str) -> None:
+        """Should the run fail, move the written ``dataset`` to ``<output>/<job>.kept/`` and
+        say there how to reuse it (``hint``)."""
+        self.kept[dataset] = hint
+
+    def _keep(self) -> None:
+        import pyarrow.fs as pafs
+
+        from sigil.transforms.records import open_input
+
+        for dataset, hint in self.kept.items():
+            kept = f"{self.final}.kept/{dataset}"
+            fs, src = open_input(self.path(dataset))
+            _, dst = open_input(kept)
+            if fs.get_file_info(src).type == pafs.FileType.NotFound:
+                continue
+            if fs.get_file_info(dst).type != pafs.FileType.NotFound:
+                fs.delete_dir(dst)
+            fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            fs.move(src, dst)
+            print(f"[sigil {self.job}] the run failed; {dataset} kept at {kept}: {hint.format(path=kept)}",
+                  file=sys.stderr, flush=True)
+
     def abort(self) -> None:
         """Drop the staging directory of a failed run; the previous output stays."""
+        try:
+            self._keep()
+        except Exception as err:  # noqa: BLE001 - keeping is best effort
+            print(f"[sigil {self.job}] could not keep {list(self.kept)}: {err}", file=sys.stderr, flush=True)
         try:
             if self.fs is not None:
                 self.fs.delete(self.staging)

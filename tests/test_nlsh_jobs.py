@@ -171,6 +171,14 @@ def test_nlsh_block_errors_name_the_fix(spark, trained, tmp_path):
     with pytest.raises(InputError, match=re.escape(f"embeddings at {partial} cover 100 of the")):
         run(spark, "nlsh_block", {**conf, "output": str(tmp_path), "nlsh_block": {"input": ingested,
                                                                                    "embeddings": str(partial)}})
+    # a failure after encoding keeps the embeddings for the rerun
+    full = tmp_path / "full"
+    shutil.copytree(trained[0] / "nlsh_block" / "embeddings", full)
+    with pytest.raises(InputError, match="run 'sigil block' first"):
+        run(spark, "nlsh_block", {**conf, "output": str(tmp_path / "failed"), "nlsh_block": {
+            "input": ingested, "embeddings": str(full), "union_minhash": True}})
+    kept = pq.read_table(tmp_path / "failed" / "nlsh_block.kept" / "embeddings")
+    assert kept.num_rows == pq.read_table(full).num_rows and not (tmp_path / "failed" / "nlsh_block").exists()
     with pytest.raises(InputError, match="nlsh_block.method: lsh"):
         run(spark, "nlsh_block", {**conf, "output": str(tmp_path),
                                   "nlsh_block": {"input": ingested, "model": "pretrained", "broadcast_mb": 0}})
