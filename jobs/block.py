@@ -23,7 +23,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import read_input, write_parquet, write_table
+from sigil.jobs.io import read_input, read_task_tables, write_parquet, write_table, write_task_table
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, named, possible_pairs, read_truth
 from sigil.schemas import datasets
@@ -66,31 +66,32 @@ def keys(sigs: DataFrame, sources: list[str], bands: int, rows: int, num_perm: i
     return sigs.where("num_tokens > 0").select("rid", "source", "signature").mapInArrow(band, BAND_KEYS)
 
 
-# One pass over the band-key rows yields the pairs and the (small) bucket statistics, so the
-# output is a tagged union: kind 0 = pair (a, b); 1 = histogram (band a, size b, buckets c);
-# 2 = an oversized bucket (band a, key b, size c) with one sample record d per row.
-BUCKET_ROWS = "kind int, a long, b long, c long, d long"
+# The bucket statistics each task of ``bucket_rows`` writes beside its pairs: kind 1 =
+# histogram (band a, size b, buckets c); 2 = an oversized bucket (band a, key b, size c)
+# with one sample record d per row.
+BUCKET_STATS = pa.schema([("kind", pa.int32()), ("a", pa.int64()), ("b", pa.int64()), ("c", pa.int64()),
+                          ("d", pa.int64())])
+PAIR_ROWS = 200_000  # pairs per Arrow batch handed back to Spark
 
 
-def tagged(rows: tuple, buckets: dict):
-    """BUCKET_ROWS batches of one partition: kind-0 ``rows`` (columns a, b, c, d; a scalar
-    fills a column), then the histogram and oversized samples of ``buckets``
-    (transforms/lsh.buckets)."""
+def statistics_table(buckets: dict) -> pa.Table:
+    """BUCKET_STATS rows of one partition's ``buckets`` (transforms/lsh.buckets)."""
     (hb, hs, hc), (ob, ok, osz, samples) = buckets["histogram"], buckets["oversized"]
     reps = [len(x) for x in samples]
-    parts = [(0, *rows), (1, hb, hs, hc, 0),
-             (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
-              np.concatenate(samples) if samples else np.zeros(0, np.int64))]
-    for kind, *cols in parts:
-        n = len(cols[0])
-        if n:
-            yield pa.RecordBatch.from_pydict({"kind": np.full(n, kind, np.int32), **{
-                name: np.broadcast_to(np.asarray(col, np.int64), n) for name, col in zip("abcd", cols)}})
+    parts = [(1, hb, hs, hc, 0), (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
+                                  np.concatenate(samples) if samples else np.zeros(0, np.int64))]
+    tables = [pa.table({"kind": np.full(len(cols[0]), kind, np.int32), **{
+        name: np.broadcast_to(np.asarray(col, np.int64), len(cols[0])) for name, col in zip("abcd", cols)}},
+        schema=BUCKET_STATS) for kind, *cols in parts]
+    return pa.concat_tables(tables)
 
 
-def bucket_rows(band_keys_df: DataFrame, max_size: int, oversized: str, cross: bool, partitions: int) -> DataFrame:
-    """BUCKET_ROWS of BAND_KEYS rows: the pairs of every bucket of at most ``max_size``
-    members (larger ones skipped or split), the size histogram and oversized samples."""
+def bucket_rows(band_keys_df: DataFrame, max_size: int, oversized: str, cross: bool, partitions: int,
+                stats_path: str) -> DataFrame:
+    """Pairs (rid_a < rid_b) of BAND_KEYS rows: those of every bucket of at most ``max_size``
+    members (larger ones skipped or split). Each task writes its buckets' size histogram
+    and oversized samples to ``stats_path`` on the way (see ``bucket_statistics``), so one
+    pass gives both and nothing is cached. A pair of several bands comes once per band."""
 
     def per_partition(batches):
         schema = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("fine", pa.int64()), ("rid", pa.int64()),
@@ -99,9 +100,12 @@ def bucket_rows(band_keys_df: DataFrame, max_size: int, oversized: str, cross: b
         t = pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
         out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
                                 max_size, oversized, cross)
-        yield from tagged((*out["pairs"], 0, 0), out)
+        write_task_table(statistics_table(out), stats_path)
+        a, b = out["pairs"]
+        for lo in range(0, len(a), PAIR_ROWS):
+            yield pa.RecordBatch.from_pydict({"rid_a": a[lo:lo + PAIR_ROWS], "rid_b": b[lo:lo + PAIR_ROWS]})
 
-    return band_keys_df.repartition(partitions, "band", "key").mapInArrow(per_partition, BUCKET_ROWS)
+    return band_keys_df.repartition(partitions, "band", "key").mapInArrow(per_partition, "rid_a long, rid_b long")
 
 
 def with_sides(pairs: DataFrame, sigs: DataFrame, columns: list[str]) -> DataFrame:
@@ -156,25 +160,25 @@ def rule_key(parts: list[str]):
     return F.concat_ws("\x1f", *cols).alias("key") if len(cols) > 1 else cols[0].alias("key"), cols
 
 
-def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str],
-               partitions: int) -> tuple[DataFrame, DataFrame]:
-    """Candidate rids (rid_a < rid_b) from equality rules, and the oversized keys skipped
-    (rule, key hash, size).
+def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
+               stats_path: str) -> tuple[DataFrame, list[DataFrame]]:
+    """Candidate rids (rid_a < rid_b) from equality rules, and the oversized keys of cross
+    rules skipped (rule, key hash, size); those of the other rules are among the bucket
+    statistics written to ``stats_path``.
 
     A rule's key shared by more than ``max_rule_group`` records would emit the square of
     that many pairs, so it is skipped and reported instead. A rule of one key is exact
-    banding: every rule's keys go through the LSH bucket machinery together (one shuffle,
-    pairs per bucket in numba, see ``bucket_rows``). A cross rule (x's left key equals y's
-    right key) is an equi-join of the two keys.
+    banding: every rule's keys go through the LSH bucket machinery together (one scan, one
+    shuffle, pairs per bucket in numba, see ``bucket_rows``). A cross rule (x's left key
+    equals y's right key) is an equi-join of the two keys.
     """
     src = F.create_map(*[x for i, s in enumerate(sources) for x in (F.lit(s), F.lit(i))])[F.col("source")]
     pairs, skipped, banded = [], [], []
     for index, rule in enumerate(block.rules):
         if isinstance(rule, list):
             key, cols = rule_key(rule)
-            banded.append(records.where(functools.reduce(lambda x, y: x & y, [c.isNotNull() for c in cols])).select(
-                F.lit(index).cast("int").alias("band"), F.xxhash64(key).alias("key"), F.lit(0).cast("long").alias("fine"),
-                "rid", src.cast("int").alias("src")))
+            present = functools.reduce(lambda x, y: x & y, [c.isNotNull() for c in cols])
+            banded.append(F.struct(F.lit(index).alias("band"), F.when(present, F.xxhash64(key)).alias("key")))
             continue
         sides = []
         for side, parts in (("a", rule.left), ("b", rule.right)):
@@ -190,11 +194,12 @@ def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str],
             joined = joined.where(F.col("src_a") != F.col("src_b"))
         pairs.append(joined.select(F.least("rid_a", "rid_b").alias("rid_a"), F.greatest("rid_a", "rid_b").alias("rid_b")))
     if banded:
-        buckets = bucket_rows(_union(banded), block.max_rule_group, "skip", block.mode == "link", partitions)
-        pairs.append(buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")))
-        skipped.append(buckets.where("kind = 2").select(F.col("a").cast("int").alias("rule"), F.col("b").alias("key"),
-                                                        F.col("c").alias("size")).distinct())
-    return _union(pairs).distinct(), _union(skipped)
+        keys = records.select("rid", src.cast("int").alias("src"), F.explode(F.array(*banded)).alias("k"))
+        keys = keys.where(F.col("k.key").isNotNull()).select(
+            F.col("k.band").cast("int").alias("band"), F.col("k.key").alias("key"),
+            F.lit(0).cast("long").alias("fine"), "rid", "src")
+        pairs.append(bucket_rows(keys, block.max_rule_group, "skip", block.mode == "link", partitions, stats_path))
+    return _union(pairs).distinct(), skipped
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
@@ -206,14 +211,19 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 
 def rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int, job: Run) -> int:
     """Write the candidates of rule blocking (no Jaccard: the rules are the evidence)."""
-    ids, skipped = rule_pairs(records, block, sources, partitions)
+    stats_path = job.path("_bucket_stats")
+    ids, cross_skipped = rule_pairs(records, block, sources, partitions, stats_path)
     out = named(ids, records).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
                                      F.lit(None).cast("float").alias("jaccard"))
     n = write_parquet(out, job.path("candidates"), datasets.CANDIDATES)
-    top = skipped.orderBy(F.desc("size")).limit(10).collect()  # driver-ok: 10 rows
-    job.manifest["metrics"]["skipped_rule_keys"] = [r.asDict() for r in top]
+    skipped = {(r["a"], r["b"], r["c"]) for r in read_task_tables(stats_path, BUCKET_STATS).to_pylist()
+               if r["kind"] == 2}
+    for frame in cross_skipped:
+        skipped |= {tuple(r) for r in frame.orderBy(F.desc("size")).limit(10).collect()}  # driver-ok: 10 rows
+    top = [{"rule": rule, "key": key, "size": size} for rule, key, size in sorted(skipped, key=lambda r: -r[2])[:10]]
+    job.manifest["metrics"]["skipped_rule_keys"] = top
     if top:
-        job.log(f"rule keys shared by more than {block.max_rule_group} records were skipped, e.g. {top[0].asDict()}")
+        job.log(f"rule keys shared by more than {block.max_rule_group} records were skipped, e.g. {top[0]}")
     return n
 
 
@@ -255,11 +265,11 @@ def oversized_report(rows: list, names: DataFrame) -> pa.Table:
                                  for (band, key, size), sample in sorted(buckets.items())], datasets.OVERSIZED)
 
 
-def bucket_statistics(tagged_rows: DataFrame, names: DataFrame, job: Run) -> tuple[list[dict], pa.Table]:
-    """Write ``bucket_sizes`` and ``oversized`` from the kind-1 and kind-2 BUCKET_ROWS (a row
-    per band and size per partition, one per oversized sample); returns those rows and the
-    oversized table."""
-    stats = [r.asDict() for r in tagged_rows.where("kind > 0").collect()]  # driver-ok: bucket statistics
+def bucket_statistics(stats_path: str, names: DataFrame, job: Run) -> tuple[list[dict], pa.Table]:
+    """Write ``bucket_sizes`` and ``oversized`` from the BUCKET_STATS rows the tasks wrote to
+    ``stats_path`` (run once the pairs are computed); returns those rows and the oversized
+    table."""
+    stats = read_task_tables(stats_path, BUCKET_STATS).to_pylist()
     write_table(histogram(stats), job.path("bucket_sizes"))
     oversized = oversized_report([r for r in stats if r["kind"] == 2], names)
     write_table(oversized, job.path("oversized"))
@@ -276,14 +286,12 @@ def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str
         sigs = signatures(records, columns, block).persist(StorageLevel.MEMORY_AND_DISK)
         sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
         _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
-    with job.stage("buckets"):
-        buckets = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
-                              block.lsh.oversized, block.mode == "link", partitions).persist(StorageLevel.MEMORY_AND_DISK)
-        _, oversized = bucket_statistics(buckets, sigs.select("rid", "id"), job)
     with job.stage("pairs"):
-        pairs = buckets.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
+        stats_path = job.path("_bucket_stats")
+        pairs = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
+                            block.lsh.oversized, block.mode == "link", partitions, stats_path).distinct()
         n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
-    buckets.unpersist()
+        _, oversized = bucket_statistics(stats_path, sigs.select("rid", "id"), job)
     sigs.unpersist()
     metrics.update({"records_without_tokens": empty, "oversized_buckets": oversized.num_rows})
     if oversized.num_rows:

@@ -24,8 +24,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.block import BUCKET_ROWS, bucket_statistics, tagged
-from sigil.jobs.io import read_input, write_parquet
+from sigil.jobs.block import bucket_statistics, statistics_table
+from sigil.jobs.io import read_input, write_parquet, write_task_table
 from sigil.jobs.runner import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphIndexConfig, SigilConfig
@@ -71,9 +71,9 @@ def signatures(rows: DataFrame, index: GraphIndexConfig, partitions: int) -> Dat
     return rows.repartition(partitions, "owner").sortWithinPartitions("owner").mapInArrow(sign, SIGNATURES)
 
 
-def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int) -> DataFrame:
-    """The signatures' index as tagged rows (block.BUCKET_ROWS; kind 0 = an index row: band
-    a, key b, vid c)."""
+def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int, stats_path: str) -> DataFrame:
+    """The signatures' index rows (band, key, vid) of every bucket that can pair anything;
+    the bucket statistics go to ``stats_path`` (``block.bucket_statistics``)."""
     bands, rows = lsh_shape(index.lsh, index.minhash.num_perm)
     num_perm, max_size = index.minhash.num_perm, index.lsh.max_bucket_size
 
@@ -91,10 +91,12 @@ def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int) -> Dat
         t = pa.Table.from_batches(batches)
         out = bucket_members(t.column("band").to_numpy().astype(np.int64), t.column("key").to_numpy(),
                              t.column("vid").to_numpy(), max_size)
-        yield from tagged((*out["members"], 0), out)
+        write_task_table(statistics_table(out), stats_path)
+        band, key, vid = out["members"]
+        yield pa.RecordBatch.from_pydict({"band": band.astype(np.int32), "key": key, "vid": vid})
 
     keyed = sigs.where("set_size > 0").select("vid", "signature").mapInArrow(band, "band int, key long, vid long")
-    return keyed.repartition(partitions, "band", "key").mapInArrow(group, BUCKET_ROWS)
+    return keyed.repartition(partitions, "band", "key").mapInArrow(group, "band int, key long, vid long")
 
 
 def graph_path(config: SigilConfig, dataset: str) -> str:
@@ -119,13 +121,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             n_sigs, empty = write_parquet(named.select(*schema.names), job.path("signatures"), schema,
                                           empty_column="set_size")
         with job.stage("index"):
-            tagged = index_rows(sigs, index, partitions).persist(StorageLevel.MEMORY_AND_DISK)
-            members = tagged.where("kind = 0").select(F.col("a").cast("int").alias("band"), F.col("b").alias("key"),
-                                                      F.col("c").alias("vid"))
-            n_index = write_parquet(members, job.path("lsh"), datasets.LSH_INDEX)
-            stats, oversized = bucket_statistics(tagged, vertices.select("vid", "vertex"), job)
+            stats_path = job.path("_bucket_stats")
+            n_index = write_parquet(index_rows(sigs, index, partitions, stats_path), job.path("lsh"), datasets.LSH_INDEX)
+            stats, oversized = bucket_statistics(stats_path, vertices.select("vid", "vertex"), job)
         sigs.unpersist()
-        tagged.unpersist()
         sizes = [(r["b"], r["c"]) for r in stats if r["kind"] == 1]
         job.manifest["inputs"] = {"vertices": n_sigs}
         job.manifest["outputs"] = {"signatures": n_sigs, "lsh": n_index, "oversized": oversized.num_rows}

@@ -8,6 +8,8 @@ a retried task rewrites the same file, so a retry never duplicates rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -43,18 +45,20 @@ def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str | None = None):
+def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str | None = None,
+                  transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None):
     """Write ``df`` to directory ``path`` as Parquet with exactly ``schema``; return the rows
-    (and, with ``empty_column``, also how many rows have 0 there, counted on the way)."""
+    (and, with ``empty_column``, also how many rows have 0 there, counted on the way).
+
+    ``transform`` maps each Arrow batch before it is written, in the same Python task: a
+    last computation costs no second trip of the rows between the JVM and Python."""
 
     def write(batches):
-        part = TaskContext.get().partitionId()
-        fs, root = open_input(path)
-        fs.create_dir(root, recursive=True)
         rows = zeros = 0
-        with fs.open_output_stream(f"{root}/part-{part:05d}.parquet") as out, \
-                pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        with _task_output(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for batch in batches:
+                if transform is not None:
+                    batch = transform(batch)
                 writer.write_batch(to_contract(batch, schema))
                 rows += batch.num_rows
                 if empty_column is not None:
@@ -67,6 +71,32 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
         write_table(schema.empty_table(), path)
     written = int(counts[0] or 0)
     return (written, int(counts[1] or 0)) if empty_column is not None else written
+
+
+def _task_output(path: str):
+    """The output stream of the running task's file in directory ``path``, named by its
+    partition, so a retried task overwrites its own file."""
+    fs, root = open_input(path)
+    fs.create_dir(root, recursive=True)
+    return fs.open_output_stream(f"{root}/part-{TaskContext.get().partitionId():05d}.parquet")
+
+
+def write_task_table(table: pa.Table, path: str) -> None:
+    """From inside a Spark task: write a small side output of the task (statistics) into
+    directory ``path``; ``read_task_tables`` reads them all once the job has run."""
+    with _task_output(path) as out:
+        pq.write_table(table, out, compression="zstd")
+
+
+def read_task_tables(path: str, schema: pa.Schema) -> pa.Table:
+    """On the driver: the side outputs ``write_task_table`` wrote to ``path`` (empty when
+    no task wrote any), after which the directory is removed."""
+    fs, root = open_input(path)
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+        return schema.empty_table()
+    table = pq.read_table(root, filesystem=fs, schema=schema)
+    fs.delete_dir(root)
+    return table
 
 
 def write_table(table: pa.Table, path: str) -> int:

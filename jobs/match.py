@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sigil.jobs.io import read_input, write_parquet
+from sigil.jobs.io import read_input, spark_schema, write_parquet
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, pair_quality, read_labels, read_truth, with_record_columns
 from sigil.schemas import datasets
@@ -66,26 +66,30 @@ def with_term_frequencies(pairs: DataFrame, records: DataFrame, match: MatchConf
     return pairs
 
 
-def gamma_schema(match: MatchConfig, extra: str = "") -> str:
-    keys = ", ".join(f"{k} string" for k in KEYS)
-    gammas = ", ".join(f"gamma_{c.key} tinyint" for c in match.comparisons)
-    tfs = "".join(f", tf_{c.key} double" for c in match.comparisons if c.term_frequency)
-    return f"{keys}, {gammas}{tfs}{extra}"
+def levels_schema(match: MatchConfig, keep: tuple[str, ...] = ()) -> pa.Schema:
+    """KEYS, gamma_<name>..., tf_<name>..., ``keep`` (int32)."""
+    return pa.schema([pa.field(k, pa.string()) for k in KEYS]
+                     + [pa.field(f"gamma_{c.key}", pa.int8()) for c in match.comparisons]
+                     + [pa.field(f"tf_{c.key}", pa.float64()) for c in match.comparisons if c.term_frequency]
+                     + [pa.field(k, pa.int32()) for k in keep])
+
+
+def level_batch(batch: pa.RecordBatch, match: MatchConfig, keep: tuple[str, ...] = ()) -> pa.RecordBatch:
+    """One batch of pairs with both records' values -> ``levels_schema`` columns."""
+    cols = {k: batch.column(k) for k in KEYS}
+    cols.update({k: pa.array(v, pa.int8()) for k, v in gamma_batch(batch, match.comparisons).items()})
+    cols.update({k: batch.column(k) for k in (*(f"tf_{c.key}" for c in match.comparisons if c.term_frequency), *keep)})
+    return pa.RecordBatch.from_pydict(cols, schema=levels_schema(match, keep))
 
 
 def levels(pairs: DataFrame, match: MatchConfig, keep: tuple[str, ...] = ()) -> DataFrame:
     """Pairs with their comparison levels: KEYS, gamma_<name>..., tf_<name>..., ``keep``."""
-    tfs = [f"tf_{c.key}" for c in match.comparisons if c.term_frequency]
-    extra = "".join(f", {k} int" for k in keep)
 
     def compare(batches):
         for batch in batches:
-            cols = {k: batch.column(k) for k in KEYS}
-            cols.update({k: pa.array(v, pa.int8()) for k, v in gamma_batch(batch, match.comparisons).items()})
-            cols.update({k: batch.column(k) for k in (*tfs, *keep)})
-            yield pa.RecordBatch.from_pydict(cols)
+            yield level_batch(batch, match, keep)
 
-    return pairs.mapInArrow(compare, gamma_schema(match, extra))
+    return pairs.mapInArrow(compare, spark_schema(levels_schema(match, keep)))
 
 
 def gamma_matrix(batch, names: list[str]) -> np.ndarray:
@@ -235,20 +239,28 @@ def load_model(path: str, match: MatchConfig) -> MatchModel:
     return model
 
 
-def scored(gam: DataFrame, model: MatchModel) -> DataFrame:
+def score_batch(batch: pa.RecordBatch, model: MatchModel, threshold: float | None = None) -> pa.RecordBatch:
+    """KEYS, levels and term frequencies -> KEYS, levels, match weight and probability (and,
+    given a ``threshold``, ``is_match``: the probability at or above it)."""
     names = model.names
-    tf_index = {k: f"tf_{n}" for k, n in enumerate(names) if model.tf_m and model.tf_m[k] is not None}
+    tf = {k: batch.column(f"tf_{n}").to_numpy() for k, n in enumerate(names)
+          if model.tf_m and model.tf_m[k] is not None and f"tf_{n}" in batch.schema.names}
+    w = model.match_weight(gamma_matrix(batch, names), tf)
+    p = MatchModel.probability(w)
+    cols = {k: batch.column(k) for k in KEYS}
+    cols.update({f"gamma_{n}": batch.column(f"gamma_{n}") for n in names})
+    cols.update({"match_weight": w, "match_probability": p})
+    if threshold is not None:
+        cols["is_match"] = p >= threshold
+    return pa.RecordBatch.from_pydict(cols)
 
+
+def scored(gam: DataFrame, model: MatchModel) -> DataFrame:
     def score(batches):
         for batch in batches:
-            tf = {k: batch.column(col).to_numpy() for k, col in tf_index.items() if col in batch.schema.names}
-            w = model.match_weight(gamma_matrix(batch, names), tf)
-            cols = {k: batch.column(k) for k in KEYS}
-            cols.update({f"gamma_{n}": batch.column(f"gamma_{n}") for n in names})
-            cols.update({"match_weight": w, "match_probability": MatchModel.probability(w)})
-            yield pa.RecordBatch.from_pydict(cols)
+            yield score_batch(batch, model)
 
-    gammas = ", ".join(f"gamma_{n} tinyint" for n in names)
+    gammas = ", ".join(f"gamma_{n} tinyint" for n in model.names)
     return gam.mapInArrow(score, ", ".join(f"{k} string" for k in KEYS)
                           + f", {gammas}, match_weight double, match_probability double")
 
@@ -310,15 +322,23 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)
         with job.stage("levels"):
-            pairs = with_term_frequencies(with_record_columns(candidates.select(*KEYS), records, cols), records, match)
-            gam = levels(pairs, match).persist(StorageLevel.MEMORY_AND_DISK)
-            n_pairs = gam.count()
+            pairs = with_record_columns(candidates.select(*KEYS), records, cols, by_rid=True)
+            pairs = with_term_frequencies(pairs, records, match)
+            # written by the tasks that compute them, then read for the model and the scores:
+            # cheaper than caching millions of rows in the JVM
+            n_pairs = write_parquet(pairs, job.path("_levels"), levels_schema(match),
+                                    transform=lambda batch: level_batch(batch, match))
+            gam = spark.read.parquet(job.path("_levels"))
         model = choose_model(spark, gam, records, candidates, config, sources, job)
         job.fs.write_text(job.path("model.json"), model.to_json())
         with job.stage("score"):
             schema = datasets.scored(model.names)
-            write_parquet(decided(scored(gam, model), model.threshold, match.one_to_one), job.path("pairs"), schema)
-        gam.unpersist()
+            if match.one_to_one:
+                write_parquet(decided(scored(gam, model), model.threshold, True), job.path("pairs"), schema)
+            else:  # scored and decided by the tasks that write them
+                write_parquet(gam, job.path("pairs"), schema,
+                              transform=lambda batch: score_batch(batch, model, model.threshold))
+        job.fs.delete(job.path("_levels"))
         out = spark.read.parquet(job.path("pairs"))
         matches = out.where(F.col("is_match"))
         n_matches = matches.count()

@@ -156,10 +156,9 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
     return merged.where(F.col("rank") <= k), broadcast_side
 
 
-def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str],
-              job: Run) -> tuple[DataFrame, DataFrame]:
-    """``(rid_a, rid_b, cosine)`` of every pair sharing a hyperplane-LSH bucket, and the
-    cached bucket rows they come from (to unpersist once written)."""
+def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str], stats_path: str) -> DataFrame:
+    """``(rid_a, rid_b, cosine)`` of every pair sharing a hyperplane-LSH bucket; the bucket
+    statistics go to ``stats_path`` as they are computed (``block.bucket_statistics``)."""
     lsh, link = config.nlsh_block.lsh, config.er_mode() == "link"
     planes = hyperplanes(dim, lsh.tables, lsh.bits, lsh.seed)
     index = {name: i for i, name in enumerate(sources)}
@@ -175,12 +174,9 @@ def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str],
 
     band_rows = emb.select("rid", "source", "vector").mapInArrow(keys, "band int, key long, fine long, rid long, "
                                                                        "src int")
-    tagged_rows = bucket_rows(band_rows, lsh.max_bucket_size, lsh.oversized, link,
-                              config.spark.shuffle_partitions).persist(StorageLevel.DISK_ONLY)
-    _, oversized = bucket_statistics(tagged_rows, emb.select("rid", "id"), job)
-    job.manifest["metrics"]["oversized_buckets"] = oversized.num_rows
-    pairs = tagged_rows.where("kind = 0").select(F.col("a").alias("rid_a"), F.col("b").alias("rid_b")).distinct()
-    return cosines(pairs, emb, dim), tagged_rows
+    pairs = bucket_rows(band_rows, lsh.max_bucket_size, lsh.oversized, link, config.spark.shuffle_partitions,
+                        stats_path).distinct()
+    return cosines(pairs, emb, dim)
 
 
 def mean_vector(emb: DataFrame, dim: int) -> np.ndarray:
@@ -259,7 +255,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         model = nb.embeddings and f"embeddings reused from {nb.embeddings}"
         metrics.update({"model": model or model_path or "all-MiniLM-L6-v2 (packaged)", "dimensions": dim,
                         "method": nb.method, "columns": encoder.columns})
-        ranked = cached = None
+        ranked = stats_path = None
         with job.stage("candidates"):
             if nb.method == "topk":
                 query = nb.queries or (sources[0] if mode == "link" else None)
@@ -274,7 +270,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 pairs = ranked.select("rid_a", "rid_b", "cosine")
                 metrics.update({"k": nb.k, "queries": query or "all", "broadcast": side})
             else:
-                pairs, cached = lsh_pairs(emb, config, dim, sources, job)
+                stats_path = job.path("_bucket_stats")
+                pairs = lsh_pairs(emb, config, dim, sources, stats_path)
                 metrics.update({"tables": nb.lsh.tables, "bits": nb.lsh.bits, "probes": nb.lsh.probes})
             if nb.min_cosine is not None:
                 pairs = pairs.where(F.col("cosine") >= nb.min_cosine)
@@ -284,6 +281,9 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             if nb.union_minhash:
                 cands = with_minhash(cands, spark, config)
             n_candidates = write_parquet(cands, job.path("candidates"), datasets.CANDIDATES)
+            if stats_path is not None:
+                _, oversized = bucket_statistics(stats_path, emb.select("rid", "id"), job)
+                metrics["oversized_buckets"] = oversized.num_rows
         metrics.update({"records": n_emb, "candidate_pairs": n_candidates})
         if config.truth is not None:
             with job.stage("quality"):
@@ -291,9 +291,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 metrics.update(quality(spark.read.parquet(job.path("candidates")), truth, n_candidates, counts, mode))
                 if ranked is not None:
                     metrics["pair_completeness_at_k"] = completeness_at_k(ranked, emb, truth, nb.k)
-        for frame in (ranked, cached):
-            if frame is not None:
-                frame.unpersist()
+        if ranked is not None:
+            ranked.unpersist()
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"].update({"embeddings": n_emb, "candidates": n_candidates})
         job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",

@@ -80,12 +80,23 @@ def read_labels(spark, path: str, fmt: str, mode: str, sources: list[str], id_co
     return pairs.select(*KEYS, (F.col(label_column).cast("int") if label_column else F.lit(1)).alias("label"))
 
 
-def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str], how: str = "inner") -> DataFrame:
-    """``pairs`` joined, by source and id, with ``columns`` of both records, suffixed _a, _b."""
+def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str], how: str = "inner",
+                        by_rid: bool = False) -> DataFrame:
+    """``pairs`` joined, by source and id, with ``columns`` of both records, suffixed _a, _b.
+
+    ``by_rid`` finds a record by its key instead, rid = xxhash64(source, id) as ingest
+    writes it (schemas/datasets.records), computed from the pair's source and id: a join on
+    one long rather than two strings, for millions of pairs."""
     for side in ("a", "b"):
         keys = [f"source_{side}", f"id_{side}"]
-        pairs = pairs.join(records.select(F.col("source").alias(keys[0]), F.col("id").alias(keys[1]),
-                                          *[F.col(c).alias(f"{c}_{side}") for c in columns]), keys, how)
+        if by_rid:
+            pairs, keys = pairs.withColumn(f"_rid_{side}", F.xxhash64(*keys)), [f"_rid_{side}"]
+            found = [F.col("rid").alias(keys[0])]
+        else:
+            found = [F.col("source").alias(keys[0]), F.col("id").alias(keys[1])]
+        pairs = pairs.join(records.select(*found, *[F.col(c).alias(f"{c}_{side}") for c in columns]), keys, how)
+        if by_rid:
+            pairs = pairs.drop(keys[0])
     return pairs
 
 

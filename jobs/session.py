@@ -38,6 +38,9 @@ def spark_session(conf: SparkConfig = SparkConfig()):
     settings = {
         "spark.sql.shuffle.partitions": str(conf.shuffle_partitions),
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(conf.arrow_batch_rows),
+        # record columns joined to millions of pairs: a broadcast hash join saves shuffling and
+        # sorting the pairs twice (Spark's 10 MB default stops short of 1M records' columns)
+        "spark.sql.autoBroadcastJoinThreshold": f"{conf.broadcast_join_mb}m" if conf.broadcast_join_mb else "-1",
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "true",

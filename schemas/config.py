@@ -30,7 +30,10 @@ class SparkConfig(Model):
     app_name: str = "sigil"
     shuffle_partitions: int = Field(8, ge=1)
     driver_memory: str = "4g"
-    arrow_batch_rows: int = Field(10_000, ge=100)
+    arrow_batch_rows: int = Field(100_000, ge=100)
+    broadcast_join_mb: int = Field(64, ge=0, description="joins whose smaller side Spark estimates under this "
+                                                         "(Parquet size) broadcast it instead of shuffling both "
+                                                         "sides; 0 turns broadcast joins off")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra spark.* settings")
 
 

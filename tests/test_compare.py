@@ -98,6 +98,15 @@ def test_levels_by_hand():
     assert c.labels() == ["exact", "damerau_levenshtein<=1", "date_days<=366", "else"]
 
 
+def test_a_similarity_at_the_bound_holds():
+    # Jaro-Winkler of these is 0.8 (to float64 rounding): the shared score, cut off just
+    # under the loosest bound, must still place them in the 0.8 level
+    c = Comparison.model_validate({"column": "name", "levels": [
+        {"kind": "exact"}, {"kind": "jaro_winkler", "min": 0.92}, {"kind": "jaro_winkler", "min": 0.8}]})
+    a, b = pa.array(["joey", "ki", "anna", "x"]), pa.array(["joseph", "kimberly", "anna", "yz"])
+    assert comparison_levels(c, a, b).tolist() == [2, 2, 0, 3]
+
+
 def test_word_jaccard():
     got = word_jaccard(pa.array(["a b c", "x", "", None]), pa.array(["c b d", "x", "", "y"]))
     assert got.tolist() == pytest.approx([0.5, 1.0, 0.0, 0.0])

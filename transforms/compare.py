@@ -99,24 +99,40 @@ def date_days(a: np.ndarray, b: np.ndarray, date_format: str) -> np.ndarray:
     return (x - y).dt.days.abs().to_numpy(float, na_value=np.nan)
 
 
-def level_holds(level, a: pa.Array, b: pa.Array, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
-    """Boolean mask: where ``level``'s predicate holds for the pairs (a[i], b[i]); ``sa``,
-    ``sb`` are the same values as numpy string arrays (converted once per comparison)."""
-    kind = level.kind
+def level_scores(kind: str, levels: list, a: pa.Array, b: pa.Array, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+    """The similarity or distance of ``kind`` for the pairs (a[i], b[i]), once for all of a
+    comparison's ``levels`` of that kind; ``sa``, ``sb`` are the same values as numpy string
+    arrays. String measures stop early past the loosest bound of those levels (rapidfuzz's
+    ``score_cutoff``): a score beyond it holds for no level anyway."""
     if kind == "exact":
         return sa == sb
     if kind in _SIMILARITY:
         # float64: the float32 default would round a similarity of 0.79999 up to 0.8
-        return process.cpdist(sa, sb, scorer=_SIMILARITY[kind], workers=1, dtype=np.float64) >= level.min
+        # the cutoff a hair below the bound: rapidfuzz rounds at the cutoff, the levels decide
+        return process.cpdist(sa, sb, scorer=_SIMILARITY[kind], workers=1, dtype=np.float64,
+                              score_cutoff=max(min(level.min for level in levels) - 1e-6, 0.0))
     if kind in _EDITS:
-        return process.cpdist(sa, sb, scorer=_EDITS[kind], workers=1) <= level.max
+        return process.cpdist(sa, sb, scorer=_EDITS[kind], workers=1,
+                              score_cutoff=int(max(level.max for level in levels)))
     if kind == "jaccard":
-        return word_jaccard(a, b) >= level.min
+        return word_jaccard(a, b)
     if kind == "numeric_diff":
-        return numeric_difference(sa, sb) <= level.max  # NaN compares False
-    if kind == "date_days":
-        return date_days(sa, sb, level.date_format) <= level.max
+        return numeric_difference(sa, sb)
+    if kind.startswith("date_days"):
+        return date_days(sa, sb, levels[0].date_format)
     raise ValueError(f"unknown comparison level kind {kind!r}")
+
+
+def level_holds(level, scores: np.ndarray) -> np.ndarray:
+    """Boolean mask: where ``level``'s predicate holds, given its kind's ``scores`` (NaN,
+    for values that are not numbers or dates, holds for no bound)."""
+    if level.kind == "exact":
+        return scores
+    return scores >= level.min if level.min is not None else scores <= level.max
+
+
+def _score_kind(level) -> str:
+    return f"date_days {level.date_format}" if level.kind == "date_days" else level.kind
 
 
 def cosines(a: pa.Array, b: pa.Array) -> np.ndarray:
@@ -151,14 +167,22 @@ def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
     rows = np.flatnonzero(~null)
     a, b = a.take(pa.array(rows)), b.take(pa.array(rows))
     sa, sb = _strings(a), _strings(b)
+    kinds = [_score_kind(level) for level in comparison.levels]
+    scores: dict[str, np.ndarray] = {}  # each kind's scores, computed once, over the rows left
     for index, level in enumerate(comparison.levels):
         if not len(rows):
             break
-        holds = level_holds(level, a, b, sa, sb)
+        kind = kinds[index]
+        if kind not in scores:
+            scores[kind] = level_scores(level.kind, [x for x, k in zip(comparison.levels, kinds) if k == kind],
+                                        a, b, sa, sb)
+        holds = level_holds(level, scores[kind])
         gamma[rows[holds]] = index
         keep = ~holds
         rows, sa, sb = rows[keep], sa[keep], sb[keep]
-        a, b = a.filter(pa.array(keep)), b.filter(pa.array(keep))
+        scores = {k: v[keep] for k, v in scores.items()}
+        if "jaccard" in kinds[index + 1:]:  # the only measure that reads the Arrow arrays
+            a, b = a.filter(pa.array(keep)), b.filter(pa.array(keep))
     return gamma
 
 

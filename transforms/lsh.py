@@ -162,8 +162,9 @@ def buckets(band: np.ndarray, key: np.ndarray, ids: np.ndarray, max_size: int, s
         np.zeros(0, np.int64)
     offsets = np.r_[starts, len(band)].astype(np.int64)
     sizes = np.diff(offsets)
-    hist, counts = np.unique(np.stack([band[starts], sizes]), axis=1, return_counts=True) if len(sizes) else \
-        (np.zeros((2, 0), np.int64), np.zeros(0, np.int64))
+    # (band, size) packed in one int64: a 1-d unique is many times faster than unique(axis=1)
+    packed, counts = np.unique(band[starts].astype(np.int64) << 40 | sizes, return_counts=True)
+    hist = (packed >> 40, packed & ((1 << 40) - 1))
     big = np.flatnonzero(sizes > max_size)
     ids = ids[order]
     return {

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sigil.transforms.compare import _strings, codes, level_holds, missing
+from sigil.transforms.compare import _strings, codes, level_holds, level_scores, missing
 
 
 def rule_columns(rule) -> list[str]:
@@ -51,7 +51,7 @@ def condition_holds(condition, a: pa.Array, b: pa.Array) -> np.ndarray:
     rows = np.flatnonzero(~(missing(a) | missing(b)))
     if len(rows):
         a, b = a.take(pa.array(rows)), b.take(pa.array(rows))
-        out[rows] = level_holds(condition, a, b, _strings(a), _strings(b))
+        out[rows] = level_holds(condition, level_scores(condition.kind, [condition], a, b, _strings(a), _strings(b)))
     return out
 
 
