@@ -211,7 +211,7 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 
 def rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int, job: Run) -> int:
     """Write the candidates of rule blocking (no Jaccard: the rules are the evidence)."""
-    stats_path = job.path("_bucket_stats")
+    stats_path = job.path("bucket_stats")
     ids, cross_skipped = rule_pairs(records, block, sources, partitions, stats_path)
     out = named(ids, records).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
                                      F.lit(None).cast("float").alias("jaccard"))
@@ -287,7 +287,7 @@ def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str
         sig_schema = datasets.signatures(block.minhash.num_perm, block.exact_jaccard)
         _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
     with job.stage("pairs"):
-        stats_path = job.path("_bucket_stats")
+        stats_path = job.path("bucket_stats")
         pairs = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
                             block.lsh.oversized, block.mode == "link", partitions, stats_path).distinct()
         n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)

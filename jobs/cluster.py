@@ -22,7 +22,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import read_input, write_parquet
+from sigil.jobs.io import read_input, write_parquet, write_parquet_unless_empty, write_table
 from sigil.jobs.runner import Run, StrictError
 from sigil.jobs.pairs import KEYS, read_truth, with_record_columns
 from sigil.schemas import datasets
@@ -214,8 +214,11 @@ def split_oversized(assigned: DataFrame, big: DataFrame, edges: DataFrame, thres
 def report_oversized(spark, job: Run, assigned: DataFrame, big: DataFrame, cluster: ClusterConfig) -> int:
     """Write the ``oversized`` dataset of the ``big`` components, add them to the metrics."""
     split = cluster.split_threshold is not None
-    n_big = write_parquet(oversized_report(assigned, big, split), job.path("oversized"),
-                          datasets.OVERSIZED_COMPONENTS)
+    if big.isEmpty():  # the usual case: no pass of tasks to write nothing
+        n_big = write_table(datasets.OVERSIZED_COMPONENTS.empty_table(), job.path("oversized"))
+    else:
+        n_big = write_parquet(oversized_report(assigned, big, split), job.path("oversized"),
+                              datasets.OVERSIZED_COMPONENTS)
     job.manifest["metrics"]["oversized_components"] = n_big
     if n_big:
         top = (spark.read.parquet(job.path("oversized")).orderBy(F.desc("size"), "entity_id")
@@ -316,7 +319,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             above = pairs.where(edge).select(*KEYS, "match_probability")
             keyed = with_record_columns(above, records, ["rid"], "left").persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
-            n_dangling = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
+            n_dangling = write_parquet_unless_empty(quarantine, job.path("quarantine"), datasets.QUARANTINE)
             if strict and n_dangling:
                 first = quarantine.orderBy("source", "id").limit(5).collect()  # driver-ok: 5 rows
                 raise StrictError(f"--strict: {n_dangling} edge(s) quarantined; first: "

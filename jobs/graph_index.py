@@ -121,7 +121,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             n_sigs, empty = write_parquet(named.select(*schema.names), job.path("signatures"), schema,
                                           empty_column="set_size")
         with job.stage("index"):
-            stats_path = job.path("_bucket_stats")
+            stats_path = job.path("bucket_stats")
             n_index = write_parquet(index_rows(sigs, index, partitions, stats_path), job.path("lsh"), datasets.LSH_INDEX)
             stats, oversized = bucket_statistics(stats_path, vertices.select("vid", "vertex"), job)
         sigs.unpersist()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -158,17 +157,17 @@ def flagged(records: DataFrame) -> DataFrame:
 
 
 def settle_duplicates(spark, job: Run, names: list[str]) -> dict[str, int]:
-    """Move the parsed records (``_parsed``) to ``records``. Duplicate ids join the
+    """Move the parsed records (``parsed``) to ``records``. Duplicate ids join the
     quarantine with the reason ``duplicate id (first at file:line)`` and the records are
     written again without them; a rid collision fails the run. Returns the duplicates per
     source."""
-    if not job.fs.exists(job.path("_parsed")):
+    if not job.fs.exists(job.path("parsed")):
         return {}
-    parsed = spark.read.parquet(job.path("_parsed"))
+    parsed = spark.read.parquet(job.path("parsed"))
     # a hash aggregate, no sort, finds the rids held by more than one row; usually none
     shared = parsed.groupBy("rid").count().where("count > 1")
     if shared.isEmpty():
-        job.fs.rename(job.path("_parsed"), job.path("records"))
+        job.fs.rename(job.path("parsed"), job.path("records"))
         return {}
     flags = flagged(parsed.join(shared.select("rid"), "rid", "left_semi")).where("duplicate or collision")
     flags = flags.persist(StorageLevel.MEMORY_AND_DISK)
@@ -183,7 +182,7 @@ def settle_duplicates(spark, job: Run, names: list[str]) -> dict[str, int]:
     write_parquet(quarantined, job.path("quarantine"), datasets.QUARANTINE)
     write_parquet(parsed.join(at, ["file", "line"], "left_anti"), job.path("records"), datasets.records(names))
     flags.unpersist()
-    job.fs.delete(job.path("_parsed"))
+    job.fs.delete(job.path("parsed"))
     return {source: n for (source, _), n in found.items()}
 
 
@@ -204,7 +203,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     with Run("ingest", config, spark, strict, quiet) as job:
         names = [a.name for a in config.ingest.attributes]
         with job.stage("parse"):
-            counts = parse_and_write(spark, config, job.path("_parsed"), job.path("quarantine"))
+            counts = parse_and_write(spark, config, job.path("parsed"), job.path("quarantine"))
         with job.stage("duplicates"):
             dupes = settle_duplicates(spark, job, names)
         n_records = sum(n for (kind, _), n in counts.items() if kind == RECORDS) - sum(dupes.values())

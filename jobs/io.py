@@ -73,6 +73,15 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
     return (written, int(counts[1] or 0)) if empty_column is not None else written
 
 
+def write_parquet_unless_empty(df: DataFrame, path: str, schema: pa.Schema) -> int:
+    """``write_parquet`` for a frame that is usually empty and cheap to test (a filter of a
+    cached frame): an empty one is written from the driver, sparing a pass of Python tasks."""
+    if df.isEmpty():
+        write_table(schema.empty_table(), path)
+        return 0
+    return write_parquet(df, path, schema)
+
+
 def _task_output(path: str):
     """The output stream of the running task's file in directory ``path``, named by its
     partition, so a retried task overwrites its own file."""

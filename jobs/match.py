@@ -157,7 +157,8 @@ def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: Sigi
     match, em = config.match, config.match.em
     with job.stage("u from random pairs"):
         sample = random_sample(records, value_columns(match), config.er_mode(), em.u_pairs, em.seed)
-        u = u_from_counts(u_counts(spark, sample, match, config.er_mode(), config.spark.shuffle_partitions))
+        # one slice of the pairs per core: the work is all CPU, more tasks only cost scheduling
+        u = u_from_counts(u_counts(spark, sample, match, config.er_mode(), spark.sparkContext.defaultParallelism))
     with job.stage("em"):
         names = [c.key for c in match.comparisons]
         grouped = gam.groupBy(*[f"gamma_{n}" for n in names]).count()
@@ -326,9 +327,9 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             pairs = with_term_frequencies(pairs, records, match)
             # written by the tasks that compute them, then read for the model and the scores:
             # cheaper than caching millions of rows in the JVM
-            n_pairs = write_parquet(pairs, job.path("_levels"), levels_schema(match),
+            n_pairs = write_parquet(pairs, job.path("levels"), levels_schema(match),
                                     transform=lambda batch: level_batch(batch, match))
-            gam = spark.read.parquet(job.path("_levels"))
+            gam = spark.read.parquet(job.path("levels"))
         model = choose_model(spark, gam, records, candidates, config, sources, job)
         job.fs.write_text(job.path("model.json"), model.to_json())
         with job.stage("score"):
@@ -338,7 +339,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             else:  # scored and decided by the tasks that write them
                 write_parquet(gam, job.path("pairs"), schema,
                               transform=lambda batch: score_batch(batch, model, model.threshold))
-        job.fs.delete(job.path("_levels"))
+        job.fs.delete(job.path("levels"))
         out = spark.read.parquet(job.path("pairs"))
         matches = out.where(F.col("is_match"))
         n_matches = matches.count()

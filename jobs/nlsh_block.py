@@ -270,7 +270,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 pairs = ranked.select("rid_a", "rid_b", "cosine")
                 metrics.update({"k": nb.k, "queries": query or "all", "broadcast": side})
             else:
-                stats_path = job.path("_bucket_stats")
+                stats_path = job.path("bucket_stats")
                 pairs = lsh_pairs(emb, config, dim, sources, stats_path)
                 metrics.update({"tables": nb.lsh.tables, "bits": nb.lsh.bits, "probes": nb.lsh.probes})
             if nb.min_cosine is not None:
