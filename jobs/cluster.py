@@ -22,7 +22,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import read_input, write_parquet, write_parquet_unless_empty, write_table
+from sigil.jobs.io import read_input, write_parquet, write_parquet_unless_empty
 from sigil.jobs.runner import Run, StrictError
 from sigil.jobs.pairs import KEYS, read_truth, with_record_columns
 from sigil.schemas import datasets
@@ -214,11 +214,8 @@ def split_oversized(assigned: DataFrame, big: DataFrame, edges: DataFrame, thres
 def report_oversized(spark, job: Run, assigned: DataFrame, big: DataFrame, cluster: ClusterConfig) -> int:
     """Write the ``oversized`` dataset of the ``big`` components, add them to the metrics."""
     split = cluster.split_threshold is not None
-    if big.isEmpty():  # the usual case: no pass of tasks to write nothing
-        n_big = write_table(datasets.OVERSIZED_COMPONENTS.empty_table(), job.path("oversized"))
-    else:
-        n_big = write_parquet(oversized_report(assigned, big, split), job.path("oversized"),
-                              datasets.OVERSIZED_COMPONENTS)
+    n_big = write_parquet_unless_empty(oversized_report(assigned, big, split), job.path("oversized"),
+                                       datasets.OVERSIZED_COMPONENTS, probe=big)
     job.manifest["metrics"]["oversized_components"] = n_big
     if n_big:
         top = (spark.read.parquet(job.path("oversized")).orderBy(F.desc("size"), "entity_id")

@@ -22,12 +22,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import spark_schema, to_contract, write_parquet, write_table
+from sigil.jobs.io import spark_schema, task_output, to_contract, write_parquet, write_table
 from sigil.jobs.runner import Run, StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.records import (LINE_FORMATS, InputError, count_newlines, line_splits, list_files,
-                                     open_input, read_header, records_from_file)
+                                     read_header, records_from_file)
 from sigil.transforms.xxhash import xxhash64
 
 
@@ -108,9 +108,7 @@ def write_part(batches, tag: str, names: list[str], records_path: str, quarantin
                 if not rows.num_rows:
                     continue
                 if path not in writers:
-                    fs, root = open_input(path)
-                    fs.create_dir(root, recursive=True)
-                    out = fs.open_output_stream(f"{root}/part-{tag}.parquet")
+                    out = task_output(path, tag)
                     writers[path] = (out, pq.ParquetWriter(out, schemas[path], compression="zstd"))
                 if kind == RECORDS:
                     rows = rows.append_column("rid", pa.array(xxhash64([rows.column("source"), rows.column("id")])))

@@ -55,7 +55,7 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
 
     def write(batches):
         rows = zeros = 0
-        with _task_output(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        with task_output(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for batch in batches:
                 if transform is not None:
                     batch = transform(batch)
@@ -73,27 +73,30 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
     return (written, int(counts[1] or 0)) if empty_column is not None else written
 
 
-def write_parquet_unless_empty(df: DataFrame, path: str, schema: pa.Schema) -> int:
-    """``write_parquet`` for a frame that is usually empty and cheap to test (a filter of a
-    cached frame): an empty one is written from the driver, sparing a pass of Python tasks."""
-    if df.isEmpty():
+def write_parquet_unless_empty(df: DataFrame, path: str, schema: pa.Schema, probe: DataFrame | None = None) -> int:
+    """``write_parquet`` for a frame that is usually empty: when ``probe`` (a frame cheap to
+    test, empty exactly when ``df`` is; by default ``df`` itself) is empty, the empty dataset
+    is written from the driver, sparing a pass of Python tasks."""
+    if (df if probe is None else probe).isEmpty():
         write_table(schema.empty_table(), path)
         return 0
     return write_parquet(df, path, schema)
 
 
-def _task_output(path: str):
-    """The output stream of the running task's file in directory ``path``, named by its
-    partition, so a retried task overwrites its own file."""
+def task_output(path: str, name: str | None = None):
+    """The output stream of the running task's file ``part-<name>.parquet`` in directory
+    ``path``, by default named by the task's partition: a retried task overwrites its own
+    file."""
     fs, root = open_input(path)
     fs.create_dir(root, recursive=True)
-    return fs.open_output_stream(f"{root}/part-{TaskContext.get().partitionId():05d}.parquet")
+    name = name if name is not None else f"{TaskContext.get().partitionId():05d}"
+    return fs.open_output_stream(f"{root}/part-{name}.parquet")
 
 
 def write_task_table(table: pa.Table, path: str) -> None:
     """From inside a Spark task: write a small side output of the task (statistics) into
     directory ``path``; ``read_task_tables`` reads them all once the job has run."""
-    with _task_output(path) as out:
+    with task_output(path) as out:
         pq.write_table(table, out, compression="zstd")
 
 

@@ -118,7 +118,7 @@ def level_scores(kind: str, levels: list, a: pa.Array, b: pa.Array, sa: np.ndarr
         return word_jaccard(a, b)
     if kind == "numeric_diff":
         return numeric_difference(sa, sb)
-    if kind.startswith("date_days"):
+    if kind == "date_days":
         return date_days(sa, sb, levels[0].date_format)
     raise ValueError(f"unknown comparison level kind {kind!r}")
 
