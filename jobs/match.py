@@ -20,17 +20,19 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from sigil.jobs.io import read_input, spark_schema, write_parquet
+from sigil.jobs.lookup import dataset_version, fits_in_tasks, found_pairs, record_index
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, pair_quality, read_labels, read_truth, with_record_columns
 from sigil.schemas import datasets
 from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
-from sigil.transforms.compare import NULL_LEVEL, gamma_batch, value_column
+from sigil.transforms.compare import NULL_LEVEL, Vocabulary, coded_levels, gamma_batch, value_column
 from sigil.transforms.fellegi_sunter import MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts
 from sigil.transforms.records import InputError, open_input
 from sigil.transforms.supervised import fit_logistic
@@ -66,6 +68,35 @@ def with_term_frequencies(pairs: DataFrame, records: DataFrame, match: MatchConf
     return pairs
 
 
+def term_frequencies(values: pa.Array) -> np.ndarray:
+    """Per record: the relative frequency of its value among the records' nonblank values
+    (0 for a blank one), as ``with_term_frequencies`` computes it in Spark."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    blank = pc.fill_null(pc.equal(pc.utf8_trim(values, " "), ""), True).to_numpy(zero_copy_only=False)
+    codes = pc.fill_null(pc.dictionary_encode(values).indices, 0).to_numpy()
+    counts = np.bincount(codes[~blank], minlength=int(codes.max(initial=-1)) + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(blank, 0.0, counts[np.where(blank, 0, codes)] / max(int((~blank).sum()), 1))
+
+
+def indexed_levels(batch: pa.RecordBatch, path: str, version: tuple, match: MatchConfig) -> pa.RecordBatch:
+    """Pairs (KEYS) -> ``levels_schema`` columns, both records found in the worker's index
+    of the records at ``path`` (jobs/lookup.py): each compared column is encoded once per
+    worker (transforms/compare.Vocabulary), so a pair's values are two integer codes."""
+    index = record_index(path, version, value_columns(match))
+    batch, rows = found_pairs(index, batch)
+    gammas, tf = {}, {}
+    for c in match.comparisons:
+        col = value_column(c)
+        vocab, (codes,) = index.cached(("vocabulary", col), lambda table: Vocabulary.encode(table.column(col)))
+        gammas[f"gamma_{c.key}"] = coded_levels(c, vocab, codes[rows["a"]], codes[rows["b"]])
+        if c.term_frequency:
+            freq = index.cached(("tf", col), lambda table: term_frequencies(table.column(col)))
+            tf[f"tf_{c.key}"] = freq[rows["a"]]
+    return level_batch(pa.RecordBatch.from_pydict({**{k: batch.column(k) for k in KEYS}, **tf}), match,
+                       gammas=gammas)
+
+
 def levels_schema(match: MatchConfig, keep: tuple[str, ...] = ()) -> pa.Schema:
     """KEYS, gamma_<name>..., tf_<name>..., ``keep`` (int32)."""
     return pa.schema([pa.field(k, pa.string()) for k in KEYS]
@@ -74,10 +105,13 @@ def levels_schema(match: MatchConfig, keep: tuple[str, ...] = ()) -> pa.Schema:
                      + [pa.field(k, pa.int32()) for k in keep])
 
 
-def level_batch(batch: pa.RecordBatch, match: MatchConfig, keep: tuple[str, ...] = ()) -> pa.RecordBatch:
-    """One batch of pairs with both records' values -> ``levels_schema`` columns."""
+def level_batch(batch: pa.RecordBatch, match: MatchConfig, keep: tuple[str, ...] = (),
+                gammas: dict[str, np.ndarray] | None = None) -> pa.RecordBatch:
+    """One batch of pairs with both records' values (or with their ``gammas`` already
+    computed) -> ``levels_schema`` columns."""
+    gammas = gamma_batch(batch, match.comparisons) if gammas is None else gammas
     cols = {k: batch.column(k) for k in KEYS}
-    cols.update({k: pa.array(v, pa.int8()) for k, v in gamma_batch(batch, match.comparisons).items()})
+    cols.update({k: pa.array(v, pa.int8()) for k, v in gammas.items()})
     cols.update({k: batch.column(k) for k in (*(f"tf_{c.key}" for c in match.comparisons if c.term_frequency), *keep)})
     return pa.RecordBatch.from_pydict(cols, schema=levels_schema(match, keep))
 
@@ -323,12 +357,16 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)
         with job.stage("levels"):
-            pairs = with_record_columns(candidates.select(*KEYS), records, cols, by_rid=True)
-            pairs = with_term_frequencies(pairs, records, match)
+            pairs = candidates.select(*KEYS)
+            if not match.embeddings and fits_in_tasks(spark, records.select("rid", *cols)):
+                version = dataset_version(path)  # records found by each task: no joins
+                compute = lambda batch: indexed_levels(batch, path, version, match)  # noqa: E731
+            else:
+                pairs = with_term_frequencies(with_record_columns(pairs, records, cols, by_rid=True), records, match)
+                compute = lambda batch: level_batch(batch, match)  # noqa: E731
             # written by the tasks that compute them, then read for the model and the scores:
             # cheaper than caching millions of rows in the JVM
-            n_pairs = write_parquet(pairs, job.path("levels"), levels_schema(match),
-                                    transform=lambda batch: level_batch(batch, match))
+            n_pairs = write_parquet(pairs, job.path("levels"), levels_schema(match), transform=compute)
             gam = spark.read.parquet(job.path("levels"))
         model = choose_model(spark, gam, records, candidates, config, sources, job)
         job.fs.write_text(job.path("model.json"), model.to_json())

@@ -68,6 +68,14 @@ def test_saved_model_scores_a_new_batch_without_training(spark, febrl4, febrl4_m
     a = pq.read_table(f"{config.output}/match/pairs").sort_by(keys)
     b = pq.read_table(f"{tmp_path}/match/pairs").sort_by(keys)
     assert a.equals(b)
+    # records too large to look up in the tasks are joined to the pairs instead: same pairs
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        match.run(spark, match_config(febrl4[0], tmp_path / "joined", load_model=f"{config.output}/match/model.json"),
+                  quiet=True)
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", f"{config.spark.broadcast_join_mb}m")
+    assert pq.read_table(f"{tmp_path}/joined/match/pairs").sort_by(keys).equals(a)
     other = match_config(febrl4[0], tmp_path / "other", load_model=f"{config.output}/match/model.json",
                          comparisons=PEOPLE["match"]["comparisons"][:3])
     with pytest.raises(InputError, match="other comparisons"):

@@ -147,6 +147,41 @@ def cosines(a: pa.Array, b: pa.Array) -> np.ndarray:
     return out
 
 
+class Vocabulary:
+    """The distinct values of a column, so that a comparison tests equality and missing
+    values on integer codes and scores each distinct pair of values once: a column of
+    first names holds far fewer distinct pairs than pairs of records.
+
+    ``arrow`` holds the values (null among them, when any is), ``strings`` the same as a
+    numpy array of str ('' for null), ``missing`` which are null or blank."""
+
+    def __init__(self, values: pa.Array):
+        self.arrow = values
+        self.strings = _strings(values)
+        self.missing = missing(values)
+        self._code_words = None
+
+    def __len__(self) -> int:
+        return len(self.arrow)
+
+    @classmethod
+    def encode(cls, *arrays: pa.Array) -> tuple[Vocabulary, list[np.ndarray]]:
+        """One vocabulary of the values of ``arrays`` and each array's int32 codes into it."""
+        arrays = [pc.cast(x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x, pa.string()) for x in arrays]
+        encoded = pc.dictionary_encode(pa.concat_arrays(arrays), null_encoding="encode")
+        codes = encoded.indices.to_numpy()
+        bounds = np.cumsum([0, *(len(x) for x in arrays)])
+        return cls(encoded.dictionary), [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def code_words(self) -> tuple[Vocabulary, np.ndarray]:
+        """The vocabulary of the values' code-like words (``codes``) and every value's code
+        into it; computed once."""
+        if self._code_words is None:
+            vocab, (remap,) = Vocabulary.encode(codes(self.arrow))
+            self._code_words = vocab, remap
+        return self._code_words
+
+
 def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
     """int8 level of every pair: the first level whose predicate holds, ``len(levels)``
     (else) when none does, ``NULL_LEVEL`` where a value is missing."""
@@ -158,31 +193,44 @@ def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
             gamma[cos >= comparison.levels[index].min] = index
         gamma[np.isnan(cos)] = NULL_LEVEL
         return gamma
+    vocab, (ca, cb) = Vocabulary.encode(a, b)
+    return coded_levels(comparison, vocab, ca, cb)
+
+
+def coded_levels(comparison, vocab: Vocabulary, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """``comparison_levels`` of the pairs of values (vocab[ca[i]], vocab[cb[i]]): each
+    distinct pair of present values is scored once."""
     if comparison.extract == "codes":
-        a, b = codes(a), codes(b)
-    n = len(a)
-    gamma = np.full(n, len(comparison.levels), dtype=np.int8)
-    null = missing(a) | missing(b)
-    gamma[null] = NULL_LEVEL
-    rows = np.flatnonzero(~null)
-    a, b = a.take(pa.array(rows)), b.take(pa.array(rows))
-    sa, sb = _strings(a), _strings(b)
+        vocab, remap = vocab.code_words()
+        ca, cb = remap[ca], remap[cb]
+    gamma = np.full(len(ca), NULL_LEVEL, dtype=np.int8)
+    rows = np.flatnonzero(~(vocab.missing[ca] | vocab.missing[cb]))
+    distinct, inverse = np.unique(ca[rows].astype(np.int64) * len(vocab) + cb[rows], return_inverse=True)
+    gamma[rows] = distinct_levels(comparison, vocab, distinct // len(vocab), distinct % len(vocab))[inverse]
+    return gamma
+
+
+def distinct_levels(comparison, vocab: Vocabulary, ua: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """Levels of present value pairs (codes ``ua``, ``ub``); each level is tried only on
+    the pairs no earlier level has claimed."""
+    gamma = np.full(len(ua), len(comparison.levels), dtype=np.int8)
     kinds = [_score_kind(level) for level in comparison.levels]
-    scores: dict[str, np.ndarray] = {}  # each kind's scores, computed once, over the rows left
+    rows = np.arange(len(ua))
+    scores: dict[str, np.ndarray] = {"exact": ua == ub}  # each kind's scores, once, over the pairs left
     for index, level in enumerate(comparison.levels):
         if not len(rows):
             break
         kind = kinds[index]
         if kind not in scores:
+            a = b = None
+            if kind == "jaccard":  # the only measure that reads Arrow arrays
+                a, b = vocab.arrow.take(pa.array(ua[rows])), vocab.arrow.take(pa.array(ub[rows]))
             scores[kind] = level_scores(level.kind, [x for x, k in zip(comparison.levels, kinds) if k == kind],
-                                        a, b, sa, sb)
+                                        a, b, vocab.strings[ua[rows]], vocab.strings[ub[rows]])
         holds = level_holds(level, scores[kind])
         gamma[rows[holds]] = index
-        keep = ~holds
-        rows, sa, sb = rows[keep], sa[keep], sb[keep]
-        scores = {k: v[keep] for k, v in scores.items()}
-        if "jaccard" in kinds[index + 1:]:  # the only measure that reads the Arrow arrays
-            a, b = a.filter(pa.array(keep)), b.filter(pa.array(keep))
+        rows = rows[~holds]
+        scores = {k: v[~holds] for k, v in scores.items()}
     return gamma
 
 

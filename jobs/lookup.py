@@ -1,0 +1,98 @@
+"""Records looked up inside the tasks that need them, instead of joined to millions of pairs.
+
+A stage that needs a few columns of both records of every pair would join the pairs with
+the records twice: the records' columns cross from the JVM to Python once per pair side.
+When those columns are small enough that Spark would broadcast them anyway (its size
+estimate under ``spark.broadcast_join_mb``), each Python worker reads them from the
+records' Parquet once instead, ordered by record key, and its tasks find the records of
+each pair by binary search on rid = xxhash64(source, id) (transforms/xxhash.py, the key
+ingest writes): only the pairs cross into Python, and nothing is shuffled.
+
+Larger records fall back to the joins (jobs/pairs.with_record_columns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pyspark.sql import DataFrame
+
+from sigil.transforms.records import list_files, open_input
+from sigil.transforms.xxhash import xxhash64
+
+
+def fits_in_tasks(spark, frame: DataFrame) -> bool:
+    """Whether Spark estimates ``frame`` (the columns to look up) under its broadcast
+    threshold: the same bound as a broadcast join, so a lookup holds no more per worker
+    than Spark itself would ship to every executor."""
+    limit = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    limit = int(limit[:-1]) << 20 if limit.endswith("m") else int(limit)
+    size = int(str(frame._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
+    return 0 <= size <= limit
+
+
+class RecordIndex:
+    """Columns of every record, findable by rid; ``cached`` memoises what callers derive
+    from them (such as term frequencies), so every task of a worker shares it."""
+
+    def __init__(self, table: pa.Table):
+        rid = table.column("rid").to_numpy()
+        order = np.argsort(rid, kind="stable")
+        self.table = table.take(pa.array(order)).combine_chunks()
+        self.rids = rid[order]
+        self.derived: dict = {}
+
+    def positions(self, rids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row of each rid, and whether it was found (rows of missing rids are 0)."""
+        at = np.minimum(np.searchsorted(self.rids, rids), max(len(self.rids) - 1, 0))
+        found = self.rids[at] == rids if len(self.rids) else np.zeros(len(rids), bool)
+        return np.where(found, at, 0), found
+
+    def find(self, source: pa.Array, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the records (source, id), and whether each exists."""
+        return self.positions(xxhash64([source, ids]))
+
+    def cached(self, key, compute):
+        if key not in self.derived:
+            self.derived[key] = compute(self.table)
+        return self.derived[key]
+
+
+_WORKER: dict = {}  # one index per Python worker, reused by its tasks until another is asked
+
+
+def dataset_version(path: str) -> tuple:
+    """The data files of ``path`` with their sizes and times: a worker's index is reused
+    only while these are unchanged."""
+    fs, _ = open_input(path)
+    files = list_files(path)
+    infos = fs.get_file_info([open_input(f)[1] for f in files])
+    return tuple((f, i.size, i.mtime_ns) for f, i in zip(files, infos))
+
+
+def record_index(path: str, version: tuple, columns: list[str]) -> RecordIndex:
+    """In a task: the worker's index of ``columns`` (and rid) of the records at ``path``,
+    read on first use."""
+    key = (path, version, tuple(columns))
+    if _WORKER.get("key") != key:
+        _WORKER.clear()  # drop the old index before reading the new one
+        fs, _ = open_input(path)
+        files = [open_input(f)[1] for f, _, _ in version]
+        table = ds.dataset(files, filesystem=fs, format="parquet").to_table(columns=["rid", *columns])
+        _WORKER.update(key=key, index=RecordIndex(table))
+    return _WORKER["index"]
+
+
+def found_pairs(index: RecordIndex, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, np.ndarray]]:
+    """The pairs of ``batch`` (KEYS) whose two records exist, and the index rows of each
+    side's records (``{"a": rows, "b": rows}``). Pairs with a record missing are dropped,
+    as an inner join would."""
+    rows, found = {}, np.ones(batch.num_rows, bool)
+    for side in ("a", "b"):
+        rows[side], ok = index.find(batch.column(f"source_{side}"), batch.column(f"id_{side}"))
+        found &= ok
+    if not found.all():
+        batch = batch.filter(pa.array(found))
+        rows = {side: r[found] for side, r in rows.items()}
+    return batch, rows
