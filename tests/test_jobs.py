@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections import Counter
 
 import datasketch
 import numpy as np
@@ -264,15 +265,22 @@ def test_generated_link_data_blocks_across_sources_only(spark, tmp_path):
 
 
 @needs_data(FEBRL)
-def test_rule_blocking_equals_brute_force_equality(spark, febrl4, tmp_path):
-    """Every pair across sources that agrees on one rule's key, and no other pair."""
+@pytest.mark.parametrize("in_tasks", [True, False], ids=["records-in-tasks", "shuffled"])
+def test_rule_blocking_equals_brute_force_equality(spark, febrl4, tmp_path, in_tasks):
+    """Every pair across sources that agrees on one rule's key, and no other pair; the
+    keys shared by too many records skipped and reported. Both ways: the records' keys
+    held by every task, or too large for that and shuffled."""
     config, _, _ = febrl4
     rules = [["soc_sec_id"], ["surname", "date_of_birth[0:4]"],
-             {"left": ["given_name", "surname"], "right": ["surname", "given_name"]}]
+             {"left": ["given_name", "surname"], "right": ["surname", "given_name"]}, ["state"]]
     tree = config.model_dump(mode="json", exclude_none=True)
     tree.update(output=str(tmp_path), block={**tree["block"], "method": "rules", "rules": rules,
-                                              "input": f"{config.output}/ingest/records"})
-    m = block.run(spark, load_config(base=tree), quiet=True)["metrics"]
+                                              "max_rule_group": 800, "input": f"{config.output}/ingest/records"})
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", f"{config.spark.broadcast_join_mb}m" if in_tasks else "-1")
+    try:
+        m = block.run(spark, load_config(base=tree), quiet=True)["metrics"]
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", f"{config.spark.broadcast_join_mb}m")
     got = pq.read_table(f"{tmp_path}/block/candidates")
     assert got.schema == datasets.CANDIDATES and got.column("jaccard_estimate").null_count == got.num_rows
     got = set(zip(*(got.column(c).to_pylist() for c in ("source_a", "id_a", "source_b", "id_b"))))
@@ -284,16 +292,20 @@ def test_rule_blocking_equals_brute_force_equality(spark, febrl4, tmp_path):
         vals = [v[0:4] if "[" in p and v else v for p, v in zip(parts, vals)]
         return tuple(vals) if all(v and v.strip() for v in vals) else None
 
-    want = set()
-    for rule in rules:
+    want, skipped = set(), []
+    for number, rule in enumerate(rules):
         left, right = (rule, rule) if isinstance(rule, list) else (rule["left"], rule["right"])
-        index = {}
+        index, group = {}, Counter(key(r, left) for r in recs)
         for r in recs:
             if (k := key(r, right)) is not None:
                 index.setdefault(k, []).append(r)
+        skipped += [(number, size) for k, size in group.items() if k is not None and size > 800]
         for x in recs:
-            for y in index.get(key(x, left), []) if key(x, left) is not None else []:
+            if (k := key(x, left)) is None or group[k] > 800:
+                continue
+            for y in index.get(k, []):
                 if x["source"] != y["source"]:
                     want.add(tuple(sorted([(x["source"], x["id"]), (y["source"], y["id"])])))
     assert got == {(a[0], a[1], b[0], b[1]) for a, b in want}
+    assert sorted((k["rule"], k["size"]) for k in m["skipped_rule_keys"]) == sorted(skipped) and skipped
     assert m["candidate_pairs"] == len(got) and m["pair_completeness"] > 0.9

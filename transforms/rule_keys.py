@@ -1,0 +1,125 @@
+"""Rule blocking over records held in memory: each rule's key as integer codes, and the
+candidate pairs of a slice of the keys.
+
+A rule pairs two records when every part of its key is present and equal on both (a
+part is an attribute or a slice of one, ``date_of_birth[0:4]``); a cross rule pairs x
+and y when x's left key equals y's right key. A key shared by more than ``max_size``
+records would emit the square of that many pairs, so it is skipped and reported.
+
+Every pair is emitted by the first rule that finds it only, as Splink's blocking rules
+do: a later rule drops the pairs an earlier rule already paired (``earlier_rules``), so
+the rules' pairs need no distinct over all of them. The work splits by key: slice t of T
+holds the keys whose code is t modulo T, so T tasks can each take one slice.
+
+Example
+-------
+>>> import pyarrow as pa
+>>> table = pa.table({"name_norm": ["ann", "ann", "bob", None], "city_norm": ["x", "x", "x", "x"]})
+>>> keys = RuleKeys(table, [["name"], ["city"]], max_size=10)
+>>> x, y, skipped = keys.pairs(0, 1, np.zeros(4, np.int32))
+>>> sorted(zip(x.tolist(), y.tolist()))  # (0, 1) by the name rule only
+[(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sigil.schemas.datasets import NORM_SUFFIX
+from sigil.transforms.lsh import partition_buckets
+from sigil.transforms.xxhash import xxhash64
+
+MISSING = -1  # the code of a key with a part missing
+
+
+def key_strings(table: pa.Table, parts: list[str]) -> pa.Array:
+    """A rule's key per record: its parts' normalised values joined by \\x1f, null when a
+    part is null or blank (after slicing)."""
+    values = []
+    for part in parts:
+        name, _, cut = part.partition("[")
+        col = table.column(name + NORM_SUFFIX).combine_chunks()
+        if cut:
+            start, stop = (int(x) if x else None for x in cut.rstrip("]").split(":"))
+            col = pc.utf8_slice_codeunits(col, start or 0, stop if stop is not None else 1 << 30)
+        values.append(pc.if_else(pc.equal(pc.utf8_trim(col, " "), ""), pa.scalar(None, pa.string()), col))
+    return values[0] if len(values) == 1 else pc.binary_join_element_wise(*values, "\x1f")
+
+
+def encode(*arrays: pa.Array) -> tuple[list[np.ndarray], pa.Array]:
+    """int64 codes of the values of ``arrays`` into one dictionary (``MISSING`` for null)."""
+    encoded = pc.dictionary_encode(pa.concat_arrays(arrays))
+    codes = pc.fill_null(encoded.indices, MISSING).to_numpy().astype(np.int64)
+    bounds = np.cumsum([0, *(len(x) for x in arrays)])
+    return [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])], encoded.dictionary
+
+
+class RuleKeys:
+    """Every rule's key codes for the records of ``table`` (rows 0..n-1): ``left`` and
+    ``right`` per rule (the same array for a plain rule), the records per key (of the
+    left side), and the key strings."""
+
+    def __init__(self, table: pa.Table, rules: list, max_size: int):
+        self.max_size, self.rules = max_size, []
+        for rule in rules:
+            sides = (rule, rule) if isinstance(rule, list) else (rule.left, rule.right)
+            if sides[0] is sides[1]:
+                (left,), vocab = encode(key_strings(table, rule))
+                right = left
+            else:
+                (left, right), vocab = encode(*(key_strings(table, parts) for parts in sides))
+            sizes = np.bincount(left[left != MISSING], minlength=len(vocab))
+            self.rules.append((left, right, sizes, vocab))
+
+    def generated(self, r: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether rule ``r`` pairs records x[i] and y[i] (either way round)."""
+        left, right, sizes, _ = self.rules[r]
+        out = np.zeros(len(x), bool)
+        for a, b in ((x, y), (y, x)) if left is not right else ((x, y),):
+            k = left[a]
+            out |= (k != MISSING) & (k == right[b]) & (sizes[np.maximum(k, 0)] <= self.max_size)
+        return out
+
+    def pairs(self, t: int, slices: int, sources: np.ndarray, cross_only: bool = False):
+        """Pairs (x < y, row indices) of the keys of slice ``t`` of ``slices``, each from the
+        first rule that finds it (across ``sources`` only when ``cross_only``), and the
+        keys skipped for their size: (rule, key hash as Spark's xxhash64, size)."""
+        xs, ys, skipped = [], [], []
+        for r, (left, right, sizes, vocab) in enumerate(self.rules):
+            x, y = (self._equal_pairs if left is right else self._cross_pairs)(left, right, sizes, t, slices,
+                                                                              sources, cross_only)
+            keep = np.ones(len(x), bool)
+            for earlier in range(r):
+                keep &= ~self.generated(earlier, x, y)
+            xs.append(x[keep])
+            ys.append(y[keep])
+            big = np.flatnonzero((sizes > self.max_size) & (np.arange(len(sizes)) % slices == t))
+            if len(big):
+                hashes = xxhash64([vocab.take(pa.array(big))])
+                skipped += [(r, int(h), int(s)) for h, s in zip(hashes, sizes[big])]
+        return np.concatenate(xs), np.concatenate(ys), skipped
+
+    def _equal_pairs(self, codes, _, sizes, t, slices, sources, cross_only):
+        rows = np.flatnonzero((codes != MISSING) & (codes % slices == t))
+        out = partition_buckets(np.zeros(len(rows), np.int32), codes[rows], np.zeros(len(rows), np.int64),
+                                rows.astype(np.int64), sources[rows], self.max_size, "skip", cross_only)
+        return out["pairs"]
+
+    def _cross_pairs(self, left, right, sizes, t, slices, sources, cross_only):
+        """x's left key equals y's right key: for each left row, the right rows of its key."""
+        lrows = np.flatnonzero((left != MISSING) & (left % slices == t) & (sizes[np.maximum(left, 0)] <= self.max_size))
+        rrows = np.flatnonzero((right != MISSING) & (right % slices == t))
+        rrows = rrows[np.argsort(right[rrows], kind="stable")]
+        rkeys = right[rrows]
+        lo = np.searchsorted(rkeys, left[lrows], "left")
+        counts = np.searchsorted(rkeys, left[lrows], "right") - lo
+        x = np.repeat(lrows, counts)
+        y = rrows[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        # a pair found both ways comes from the smaller of its two keys: once, in one slice
+        back = left[y]
+        twice = (back != MISSING) & (back == right[x]) & (sizes[np.maximum(back, 0)] <= self.max_size)
+        keep = (x != y) & ~(twice & (back < left[x])) & ((sources[x] != sources[y]) if cross_only else True)
+        pairs = np.unique(np.minimum(x, y)[keep] << 32 | np.maximum(x, y)[keep])
+        return pairs >> 32, pairs & 0xFFFFFFFF
