@@ -229,22 +229,22 @@ def indexed_rule_candidates(spark, path: str, block: BlockConfig, sources: list[
     pair the keys of one slice (transforms/rule_keys.py): every pair from the first rule
     that finds it, so no shuffle and no distinct. Writes the candidates; returns how many,
     and the skipped keys (rule, key hash, size)."""
-    version, columns = dataset_version(path), ["source", "id", *(c + datasets.NORM_SUFFIX for c in block.rule_columns())]
+    version, columns = dataset_version(path), [c + datasets.NORM_SUFFIX for c in block.rule_columns()]
     slices, stats_path = 4 * spark.sparkContext.defaultParallelism, job.path("skipped_keys")
     index_of = {name: i for i, name in enumerate(sources)}
 
     def slice_candidates(batch: pa.RecordBatch) -> pa.RecordBatch:
-        index = record_index(path, version, columns)
+        index = record_index(version)
         keys = index.cached(("rules", repr(block.rules), block.max_rule_group),
-                            lambda table: RuleKeys(table, block.rules, block.max_rule_group))
-        src = index.cached("source codes", lambda table: np.array(
-            [index_of[s] for s in table.column("source").to_pylist()], np.int32))
+                            lambda: RuleKeys(index.table(columns), block.rules, block.max_rule_group))
+        src = index.cached(("source codes", tuple(sources)), lambda: np.array(
+            [index_of[s] for s in index.column("source").to_pylist()], np.int32))
         (t,) = batch.column("id").to_numpy()
         x, y, skipped = keys.pairs(int(t), slices, src, block.mode == "link")
         if skipped:
             write_task_table(pa.Table.from_pylist([dict(zip(SKIPPED_KEYS.names, s)) for s in skipped], SKIPPED_KEYS),
                              stats_path)
-        return pa.RecordBatch.from_pydict(oriented_keys(index.table, x, y))
+        return pa.RecordBatch.from_pydict(oriented_keys(index.table(["source", "id"]), x, y))
 
     n = write_parquet(spark.range(slices, numPartitions=slices), job.path("candidates"), datasets.CANDIDATES,
                       transform=slice_candidates)

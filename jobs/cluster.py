@@ -129,6 +129,16 @@ def connected_components(edges: DataFrame, max_iterations: int, return_n_iter: b
     >>> sorted(map(tuple, connected_components(edges, 10).collect()))  # driver-ok: a doctest of 6 rows
     [(1, 1), (2, 1), (3, 1), (7, 7), (8, 7), (9, 9)]
     """
+    centre, rounds = component_labels(edges, max_iterations)
+    vertices = edges.select(F.col("src").alias("vertex")).union(edges.select("dst")).distinct()
+    out = vertices.join(centre, "vertex", "left").select("vertex", F.coalesce("component", "vertex").alias("component"))
+    return (out, rounds) if return_n_iter else out
+
+
+def component_labels(edges: DataFrame, max_iterations: int) -> tuple[DataFrame, int]:
+    """``connected_components`` without the vertices that label their own component:
+    (vertex, component) of every other vertex, and the rounds. Callers that look their
+    records up in it with a fallback to the record's own key need no more."""
     stars = _orient(edges)
     for rounds in range(1, max_iterations + 1):
         # lazy: the check below computes the round once and fills the checkpoint
@@ -138,10 +148,7 @@ def connected_components(edges: DataFrame, max_iterations: int, return_n_iter: b
     else:
         raise ConvergenceError(f"connected components did not converge in {max_iterations} rounds of "
                                "large-star/small-star; raise cluster.max_iterations")
-    vertices = edges.select(F.col("src").alias("vertex")).union(edges.select("dst")).distinct()
-    centre = stars.select(F.col("dst").alias("vertex"), F.col("src").alias("component"))
-    out = vertices.join(centre, "vertex", "left").select("vertex", F.coalesce("component", "vertex").alias("component"))
-    return (out, rounds) if return_n_iter else out
+    return stars.select(F.col("dst").alias("vertex"), F.col("src").alias("component")), rounds
 
 
 def edge_threshold(config: SigilConfig, cluster: ClusterConfig) -> float:
@@ -165,19 +172,31 @@ def as_edges(pairs: DataFrame) -> DataFrame:
     return pairs.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst"))
 
 
+def keyed_by_rid(pairs: DataFrame, records: DataFrame) -> DataFrame:
+    """``pairs`` with both records' keys, rid = xxhash64(source, id) as ingest writes it
+    (schemas/datasets.records), and whether each record is among ``records`` (``known_a``,
+    ``known_b``: true or null): a join on one long, not on two strings."""
+    for side in ("a", "b"):
+        known = records.select(F.col("rid").alias(f"rid_{side}"), F.lit(True).alias(f"known_{side}"))
+        pairs = pairs.withColumn(f"rid_{side}", F.xxhash64(f"source_{side}", f"id_{side}")).join(known, f"rid_{side}",
+                                                                                                "left")
+    return pairs
+
+
 def dangling(keyed: DataFrame, path: str) -> DataFrame:
     """Edges naming an unknown record, as quarantine rows (the first unknown side named)."""
-    a_missing = F.col("rid_a").isNull()
+    a_missing = F.col("known_a").isNull()
     source = F.when(a_missing, F.col("source_a")).otherwise(F.col("source_b"))
     ident = F.when(a_missing, F.col("id_a")).otherwise(F.col("id_b"))
-    return keyed.where("rid_a is null or rid_b is null").select(
+    return keyed.where("known_a is null or known_b is null").select(
         source.alias("source"), F.lit(path).alias("file"), F.lit(None).cast("long").alias("line"), ident.alias("id"),
         F.concat(F.lit("dangling edge: record ("), source, F.lit(", "), ident, F.lit(") is not among the records"))
         .alias("reason"), F.concat_ws(",", *KEYS).alias("raw"))
 
 
 def assign(records: DataFrame, components: DataFrame) -> DataFrame:
-    """Records with ``entity_id``: their component, or their own rid when in no edge."""
+    """Records with ``entity_id``: their component (``component_labels``), or their own rid
+    when they have none (in no edge, or the smallest of their component)."""
     comp = components.select(F.col("vertex").alias("rid"), "component")
     return records.join(comp, "rid", "left").select("rid", "source", "id",
                                                    F.coalesce("component", "rid").alias("entity_id"))
@@ -204,7 +223,7 @@ def split_oversized(assigned: DataFrame, big: DataFrame, edges: DataFrame, thres
     inside = (edges.where(F.col("match_probability") >= threshold)
               .join(assigned.select(F.col("rid").alias("rid_a"), "entity_id"), "rid_a")
               .join(big, "entity_id", "left_semi"))
-    comps, rounds = connected_components(as_edges(inside), max_iterations, return_n_iter=True)
+    comps, rounds = component_labels(as_edges(inside), max_iterations)
     out = (assigned.join(big.select("entity_id", F.lit(True).alias("_big")), "entity_id", "left")
            .join(comps.select(F.col("vertex").alias("rid"), "component"), "rid", "left"))
     entity = F.coalesce("component", F.when(F.col("_big"), F.col("rid")).otherwise(F.col("entity_id")))
@@ -270,7 +289,7 @@ def bcubed_quality(entities: DataFrame, labels: DataFrame) -> dict:
     P = (1/N) Σ_r |C(r) ∩ L(r)| / |C(r)| and R = (1/N) Σ_r |C(r) ∩ L(r)| / |L(r)|. The o
     records of one cell C ∩ L all add o / |C| (or o / |L|), so the sums run over the cells:
     P = (1/N) Σ o² / |C|, R = (1/N) Σ o² / |L|. ``labels``: (vertex, component) of the
-    truth graph; a record in no truth pair is a true singleton.
+    truth graph (``component_labels``); a record without a label labels itself.
     """
     label = labels.select(F.col("vertex").alias("rid"), F.col("component").alias("label"))
     lab = (entities.select("rid", "entity_id", "cluster_size").join(label, "rid", "left")
@@ -291,7 +310,7 @@ def quality(spark, config: SigilConfig, entities: DataFrame, records: DataFrame,
     if mode == "link":
         truth = truth.where(F.col("source_a") != F.col("source_b"))
     truth = truth.persist(StorageLevel.MEMORY_AND_DISK)
-    labels = connected_components(as_edges(with_record_columns(truth, records, ["rid"])), max_iterations)
+    labels, _ = component_labels(as_edges(with_record_columns(truth, records, ["rid"])), max_iterations)
     out = {**pairwise_quality(entities, truth, mode), **bcubed_quality(entities, labels)}
     truth.unpersist()
     return out
@@ -314,15 +333,15 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             # the match job's decision (threshold, one-to-one) unless a threshold is set here
             edge = F.col("is_match") if cluster.threshold is None else F.col("match_probability") >= threshold
             above = pairs.where(edge).select(*KEYS, "match_probability")
-            keyed = with_record_columns(above, records, ["rid"], "left").persist(StorageLevel.MEMORY_AND_DISK)
+            keyed = keyed_by_rid(above, records).persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
             n_dangling = write_parquet_unless_empty(quarantine, job.path("quarantine"), datasets.QUARANTINE)
             if strict and n_dangling:
                 first = quarantine.orderBy("source", "id").limit(5).collect()  # driver-ok: 5 rows
                 raise StrictError(f"--strict: {n_dangling} edge(s) quarantined; first: "
                                   + "; ".join(f"{r['raw']}: {r['reason']}" for r in first))
-            edges = keyed.where("rid_a is not null and rid_b is not null").select("rid_a", "rid_b", "match_probability")
-            comps, rounds = connected_components(as_edges(edges), cluster.max_iterations, return_n_iter=True)
+            edges = keyed.where("known_a and known_b").select("rid_a", "rid_b", "match_probability")
+            comps, rounds = component_labels(as_edges(edges), cluster.max_iterations)
             assigned = assign(records, comps).persist(StorageLevel.MEMORY_AND_DISK)
             metrics.update({"threshold": threshold, "edges": edges.count(), "iterations": rounds})
 

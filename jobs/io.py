@@ -73,6 +73,52 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
     return (written, int(counts[1] or 0)) if empty_column is not None else written
 
 
+def row_group_tasks(path: str, tasks: int) -> list[list[tuple[str, list[int]]]]:
+    """The row groups of the Parquet dataset at ``path`` in ``tasks`` lists of (file, row
+    groups) of about equal rows: the largest groups first, each to the lightest task."""
+    fs, _ = open_input(path)
+    groups = []
+    for file in list_files(path):
+        with fs.open_input_file(open_input(file)[1]) as f:
+            meta = pq.ParquetFile(f).metadata
+        groups += [(meta.row_group(g).num_rows, file, g) for g in range(meta.num_row_groups)]
+    load, out = [0] * tasks, [dict() for _ in range(tasks)]
+    for rows, file, g in sorted(groups, key=lambda x: (-x[0], x[1], x[2])):
+        t = load.index(min(load))
+        load[t] += rows
+        out[t].setdefault(file, []).append(g)
+    return [sorted(task.items()) for task in out if task]
+
+
+def map_parquet(spark, path: str, out_path: str, schema: pa.Schema, transform: Callable[[pa.RecordBatch], pa.RecordBatch],
+                columns: list[str], batch_rows: int) -> int:
+    """Write ``transform`` of every batch of ``columns`` of the Parquet dataset at ``path``
+    to ``out_path`` with exactly ``schema``; return the rows written. Each Python task
+    reads its share of the row groups itself (``row_group_tasks``, one task per core):
+    for a stage whose work is all in Python, the rows never pass through the JVM."""
+    parts = row_group_tasks(path, spark.sparkContext.defaultParallelism)
+
+    def run(batches):
+        for batch in batches:
+            for task in batch.column("id").to_numpy():
+                rows = 0
+                with task_output(out_path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+                    for file, groups in parts[task]:
+                        fs, name = open_input(file)
+                        with fs.open_input_file(name) as f:
+                            for piece in pq.ParquetFile(f).iter_batches(batch_rows, groups, columns):
+                                piece = transform(piece)
+                                writer.write_batch(to_contract(piece, schema))
+                                rows += piece.num_rows
+                yield pa.RecordBatch.from_pydict({"rows": [rows]})
+
+    written = spark.range(len(parts), numPartitions=max(len(parts), 1)).mapInArrow(run, "rows long").agg(
+        F.sum("rows")).first()[0]  # driver-ok: one number
+    if not parts:
+        write_table(schema.empty_table(), out_path)
+    return int(written or 0)
+
+
 def write_parquet_unless_empty(df: DataFrame, path: str, schema: pa.Schema, probe: DataFrame | None = None) -> int:
     """``write_parquet`` for a frame that is usually empty: when ``probe`` (a frame cheap to
     test, empty exactly when ``df`` is; by default ``df`` itself) is empty, the empty dataset

@@ -33,15 +33,30 @@ def fits_in_tasks(spark, frame: DataFrame) -> bool:
 
 
 class RecordIndex:
-    """Columns of every record, findable by rid; ``cached`` memoises what callers derive
-    from them (such as term frequencies), so every task of a worker shares it."""
+    """The records at one path, findable by rid. A column is read when first asked for and
+    what callers derive from the columns is memoised (``cached``), so the tasks of a worker,
+    and the stages of one session, share both."""
 
-    def __init__(self, table: pa.Table):
-        rid = table.column("rid").to_numpy()
-        order = np.argsort(rid, kind="stable")
-        self.table = table.take(pa.array(order)).combine_chunks()
-        self.rids = rid[order]
+    def __init__(self, version: tuple):
+        fs, _ = open_input(version[0][0])
+        self.dataset = ds.dataset([open_input(f)[1] for f, _, _ in version], filesystem=fs, format="parquet")
+        self.read_rids = self.dataset.to_table(columns=["rid"]).column("rid").to_numpy()
+        self.order = np.argsort(self.read_rids, kind="stable")
+        self.rids = self.read_rids[self.order]
+        self.columns: dict[str, pa.Array] = {}
         self.derived: dict = {}
+
+    def column(self, name: str) -> pa.Array:
+        """Column ``name`` of every record, in rid order."""
+        if name not in self.columns:
+            read = self.dataset.to_table(columns=["rid", name])
+            rid = read.column("rid").to_numpy()
+            order = self.order if np.array_equal(rid, self.read_rids) else np.argsort(rid, kind="stable")
+            self.columns[name] = read.column(name).combine_chunks().take(pa.array(order))
+        return self.columns[name]
+
+    def table(self, names: list[str]) -> pa.Table:
+        return pa.table({name: self.column(name) for name in names})
 
     def positions(self, rids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row of each rid, and whether it was found (rows of missing rids are 0)."""
@@ -54,8 +69,9 @@ class RecordIndex:
         return self.positions(xxhash64([source, ids]))
 
     def cached(self, key, compute):
+        """``compute()``, once per worker for each ``key``."""
         if key not in self.derived:
-            self.derived[key] = compute(self.table)
+            self.derived[key] = compute()
         return self.derived[key]
 
 
@@ -71,16 +87,12 @@ def dataset_version(path: str) -> tuple:
     return tuple((f, i.size, i.mtime_ns) for f, i in zip(files, infos))
 
 
-def record_index(path: str, version: tuple, columns: list[str]) -> RecordIndex:
-    """In a task: the worker's index of ``columns`` (and rid) of the records at ``path``,
-    read on first use."""
-    key = (path, version, tuple(columns))
-    if _WORKER.get("key") != key:
+def record_index(version: tuple) -> RecordIndex:
+    """In a task: the worker's index of the records whose files ``version`` lists
+    (``dataset_version``), made on first use."""
+    if _WORKER.get("version") != version:
         _WORKER.clear()  # drop the old index before reading the new one
-        fs, _ = open_input(path)
-        files = [open_input(f)[1] for f, _, _ in version]
-        table = ds.dataset(files, filesystem=fs, format="parquet").to_table(columns=["rid", *columns])
-        _WORKER.update(key=key, index=RecordIndex(table))
+        _WORKER.update(version=version, index=RecordIndex(version))
     return _WORKER["index"]
 
 

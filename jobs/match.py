@@ -26,16 +26,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sigil.jobs.io import read_input, spark_schema, write_parquet
+from sigil.jobs.io import map_parquet, read_input, spark_schema, write_parquet
 from sigil.jobs.lookup import dataset_version, fits_in_tasks, found_pairs, record_index
 from sigil.jobs.runner import Run
 from sigil.jobs.pairs import KEYS, pair_quality, read_labels, read_truth, with_record_columns
 from sigil.schemas import datasets
 from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
-from sigil.transforms.compare import NULL_LEVEL, Vocabulary, coded_levels, gamma_batch, value_column
-from sigil.transforms.fellegi_sunter import MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts
+from sigil.transforms.compare import (NULL_LEVEL, Vocabulary, coded_levels, comparison_levels, gamma_batch,
+                                     pair_levels, value_column)
+from sigil.transforms.fellegi_sunter import (MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts,
+                                            value_pairs)
 from sigil.transforms.records import InputError, open_input
 from sigil.transforms.supervised import fit_logistic
+from sigil.transforms.xxhash import xxhash64
 
 MAX_PATTERNS = 2_000_000  # distinct level patterns EM may bring to the driver
 
@@ -79,19 +82,19 @@ def term_frequencies(values: pa.Array) -> np.ndarray:
         return np.where(blank, 0.0, counts[np.where(blank, 0, codes)] / max(int((~blank).sum()), 1))
 
 
-def indexed_levels(batch: pa.RecordBatch, path: str, version: tuple, match: MatchConfig) -> pa.RecordBatch:
+def indexed_levels(batch: pa.RecordBatch, version: tuple, match: MatchConfig) -> pa.RecordBatch:
     """Pairs (KEYS) -> ``levels_schema`` columns, both records found in the worker's index
-    of the records at ``path`` (jobs/lookup.py): each compared column is encoded once per
-    worker (transforms/compare.Vocabulary), so a pair's values are two integer codes."""
-    index = record_index(path, version, value_columns(match))
+    of the records (jobs/lookup.py): each compared column is encoded once per worker
+    (transforms/compare.Vocabulary), so a pair's values are two integer codes."""
+    index = record_index(version)
     batch, rows = found_pairs(index, batch)
     gammas, tf = {}, {}
     for c in match.comparisons:
         col = value_column(c)
-        vocab, (codes,) = index.cached(("vocabulary", col), lambda table: Vocabulary.encode(table.column(col)))
+        vocab, (codes,) = index.cached(("vocabulary", col), lambda: Vocabulary.encode(index.column(col)))
         gammas[f"gamma_{c.key}"] = coded_levels(c, vocab, codes[rows["a"]], codes[rows["b"]])
         if c.term_frequency:
-            freq = index.cached(("tf", col), lambda table: term_frequencies(table.column(col)))
+            freq = index.cached(("tf", col), lambda: term_frequencies(index.column(col)))
             tf[f"tf_{c.key}"] = freq[rows["a"]]
     return level_batch(pa.RecordBatch.from_pydict({**{k: batch.column(k) for k in KEYS}, **tf}), match,
                        gammas=gammas)
@@ -143,40 +146,56 @@ def random_sample(records: DataFrame, columns: list[str], mode: str, n_pairs: in
     return sample.orderBy("source", "h").toArrow()  # driver-ok: sqrt(2 u_pairs) rows at most
 
 
-def sample_pairs(sample: pa.Table, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of sample rows (i < j), across sources only when linking."""
-    i, j = np.triu_indices(sample.num_rows, 1)
-    if mode == "link":
-        src = sample.column("source").to_numpy(zero_copy_only=False)
-        i, j = i[src[i] != src[j]], j[src[i] != src[j]]
-    return i, j
+def indexed_sample(index, columns: list[str], mode: str, n_pairs: int, seed: int) -> pa.Table:
+    """``random_sample`` of the records of a worker's index (jobs/lookup.py): the same
+    records, by the same hash, Spark's xxhash64(rid, seed) (transforms/xxhash.py)."""
+    seeds = np.full(len(index.rids), seed, np.int32 if -2**31 <= seed < 2**31 else np.int64)  # as F.lit types it
+    h = xxhash64([pa.array(index.rids), pa.array(seeds)])
+    if mode == "dedupe":
+        rows = np.argsort(h, kind="stable")[:math.isqrt(2 * n_pairs) + 1]
+    else:
+        source = index.column("source")
+        rows = np.concatenate([np.flatnonzero(pc.equal(source, s).to_numpy(zero_copy_only=False))[
+            np.argsort(h[pc.equal(source, s).to_numpy(zero_copy_only=False)], kind="stable")[:math.isqrt(n_pairs) + 1]]
+            for s in pc.unique(source).to_pylist()])
+    return index.table(["source", "id", *columns]).take(pa.array(np.sort(rows)))
 
 
-def u_counts(spark, sample: pa.Table, match: MatchConfig, mode: str, partitions: int) -> list[np.ndarray]:
-    """Level counts of each comparison over all pairs of the sample (missing values left
-    out). The pairs are formed inside the tasks from the broadcast sample, one slice each."""
-    sizes = [len(c.levels) + 1 for c in match.comparisons]
-    shared = spark.sparkContext.broadcast(sample.to_batches())
-    columns = [value_column(c) for c in match.comparisons]
+def sample_level_counts(sample: pa.Table, match: MatchConfig, mode: str, part: int = 0, parts: int = 1):
+    """Level counts of each comparison over the ``part``-th of ``parts`` slices of all pairs
+    of sample rows (across sources only when linking), missing values left out: each pair of
+    values is compared once and counted as often as record pairs hold it
+    (fellegi_sunter.value_pairs)."""
+    sources = pc.dictionary_encode(sample.column("source").combine_chunks()).indices.to_numpy()
+    out = []
+    for c in match.comparisons:
+        values = sample.column(value_column(c)).combine_chunks()
+        if c.levels[0].kind == "cosine":  # vectors: every record its own value
+            x, y, w = value_pairs(np.arange(len(values)), sources, mode == "link", part, parts)
+            levels = comparison_levels(c, values.take(pa.array(x)), values.take(pa.array(y)))
+        else:
+            vocab, (codes,) = Vocabulary.encode(values)
+            x, y, w = value_pairs(codes, sources, mode == "link", part, parts)
+            levels = pair_levels(c, vocab, x, y)
+        seen = levels != NULL_LEVEL
+        out.append(np.bincount(levels[seen], weights=w[seen], minlength=len(c.levels) + 1))
+    return out
 
+
+def u_counts(spark, sample_of, match: MatchConfig, mode: str, partitions: int) -> list[np.ndarray]:
+    """Level counts of each comparison over all pairs of the sample, ``sample_of()`` in a
+    task, one slice of the pairs per task."""
     def count(batches):
-        table = pa.Table.from_batches(shared.value)
-        i, j = sample_pairs(table, mode)
+        sample = sample_of()
         for batch in batches:
             for part in batch.column("id").to_numpy():
-                rows = slice(part * len(i) // partitions, (part + 1) * len(i) // partitions)
-                a, b = table.take(pa.array(i[rows])), table.take(pa.array(j[rows]))
-                sides = pa.table({**{f"{c}_a": a.column(c) for c in columns}, **{f"{c}_b": b.column(c) for c in columns}})
-                for k, g in enumerate(gamma_batch(sides, match.comparisons).values()):
-                    g = g[g != NULL_LEVEL].astype(np.int64)
-                    yield pa.RecordBatch.from_pydict({"k": np.full(sizes[k], k, np.int32),
-                                                      "level": np.arange(sizes[k], dtype=np.int32),
-                                                      "n": np.bincount(g, minlength=sizes[k]).astype(np.int64)})
+                for k, n in enumerate(sample_level_counts(sample, match, mode, int(part), partitions)):
+                    yield pa.RecordBatch.from_pydict({"k": np.full(len(n), k, np.int32),
+                                                      "level": np.arange(len(n), dtype=np.int32), "n": n})
 
-    rows = spark.range(partitions, numPartitions=partitions).mapInArrow(count, "k int, level int, n long").groupBy(
+    rows = spark.range(partitions, numPartitions=partitions).mapInArrow(count, "k int, level int, n double").groupBy(
         "k", "level").agg(F.sum("n").alias("n")).collect()  # driver-ok: one row per comparison level
-    shared.unpersist()
-    out = [np.zeros(s) for s in sizes]
+    out = [np.zeros(len(c.levels) + 1) for c in match.comparisons]
     for r in rows:
         out[r["k"]][r["level"]] = r["n"]
     return out
@@ -187,18 +206,31 @@ def comparison_meta(match: MatchConfig) -> list[dict]:
             for c in match.comparisons]
 
 
-def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, job: Run) -> MatchModel:
-    match, em = config.match, config.match.em
+def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, version: tuple | None,
+                         job: Run) -> MatchModel:
+    """Fellegi-Sunter: u from random record pairs, m and the prior by EM. With ``version``
+    (the records held by the tasks, jobs/lookup.py) the tasks draw the sample themselves."""
+    match, em, mode = config.match, config.match.em, config.er_mode()
     with job.stage("u from random pairs"):
-        sample = random_sample(records, value_columns(match), config.er_mode(), em.u_pairs, em.seed)
+        cols = value_columns(match)
+        if version is not None:
+            def sample_of():
+                index = record_index(version)
+                return index.cached(("u sample", tuple(cols), mode, em.u_pairs, em.seed),
+                                    lambda: indexed_sample(index, cols, mode, em.u_pairs, em.seed))
+        else:
+            shared = spark.sparkContext.broadcast(random_sample(records, cols, mode, em.u_pairs, em.seed).to_batches())
+
+            def sample_of():
+                return pa.Table.from_batches(shared.value)
         # one slice of the pairs per core: the work is all CPU, more tasks only cost scheduling
-        u = u_from_counts(u_counts(spark, sample, match, config.er_mode(), spark.sparkContext.defaultParallelism))
+        u = u_from_counts(u_counts(spark, sample_of, match, mode, spark.sparkContext.defaultParallelism))
     with job.stage("em"):
         names = [c.key for c in match.comparisons]
         grouped = gam.groupBy(*[f"gamma_{n}" for n in names]).count()
-        if grouped.count() > MAX_PATTERNS:
+        rows = grouped.limit(MAX_PATTERNS + 1).collect()  # driver-ok: distinct level patterns, bounded above
+        if len(rows) > MAX_PATTERNS:
             raise InputError(f"more than {MAX_PATTERNS} distinct comparison patterns: use fewer levels")
-        rows = grouped.collect()  # driver-ok: distinct level patterns, bounded above
         patterns = np.array([[r[f"gamma_{n}"] for n in names] for r in rows], dtype=np.int8).reshape(-1, len(names))
         counts = np.array([r["count"] for r in rows], dtype=np.float64)
         m, u, prior, history = fit_em(patterns, counts, u, prior=em.prior, max_iterations=em.max_iterations,
@@ -317,7 +349,8 @@ def decided(pairs: DataFrame, threshold: float, one_to_one: bool) -> DataFrame:
     return pairs.join(mutual, KEYS, "left").fillna(False, ["is_match"])
 
 
-def choose_model(spark, gam, records, candidates, config: SigilConfig, sources: list[str], job: Run) -> MatchModel:
+def choose_model(spark, gam, records, candidates, config: SigilConfig, sources: list[str], version: tuple | None,
+                 job: Run) -> MatchModel:
     match = config.match
     if match.load_model:
         return load_model(match.load_model, match)
@@ -330,7 +363,7 @@ def choose_model(spark, gam, records, candidates, config: SigilConfig, sources: 
         with job.stage("fit logistic"):
             model = fit_logistic(*data, comparison_meta(match), seed=match.em.seed)
     else:
-        model = train_fellegi_sunter(spark, gam, records, config, job)
+        model = train_fellegi_sunter(spark, gam, records, config, version, job)
     if match.threshold == "best_f1":
         model.threshold, f1 = best_threshold(model.probability(model.match_weight(data[0])), data[1])
         job.manifest["metrics"]["labelled_f1"] = f1
@@ -356,27 +389,30 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             raise InputError(f"match.comparisons read columns {missing} that the records at {path} lack")
         counts = dict(records.groupBy("source").count().collect())  # driver-ok: one row per source
         sources = sorted(counts)
+        batch_rows = config.spark.arrow_batch_rows
         with job.stage("levels"):
-            pairs = candidates.select(*KEYS)
-            if not match.embeddings and fits_in_tasks(spark, records.select("rid", *cols)):
-                version = dataset_version(path)  # records found by each task: no joins
-                compute = lambda batch: indexed_levels(batch, path, version, match)  # noqa: E731
-            else:
-                pairs = with_term_frequencies(with_record_columns(pairs, records, cols, by_rid=True), records, match)
-                compute = lambda batch: level_batch(batch, match)  # noqa: E731
             # written by the tasks that compute them, then read for the model and the scores:
             # cheaper than caching millions of rows in the JVM
-            n_pairs = write_parquet(pairs, job.path("levels"), levels_schema(match), transform=compute)
+            schema, version = levels_schema(match), None
+            if not match.embeddings and fits_in_tasks(spark, records.select("rid", *cols)):
+                # each task reads its candidates and finds their records itself: no joins
+                version = dataset_version(path)
+                n_pairs = map_parquet(spark, cand_path, job.path("levels"), schema,
+                                      lambda batch: indexed_levels(batch, version, match), KEYS, batch_rows)
+            else:
+                pairs = with_term_frequencies(with_record_columns(candidates.select(*KEYS), records, cols, by_rid=True),
+                                              records, match)
+                n_pairs = write_parquet(pairs, job.path("levels"), schema, transform=lambda batch: level_batch(batch, match))
             gam = spark.read.parquet(job.path("levels"))
-        model = choose_model(spark, gam, records, candidates, config, sources, job)
+        model = choose_model(spark, gam, records, candidates, config, sources, version, job)
         job.fs.write_text(job.path("model.json"), model.to_json())
         with job.stage("score"):
             schema = datasets.scored(model.names)
             if match.one_to_one:
                 write_parquet(decided(scored(gam, model), model.threshold, True), job.path("pairs"), schema)
-            else:  # scored and decided by the tasks that write them
-                write_parquet(gam, job.path("pairs"), schema,
-                              transform=lambda batch: score_batch(batch, model, model.threshold))
+            else:  # scored and decided by the tasks that read the levels
+                map_parquet(spark, job.path("levels"), job.path("pairs"), schema,
+                            lambda batch: score_batch(batch, model, model.threshold), gam.columns, batch_rows)
         job.fs.delete(job.path("levels"))
         out = spark.read.parquet(job.path("pairs"))
         matches = out.where(F.col("is_match"))

@@ -13,6 +13,7 @@ from sigil.jobs.runner import StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.records import InputError
+from sigil.transforms.xxhash import xxhash64
 
 
 def random_graph(seed: int) -> nx.Graph:
@@ -67,9 +68,15 @@ def test_pairwise_quality_counts_cross_source_pairs_in_link_mode(spark):
     assert q["cluster_precision"] == q["cluster_recall"] == q["cluster_f1"] == 0.5
 
 
-# Twelve records of one source; rids chosen so the smallest is never the first id.
-RIDS = {"r1": 50, "r2": -7, "r3": 12, "r4": 30, "r5": 8, "r6": -100, "r7": 5, "r8": 77, "r9": 3, "r10": 1,
-        "r11": 99, "r12": 40}
+# Twelve records of one source, keyed as ingest keys them: rid = xxhash64(source, id).
+IDS = [f"r{i}" for i in range(1, 13)]
+RIDS = dict(zip(IDS, xxhash64([pa.array(["s"] * len(IDS)), pa.array(IDS)]).tolist()))
+
+
+def smallest(*ids: str) -> int:
+    """The entity id of a component: its smallest rid."""
+    return min(RIDS[i] for i in ids)
+
 PAIRS = [("r1", "r2", 0.9), ("r2", "r3", 0.8),  # {r1, r2, r3}
          ("r4", "r5", 0.95), ("r5", "r6", 0.6), ("r6", "r7", 0.97), ("r7", "r8", 0.55),  # 5 records: oversized
          ("r10", "r9", 0.3),  # below the threshold
@@ -109,13 +116,15 @@ def test_cluster_job_end_to_end(spark, tmp_path):
 
     entities = pq.read_table(root / "cluster" / "entities")
     assert entities.schema == datasets.ENTITIES
+    big = smallest("r4", "r5", "r6", "r7", "r8")
     assert entity_ids(root) == {
-        "r1": (-7, 3), "r2": (-7, 3), "r3": (-7, 3),
-        "r4": (8, 2), "r5": (8, 2), "r6": (-100, 2), "r7": (-100, 2), "r8": (77, 1),  # split at 0.9
-        "r9": (3, 1), "r10": (1, 1), "r11": (40, 2), "r12": (40, 2)}
+        **{r: (smallest("r1", "r2", "r3"), 3) for r in ("r1", "r2", "r3")},
+        **{r: (smallest("r4", "r5"), 2) for r in ("r4", "r5")},  # split at 0.9
+        **{r: (smallest("r6", "r7"), 2) for r in ("r6", "r7")}, "r8": (RIDS["r8"], 1),
+        "r9": (RIDS["r9"], 1), "r10": (RIDS["r10"], 1), **{r: (smallest("r11", "r12"), 2) for r in ("r11", "r12")}}
     oversized = pq.read_table(root / "cluster" / "oversized")
     assert oversized.schema == datasets.OVERSIZED_COMPONENTS
-    assert oversized.to_pylist() == [{"entity_id": -100, "size": 5, "sample_ids": ["r4", "r5", "r6", "r7", "r8"],
+    assert oversized.to_pylist() == [{"entity_id": big, "size": 5, "sample_ids": ["r4", "r5", "r6", "r7", "r8"],
                                       "split": True}]
     quarantine = pq.read_table(root / "cluster" / "quarantine").to_pylist()
     assert [(q["source"], q["id"], q["raw"]) for q in quarantine] == [("s", "ghost", "s,r1,s,ghost")]
@@ -124,7 +133,7 @@ def test_cluster_job_end_to_end(spark, tmp_path):
     assert (m["entities"], m["singletons"], m["largest"]) == (7, 3, 3)
     assert m["size_histogram"] == {"1": 3, "2": 3, "3": 1}
     assert m["iterations"] >= 1 and m["split_iterations"] >= 1
-    assert m["oversized_top"][0]["entity_id"] == -100
+    assert m["oversized_top"][0]["entity_id"] == big
     # pairwise: 6 predicted pairs, 5 truth pairs, 3 shared (r1-r2, r1-r3, r4-r5)
     assert (m["predicted_pairs"], m["truth_pairs"], m["true_pairs"]) == (6, 5, 3)
     assert m["cluster_precision"] == pytest.approx(0.5) and m["cluster_recall"] == pytest.approx(0.6)
@@ -144,7 +153,7 @@ def test_cluster_job_end_to_end(spark, tmp_path):
     write_inputs(second, reordered)
     (second / "match" / "manifest.json").write_text(json.dumps({"metrics": {"threshold": 0.5}}))
     again = cluster.run(spark, load_config(base={"output": str(second), "cluster": {"max_size": 3}}), quiet=True)
-    whole = {r: (-100, 5) for r in ("r4", "r5", "r6", "r7", "r8")}
+    whole = {r: (big, 5) for r in ("r4", "r5", "r6", "r7", "r8")}
     assert entity_ids(second) == {**entity_ids(root), **whole}
     assert pq.read_table(second / "cluster" / "oversized").column("split").to_pylist() == [False]
     assert (again["metrics"]["threshold"], again["metrics"]["largest"]) == (0.5, 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -149,3 +150,32 @@ def test_one_to_one_keeps_mutual_best_pairs(spark):
 def test_febrl4_one_to_one(spark, febrl4, tmp_path):
     m = match.run(spark, match_config(febrl4[0], tmp_path, one_to_one=True), quiet=True)["metrics"]
     assert m["f1"] >= 0.999
+
+
+@needs_data(FEBRL)
+@pytest.mark.parametrize("mode", ["link", "dedupe"])
+def test_u_sample_drawn_in_tasks_equals_sparks_and_counts_every_pair(spark, febrl4, mode):
+    """The tasks' sample (from their records index) is the records Spark draws, and its
+    level counts, by pairs of values, are those of every pair of records."""
+    from itertools import combinations
+
+    from sigil.jobs.lookup import RecordIndex, dataset_version
+    from sigil.transforms.compare import gamma_batch
+
+    config = match_config(febrl4[0], febrl4[0].output)
+    path, cols = f"{febrl4[0].output}/ingest/records", match.value_columns(config.match)
+    by_spark = match.random_sample(spark.read.parquet(path), cols, mode, 20_000, 11)
+    in_task = match.indexed_sample(RecordIndex(dataset_version(path)), cols, mode, 20_000, 11)
+    key = lambda t: sorted(zip(t.column("source").to_pylist(), t.column("id").to_pylist()))  # noqa: E731
+    assert key(in_task) == key(by_spark) and in_task.num_rows > 100
+    got = [sum(parts) for parts in zip(*(match.sample_level_counts(in_task, config.match, mode, p, 3)
+                                         for p in range(3)))]
+    i, j = (np.array(x) for x in zip(*combinations(range(in_task.num_rows), 2)))
+    src = np.array(in_task.column("source").to_pylist())
+    if mode == "link":
+        i, j = i[src[i] != src[j]], j[src[i] != src[j]]
+    a, b = in_task.take(pa.array(i)), in_task.take(pa.array(j))
+    sides = pa.table({**{f"{c}_a": a.column(c) for c in cols}, **{f"{c}_b": b.column(c) for c in cols}})
+    for k, levels in enumerate(gamma_batch(sides, config.match.comparisons).values()):
+        want = np.bincount(levels[levels >= 0], minlength=len(got[k]))
+        assert got[k].tolist() == want.tolist()

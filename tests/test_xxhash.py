@@ -22,3 +22,12 @@ def test_xxhash64_equals_sparks_on_unicode_nulls_and_every_length(spark):
     assert xxhash64([pa.array(a, pa.string()), pa.array(b, pa.string())]).tolist() == want
     sliced = pa.array(a, pa.large_string()).slice(100, 50)  # an offset array reads the right bytes
     assert xxhash64([sliced]).tolist() == [r[0] for r in df.select(F.xxhash64("a")).collect()[100:150]]  # driver-ok
+
+
+def test_xxhash64_of_longs_and_ints_equals_sparks(spark):
+    rng = random.Random(3)
+    rows = [(rng.randint(-2**63, 2**63 - 1), rng.randint(-2**31, 2**31 - 1)) for _ in range(500)] + [(0, 0), (-1, -1)]
+    df = spark.createDataFrame(rows, "x long, k int")
+    want = [r[0] for r in df.select(F.xxhash64("x", "k", F.lit(7))).collect()]  # driver-ok: a test of 502 rows
+    x, k = (pa.array([r[i] for r in rows], t) for i, t in ((0, pa.int64()), (1, pa.int32())))
+    assert xxhash64([x, k, pa.array([7] * len(rows), pa.int32())]).tolist() == want

@@ -199,14 +199,19 @@ def comparison_levels(comparison, a: pa.Array, b: pa.Array) -> np.ndarray:
 
 def coded_levels(comparison, vocab: Vocabulary, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
     """``comparison_levels`` of the pairs of values (vocab[ca[i]], vocab[cb[i]]): each
-    distinct pair of present values is scored once."""
+    distinct pair of values is scored once."""
+    distinct, inverse = np.unique(ca.astype(np.int64) * len(vocab) + cb, return_inverse=True)
+    return pair_levels(comparison, vocab, distinct // len(vocab), distinct % len(vocab))[inverse]
+
+
+def pair_levels(comparison, vocab: Vocabulary, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """``coded_levels`` of pairs taken as they come, each scored however often it repeats."""
     if comparison.extract == "codes":
         vocab, remap = vocab.code_words()
         ca, cb = remap[ca], remap[cb]
     gamma = np.full(len(ca), NULL_LEVEL, dtype=np.int8)
     rows = np.flatnonzero(~(vocab.missing[ca] | vocab.missing[cb]))
-    distinct, inverse = np.unique(ca[rows].astype(np.int64) * len(vocab) + cb[rows], return_inverse=True)
-    gamma[rows] = distinct_levels(comparison, vocab, distinct // len(vocab), distinct % len(vocab))[inverse]
+    gamma[rows] = distinct_levels(comparison, vocab, ca[rows], cb[rows])
     return gamma
 
 

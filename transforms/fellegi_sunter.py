@@ -92,6 +92,29 @@ def u_from_counts(counts: list[np.ndarray]) -> list[np.ndarray]:
     return [(c + 0.5) / (c.sum() + 0.5 * len(c)) for c in counts]
 
 
+def value_pairs(codes: np.ndarray, sources: np.ndarray, link: bool, part: int = 0, parts: int = 1):
+    """The pairs of records of a sample, grouped by their pair of values: every pair of
+    value codes x <= y (the ``part``-th of ``parts`` slices of them) with the number of
+    record pairs {i, j} holding it, so a comparison scores each pair of values once.
+
+    With m_x the records of value x (m_sx of them in source s): x < y is held by m_x m_y
+    pairs, x = y by m_x (m_x - 1) / 2; linking counts pairs across sources only, so x < y
+    by m_x m_y - Σ_s m_sx m_sy and x = y by (m_x² - Σ_s m_sx²) / 2. Returns (x, y, weight)
+    for the pairs of nonzero weight."""
+    size = int(codes.max(initial=-1)) + 1
+    m_s = np.zeros((int(sources.max(initial=0)) + 1, size))
+    np.add.at(m_s, (sources, codes), 1)
+    m = m_s.sum(axis=0)
+    xs = np.arange(part, size, parts)
+    counts = size - xs
+    x = np.repeat(xs, counts)
+    y = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + x
+    same = (m_s[:, x] * m_s[:, y]).sum(axis=0) if link else 0.0
+    w = np.where(x == y, (m[x] * m[x] - (same if link else m[x])) / 2, m[x] * m[y] - same)
+    keep = w > 0
+    return x[keep], y[keep], w[keep]
+
+
 def _initial_m(levels: int) -> np.ndarray:
     m = 4.0 ** -np.arange(levels)  # most similar level most likely among matches
     return m / m.sum()

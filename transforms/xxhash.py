@@ -1,8 +1,9 @@
-"""Spark's ``xxhash64`` of string columns, over whole Arrow arrays (numba).
+"""Spark's ``xxhash64`` of string, int and long columns, over whole Arrow arrays (numba).
 
 XXH64 (Yann Collet, https://github.com/Cyan4973/xxHash, spec in ``doc/xxhash_spec.md``)
 of each value's UTF-8 bytes, as Spark's ``XXH64.hashUnsafeBytes`` computes it. Spark's
-``xxhash64(c1, c2, ...)`` chains the columns: the hash of ``c1`` (seed 42) seeds the hash of
+``xxhash64(c1, c2, ...)`` chains the columns (strings by their UTF-8 bytes, ints and longs
+by their 4 or 8 little-endian bytes): the hash of ``c1`` (seed 42) seeds the hash of
 ``c2``, and so on; a null value leaves the running hash as it is. So a Python task can
 compute a record key, ``rid = xxhash64(source, id)``, exactly as Spark would, without
 sending the rows through the JVM.
@@ -96,17 +97,25 @@ def _chain(data, offsets, valid, seeds):
     return out
 
 
+def _bytes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes Spark hashes for each value, as (data, offsets): a string's UTF-8, an int's
+    or a long's little-endian 4 or 8 bytes."""
+    if pa.types.is_integer(values.type):
+        width = 4 if values.type.bit_width <= 32 else 8
+        numbers = pc.fill_null(values, 0).to_numpy().astype(f"<i{width}")
+        return numbers.view(np.uint8), np.arange(len(values) + 1, dtype=np.int64) * width
+    values = pc.cast(values, pa.large_string())
+    if values.offset:  # a slice: rebase so the buffers start at row 0
+        values = pa.concat_arrays([values])
+    offsets = np.frombuffer(values.buffers()[1], np.int64, len(values) + 1)
+    return (np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] else np.zeros(0, np.uint8)), offsets
+
+
 def xxhash64(columns: list[pa.Array], seed: int = SPARK_SEED) -> np.ndarray:
-    """int64 per row: Spark's ``xxhash64(*columns)`` of string columns."""
-    n = len(columns[0])
-    h = np.full(n, seed, np.uint64)
+    """int64 per row: Spark's ``xxhash64(*columns)`` of string, int and long columns."""
+    h = np.full(len(columns[0]), seed, np.uint64)
     for values in columns:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        values = pc.cast(values, pa.large_string())
-        if values.offset:  # a slice: rebase so the buffers start at row 0
-            values = pa.concat_arrays([values])
-        offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1)
-        data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] else np.zeros(0, np.uint8)
-        valid = values.is_valid().to_numpy(zero_copy_only=False)
-        h = _chain(data, offsets, valid, h)
+        data, offsets = _bytes(values)
+        h = _chain(data, offsets, values.is_valid().to_numpy(zero_copy_only=False), h)
     return h.view(np.int64)
