@@ -24,6 +24,7 @@ Example
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,44 +35,81 @@ from sigil.transforms.xxhash import xxhash64
 MISSING = -1  # the code of a key with a part missing
 
 
+def part_values(table: pa.Table, part: str) -> pa.Array:
+    """A rule part's normalised value per record (``column`` or ``column[start:stop]``),
+    null when missing or blank (after slicing)."""
+    name, _, cut = part.partition("[")
+    col = table.column(name + NORM_SUFFIX).combine_chunks()
+    if cut:
+        start, stop = (int(x) if x else None for x in cut.rstrip("]").split(":"))
+        col = pc.utf8_slice_codeunits(col, start or 0, stop if stop is not None else 1 << 30)
+    return pc.if_else(pc.equal(pc.utf8_trim(col, " "), ""), pa.scalar(None, pa.string()), col)
+
+
 def key_strings(table: pa.Table, parts: list[str]) -> pa.Array:
-    """A rule's key per record: its parts' normalised values joined by \\x1f, null when a
-    part is null or blank (after slicing)."""
-    values = []
-    for part in parts:
-        name, _, cut = part.partition("[")
-        col = table.column(name + NORM_SUFFIX).combine_chunks()
-        if cut:
-            start, stop = (int(x) if x else None for x in cut.rstrip("]").split(":"))
-            col = pc.utf8_slice_codeunits(col, start or 0, stop if stop is not None else 1 << 30)
-        values.append(pc.if_else(pc.equal(pc.utf8_trim(col, " "), ""), pa.scalar(None, pa.string()), col))
+    """A rule's key per record: its parts' values joined by \x1f, null when one is missing."""
+    values = [part_values(table, part) for part in parts]
     return values[0] if len(values) == 1 else pc.binary_join_element_wise(*values, "\x1f")
 
 
-def encode(*arrays: pa.Array) -> tuple[list[np.ndarray], pa.Array]:
+def encode(*arrays: pa.Array) -> list[np.ndarray]:
     """int64 codes of the values of ``arrays`` into one dictionary (``MISSING`` for null)."""
     encoded = pc.dictionary_encode(pa.concat_arrays(arrays))
     codes = pc.fill_null(encoded.indices, MISSING).to_numpy().astype(np.int64)
     bounds = np.cumsum([0, *(len(x) for x in arrays)])
-    return [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])], encoded.dictionary
+    return [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def key_codes(sides: list[list[pa.Array]], encoded: dict | None = None) -> list[np.ndarray]:
+    """Dense codes of each side's keys (a side: its parts' values), equal exactly where
+    the keys are equal, on any side; ``MISSING`` where a part is. Parts are encoded one
+    position at a time (a lone side's through ``encoded``, a cache by array) and their
+    codes combined: no key strings are built."""
+    codes, size = None, 1
+    for position in zip(*sides):
+        if len(position) == 1 and encoded is not None:
+            if id(position[0]) not in encoded:
+                encoded[id(position[0])] = encode(position[0])[0]
+            part = encoded[id(position[0])]
+        else:
+            part = np.concatenate(encode(*position))
+        width = int(part.max(initial=0)) + 1
+        if codes is None:
+            codes, size = part, width
+            continue
+        if size * width >= 1 << 62:  # dense again so the product stays in an int64
+            codes, size = _dense(codes)
+        codes = np.where((codes == MISSING) | (part == MISSING), MISSING, codes * width + part)
+        size *= width
+    if len(sides[0]) > 1:
+        codes, _ = _dense(codes)
+    bounds = np.cumsum([0, *(len(side[0]) for side in sides)])
+    return [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes renumbered 0..k-1 (``MISSING`` kept), and k."""
+    present = codes != MISSING
+    dense, uniques = pd.factorize(codes[present])
+    out = np.full(len(codes), MISSING, np.int64)
+    out[present] = dense
+    return out, max(len(uniques), 1)
 
 
 class RuleKeys:
     """Every rule's key codes for the records of ``table`` (rows 0..n-1): ``left`` and
-    ``right`` per rule (the same array for a plain rule), the records per key (of the
-    left side), and the key strings."""
+    ``right`` per rule (the same array for a plain rule), and the records per key (of the
+    left side)."""
 
     def __init__(self, table: pa.Table, rules: list, max_size: int):
-        self.max_size, self.rules = max_size, []
+        self.table, self.max_size, self.rules, values, encoded = table, max_size, [], {}, {}
         for rule in rules:
-            sides = (rule, rule) if isinstance(rule, list) else (rule.left, rule.right)
-            if sides[0] is sides[1]:
-                (left,), vocab = encode(key_strings(table, rule))
-                right = left
-            else:
-                (left, right), vocab = encode(*(key_strings(table, parts) for parts in sides))
-            sizes = np.bincount(left[left != MISSING], minlength=len(vocab))
-            self.rules.append((left, right, sizes, vocab))
+            sides = [rule] if isinstance(rule, list) else [rule.left, rule.right]
+            for part in {p for parts in sides for p in parts} - set(values):
+                values[part] = part_values(table, part)
+            codes = key_codes([[values[p] for p in parts] for parts in sides], encoded)
+            left, right = codes[0], codes[-1]
+            self.rules.append((left, right, np.bincount(left[left != MISSING]), sides[0]))
 
     def generated(self, r: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Whether rule ``r`` pairs records x[i] and y[i] (either way round)."""
@@ -87,7 +125,7 @@ class RuleKeys:
         first rule that finds it (across ``sources`` only when ``cross_only``), and the
         keys skipped for their size: (rule, key hash as Spark's xxhash64, size)."""
         xs, ys, skipped = [], [], []
-        for r, (left, right, sizes, vocab) in enumerate(self.rules):
+        for r, (left, right, sizes, parts) in enumerate(self.rules):
             x, y = (self._equal_pairs if left is right else self._cross_pairs)(left, right, sizes, t, slices,
                                                                               sources, cross_only)
             keep = np.ones(len(x), bool)
@@ -96,8 +134,9 @@ class RuleKeys:
             xs.append(x[keep])
             ys.append(y[keep])
             big = np.flatnonzero((sizes > self.max_size) & (np.arange(len(sizes)) % slices == t))
-            if len(big):
-                hashes = xxhash64([vocab.take(pa.array(big))])
+            if len(big):  # the key strings of a record of each, hashed as Spark hashes them
+                rows = pa.array([np.flatnonzero(left == code)[0] for code in big])
+                hashes = xxhash64([key_strings(self.table.take(rows), parts)])
                 skipped += [(r, int(h), int(s)) for h, s in zip(hashes, sizes[big])]
         return np.concatenate(xs), np.concatenate(ys), skipped
 
