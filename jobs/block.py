@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.io import read_input, read_task_tables, write_parquet, write_table, write_task_table
 from sigil.jobs.lookup import dataset_version, fits_in_tasks, record_index
 from sigil.jobs.runner import Run
-from sigil.jobs.pairs import KEYS, named, possible_pairs, read_truth
+from sigil.jobs.pairs import KEYS, named, possible_pairs, read_truth, true_pairs
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
@@ -278,9 +278,7 @@ def rule_candidates(spark, path: str, records: DataFrame, block: BlockConfig, so
 
 def quality(candidates: DataFrame, truth: DataFrame, n_candidates: int, counts: dict[str, int], mode: str) -> dict:
     """Pair completeness (recall), pair quality (precision), reduction ratio, candidates per record."""
-    keys = ["source_a", "id_a", "source_b", "id_b"]
-    n_truth = truth.count()
-    found = candidates.select(*keys).join(truth, keys).count()
+    found, n_truth = true_pairs(candidates, truth)
     total = possible_pairs(counts, mode)
     return {
         "truth_pairs": n_truth, "true_candidates": found,

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.io import read_input, write_parquet, write_parquet_unless_empty
 from sigil.jobs.runner import Run, StrictError
-from sigil.jobs.pairs import KEYS, read_truth, with_record_columns
+from sigil.jobs.pairs import KEYS, by_rid, read_truth
 from sigil.schemas import datasets
 from sigil.schemas.config import ClusterConfig, SigilConfig
 from sigil.transforms.records import InputError, open_input
@@ -266,11 +266,13 @@ def _f1(p: float | None, r: float | None) -> float | None:
 def pairwise_quality(entities: DataFrame, truth: DataFrame, mode: str) -> dict:
     """Precision |P ∩ T| / |P|, recall |P ∩ T| / |T| and F1 of the pairs P that the entities
     imply (every two records of one entity; in link mode of different sources) against the
-    truth pairs T. An entity of n records, n_s from source s, implies n(n-1)/2 pairs, or
-    (n² - Σ_s n_s²)/2 in link mode."""
+    truth pairs T, given by their records' keys (rid_a, rid_b). An entity of n records, n_s
+    from source s, implies n(n-1)/2 pairs, or (n² - Σ_s n_s²)/2 in link mode."""
     same = F.col("entity_id_a") == F.col("entity_id_b")
-    found = with_record_columns(truth, entities, ["entity_id"], "left").agg(
-        F.count("*").alias("t"), F.count(F.when(same, 1)).alias("tp")).first()  # driver-ok: one row
+    for side in ("a", "b"):
+        entity = entities.select(F.col("rid").alias(f"rid_{side}"), F.col("entity_id").alias(f"entity_id_{side}"))
+        truth = truth.join(entity, f"rid_{side}", "left")
+    found = truth.agg(F.count("*").alias("t"), F.count(F.when(same, 1)).alias("tp")).first()  # driver-ok: one row
     per_source = entities.groupBy("entity_id", "source").agg(F.count("*").alias("ns"))
     per_entity = per_source.groupBy("entity_id").agg(F.sum("ns").alias("n"),
                                                      F.sum(F.col("ns") * F.col("ns")).alias("sq"))
@@ -309,8 +311,11 @@ def quality(spark, config: SigilConfig, entities: DataFrame, records: DataFrame,
     truth = read_truth(spark, config, sources, records)
     if mode == "link":
         truth = truth.where(F.col("source_a") != F.col("source_b"))
-    truth = truth.persist(StorageLevel.MEMORY_AND_DISK)
-    labels, _ = component_labels(as_edges(with_record_columns(truth, records, ["rid"])), max_iterations)
+    truth = by_rid(truth).persist(StorageLevel.MEMORY_AND_DISK)
+    known = truth
+    for side in ("a", "b"):  # the truth graph of the records there are
+        known = known.join(records.select(F.col("rid").alias(f"rid_{side}")), f"rid_{side}", "left_semi")
+    labels, _ = component_labels(as_edges(known), max_iterations)
     out = {**pairwise_quality(entities, truth, mode), **bcubed_quality(entities, labels)}
     truth.unpersist()
     return out

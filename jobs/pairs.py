@@ -100,10 +100,25 @@ def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str]
     return pairs
 
 
+def by_rid(pairs: DataFrame) -> DataFrame:
+    """(rid_a, rid_b) of oriented pairs (KEYS): rid = xxhash64(source, id) as ingest writes
+    it, equal exactly when the records are (ingest fails on a collision), so pairs join on
+    two longs instead of four strings."""
+    return pairs.select(F.xxhash64("source_a", "id_a").alias("rid_a"), F.xxhash64("source_b", "id_b").alias("rid_b"))
+
+
+def true_pairs(predicted: DataFrame, truth: DataFrame) -> tuple[int, int]:
+    """How many ``predicted`` pairs are truth pairs, and how many truth pairs there are."""
+    keys = by_rid(truth).persist()
+    n_truth = keys.count()
+    tp = by_rid(predicted).join(keys, ["rid_a", "rid_b"]).count()
+    keys.unpersist()
+    return tp, n_truth
+
+
 def pair_quality(predicted: DataFrame, n_predicted: int, truth: DataFrame) -> dict:
     """Pairwise precision, recall and F1 of ``predicted`` pairs (KEYS columns) against truth."""
-    n_truth = truth.count()
-    tp = predicted.select(*KEYS).join(truth.select(*KEYS), KEYS).count()
+    tp, n_truth = true_pairs(predicted, truth)
     precision = tp / n_predicted if n_predicted else 0.0
     recall = tp / n_truth if n_truth else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

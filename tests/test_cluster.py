@@ -60,8 +60,7 @@ def test_pairwise_quality_counts_cross_source_pairs_in_link_mode(spark):
     entities = spark.createDataFrame(
         [(1, "a", "1", 1, 3), (2, "a", "2", 1, 3), (3, "b", "1", 1, 3), (4, "b", "2", 4, 1)],
         "rid long, source string, id string, entity_id long, cluster_size long")
-    truth = spark.createDataFrame([("a", "1", "b", "1"), ("a", "2", "b", "2")], ",".join(
-        f"{k} string" for k in ("source_a", "id_a", "source_b", "id_b")))
+    truth = spark.createDataFrame([(1, 3), (2, 4)], "rid_a long, rid_b long")  # (a 1, b 1), (a 2, b 2)
     q = cluster.pairwise_quality(entities, truth, "link")
     # entity 1 has two records of a and one of b: (3² - 2² - 1²) / 2 = 2 cross-source pairs
     assert (q["predicted_pairs"], q["true_pairs"], q["truth_pairs"]) == (2, 1, 2)
