@@ -179,3 +179,6 @@ def test_u_sample_drawn_in_tasks_equals_sparks_and_counts_every_pair(spark, febr
     for k, levels in enumerate(gamma_batch(sides, config.match.comparisons).values()):
         want = np.bincount(levels[levels >= 0], minlength=len(got[k]))
         assert got[k].tolist() == want.tolist()
+    # the same counts from Spark tasks, each with a slice of the pairs
+    spread = match.u_counts(spark, lambda: by_spark, config.match, mode, 2)
+    assert [c.tolist() for c in spread] == [c.tolist() for c in got]
