@@ -13,6 +13,8 @@ Larger records fall back to the joins (jobs/pairs.with_record_columns).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -26,10 +28,17 @@ def fits_in_tasks(spark, frame: DataFrame) -> bool:
     """Whether Spark estimates ``frame`` (the columns to look up) under its broadcast
     threshold: the same bound as a broadcast join, so a lookup holds no more per worker
     than Spark itself would ship to every executor."""
-    limit = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
-    limit = int(limit[:-1]) << 20 if limit.endswith("m") else int(limit)
+    limit = size_in_bytes(spark.conf.get("spark.sql.autoBroadcastJoinThreshold"))
     size = int(str(frame._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
     return 0 <= size <= limit
+
+
+def size_in_bytes(setting: str) -> int:
+    """A Spark byte-size setting ("10485760", "64m", "1g", "512kb") in bytes; -1 stays -1."""
+    match = re.fullmatch(r"\s*(-?\d+)\s*([kmgt]?)b?\s*", setting.lower())
+    if match is None:
+        raise ValueError(f"not a byte size: {setting!r}")
+    return int(match.group(1)) << (10 * " kmgt".index(match.group(2) or " "))
 
 
 class RecordIndex:

@@ -153,11 +153,12 @@ def indexed_sample(index, columns: list[str], mode: str, n_pairs: int, seed: int
     h = xxhash64([pa.array(index.rids), pa.array(seeds)])
     if mode == "dedupe":
         rows = np.argsort(h, kind="stable")[:math.isqrt(2 * n_pairs) + 1]
-    else:
-        source = index.column("source")
-        rows = np.concatenate([np.flatnonzero(pc.equal(source, s).to_numpy(zero_copy_only=False))[
-            np.argsort(h[pc.equal(source, s).to_numpy(zero_copy_only=False)], kind="stable")[:math.isqrt(n_pairs) + 1]]
-            for s in pc.unique(source).to_pylist()])
+    else:  # the first sqrt(n) of each source
+        source, rows = index.column("source"), []
+        for name in pc.unique(source).to_pylist():
+            mine = np.flatnonzero(pc.equal(source, name).to_numpy(zero_copy_only=False))
+            rows.append(mine[np.argsort(h[mine], kind="stable")[:math.isqrt(n_pairs) + 1]])
+        rows = np.concatenate(rows)
     return index.table(["source", "id", *columns]).take(pa.array(np.sort(rows)))
 
 
@@ -212,7 +213,7 @@ def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: Sigi
     (the records held by the tasks, jobs/lookup.py) the tasks draw the sample themselves."""
     match, em, mode = config.match, config.match.em, config.er_mode()
     with job.stage("u from random pairs"):
-        cols = value_columns(match)
+        cols, shared = value_columns(match), None
         if version is not None:
             def sample_of():
                 index = record_index(version)
@@ -225,6 +226,8 @@ def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: Sigi
                 return pa.Table.from_batches(shared.value)
         # one slice of the pairs per core: the work is all CPU, more tasks only cost scheduling
         u = u_from_counts(u_counts(spark, sample_of, match, mode, spark.sparkContext.defaultParallelism))
+        if shared is not None:
+            shared.unpersist()
     with job.stage("em"):
         names = [c.key for c in match.comparisons]
         grouped = gam.groupBy(*[f"gamma_{n}" for n in names]).count()
