@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.io import read_input, read_task_tables, write_parquet, write_table, write_task_table
 from sigil.jobs.lookup import dataset_version, fits_in_tasks, record_index
 from sigil.jobs.runner import Run
-from sigil.jobs.pairs import KEYS, named, possible_pairs, read_truth, true_pairs
+from sigil.jobs.pairs import KEYS, named, oriented_arrays, possible_pairs, read_truth, true_pairs
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
@@ -215,15 +215,6 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 SKIPPED_KEYS = pa.schema([("rule", pa.int64()), ("key", pa.int64()), ("size", pa.int64())])
 
 
-def oriented_keys(table: pa.Table, x: np.ndarray, y: np.ndarray) -> dict[str, pa.Array]:
-    """KEYS of the record pairs (rows x[i], y[i] of ``table``), oriented as jobs/pairs.oriented
-    does: (source_a, id_a) < (source_b, id_b), comparing UTF-8 bytes as Spark does."""
-    sx, ix, sy, iy = (table.column(c).combine_chunks().take(pa.array(rows)) for rows in (x, y) for c in ("source", "id"))
-    swap = pc.or_(pc.greater(sx, sy), pc.and_(pc.equal(sx, sy), pc.greater(ix, iy)))
-    return {"source_a": pc.if_else(swap, sy, sx), "id_a": pc.if_else(swap, iy, ix),
-            "source_b": pc.if_else(swap, sx, sy), "id_b": pc.if_else(swap, ix, iy)}
-
-
 def indexed_rule_candidates(spark, path: str, block: BlockConfig, sources: list[str], job: Run) -> tuple[int, set]:
     """Rule blocking by tasks that each read the records' key columns (jobs/lookup.py) and
     pair the keys of one slice (transforms/rule_keys.py): every pair from the first rule
@@ -231,24 +222,42 @@ def indexed_rule_candidates(spark, path: str, block: BlockConfig, sources: list[
     and the skipped keys (rule, key hash, size)."""
     version, columns = dataset_version(path), [c + datasets.NORM_SUFFIX for c in block.rule_columns()]
     slices, stats_path = 4 * spark.sparkContext.defaultParallelism, job.path("skipped_keys")
-    index_of = {name: i for i, name in enumerate(sources)}
 
     def slice_candidates(batch: pa.RecordBatch) -> pa.RecordBatch:
         index = record_index(version)
         keys = index.cached(("rules", repr(block.rules), block.max_rule_group),
                             lambda: RuleKeys(index.table(columns), block.rules, block.max_rule_group))
-        src = index.cached(("source codes", tuple(sources)), lambda: np.array(
-            [index_of[s] for s in index.column("source").to_pylist()], np.int32))
+        src = index.cached(("source codes", tuple(sources)), lambda: pc.index_in(
+            index.column("source"), value_set=pa.array(sources)).to_numpy())
         (t,) = batch.column("id").to_numpy()
         x, y, skipped = keys.pairs(int(t), slices, src, block.mode == "link")
         if skipped:
             write_task_table(pa.Table.from_pylist([dict(zip(SKIPPED_KEYS.names, s)) for s in skipped], SKIPPED_KEYS),
                              stats_path)
-        return pa.RecordBatch.from_pydict(oriented_keys(index.table(["source", "id"]), x, y))
+        source, ids = index.column("source"), index.column("id")
+        x, y = pa.array(x), pa.array(y)
+        return pa.RecordBatch.from_pydict(oriented_arrays(source.take(x), ids.take(x), source.take(y), ids.take(y)))
 
     n = write_parquet(spark.range(slices, numPartitions=slices), job.path("candidates"), datasets.CANDIDATES,
                       transform=slice_candidates)
     return n, {tuple(r.values()) for r in read_task_tables(stats_path, SKIPPED_KEYS).to_pylist()}
+
+
+def shuffled_rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
+                             job: Run) -> tuple[int, set]:
+    """Rule blocking by Spark (``rule_pairs``), for records too large for every task to
+    hold. Writes the candidates; returns how many, and the skipped keys (rule, key hash,
+    size)."""
+    stats_path = job.path("bucket_stats")
+    ids, cross_skipped = rule_pairs(records, block, sources, partitions, stats_path)
+    out = named(ids, records).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
+                                     F.lit(None).cast("float").alias("jaccard"))
+    n = write_parquet(out, job.path("candidates"), datasets.CANDIDATES)
+    skipped = {(r["a"], r["b"], r["c"]) for r in read_task_tables(stats_path, BUCKET_STATS).to_pylist()
+               if r["kind"] == 2}
+    for frame in cross_skipped:
+        skipped |= {tuple(r) for r in frame.orderBy(F.desc("size")).limit(10).collect()}  # driver-ok: 10 rows
+    return n, skipped
 
 
 def rule_candidates(spark, path: str, records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
@@ -259,15 +268,7 @@ def rule_candidates(spark, path: str, records: DataFrame, block: BlockConfig, so
     if fits_in_tasks(spark, records.select(*columns)):
         n, skipped = indexed_rule_candidates(spark, path, block, sources, job)
     else:
-        stats_path = job.path("bucket_stats")
-        ids, cross_skipped = rule_pairs(records, block, sources, partitions, stats_path)
-        out = named(ids, records).select(*KEYS, F.lit(None).cast("float").alias("jaccard_estimate"),
-                                         F.lit(None).cast("float").alias("jaccard"))
-        n = write_parquet(out, job.path("candidates"), datasets.CANDIDATES)
-        skipped = {(r["a"], r["b"], r["c"]) for r in read_task_tables(stats_path, BUCKET_STATS).to_pylist()
-                   if r["kind"] == 2}
-        for frame in cross_skipped:
-            skipped |= {tuple(r) for r in frame.orderBy(F.desc("size")).limit(10).collect()}  # driver-ok: 10 rows
+        n, skipped = shuffled_rule_candidates(records, block, sources, partitions, job)
     top = [{"rule": rule, "key": key, "size": size}
            for rule, key, size in sorted(skipped, key=lambda r: (-r[2], r[0], r[1]))[:10]]
     job.manifest["metrics"]["skipped_rule_keys"] = top

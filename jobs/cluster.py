@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.io import read_input, write_parquet, write_parquet_unless_empty
 from sigil.jobs.runner import Run, StrictError
-from sigil.jobs.pairs import KEYS, by_rid, read_truth
+from sigil.jobs.pairs import KEYS, by_rid, read_truth, with_known
 from sigil.schemas import datasets
 from sigil.schemas.config import ClusterConfig, SigilConfig
 from sigil.transforms.records import InputError, open_input
@@ -172,17 +172,6 @@ def as_edges(pairs: DataFrame) -> DataFrame:
     return pairs.select(F.col("rid_a").alias("src"), F.col("rid_b").alias("dst"))
 
 
-def keyed_by_rid(pairs: DataFrame, records: DataFrame) -> DataFrame:
-    """``pairs`` with both records' keys, rid = xxhash64(source, id) as ingest writes it
-    (schemas/datasets.records), and whether each record is among ``records`` (``known_a``,
-    ``known_b``: true or null): a join on one long, not on two strings."""
-    for side in ("a", "b"):
-        known = records.select(F.col("rid").alias(f"rid_{side}"), F.lit(True).alias(f"known_{side}"))
-        pairs = pairs.withColumn(f"rid_{side}", F.xxhash64(f"source_{side}", f"id_{side}")).join(known, f"rid_{side}",
-                                                                                                "left")
-    return pairs
-
-
 def dangling(keyed: DataFrame, path: str) -> DataFrame:
     """Edges naming an unknown record, as quarantine rows (the first unknown side named)."""
     a_missing = F.col("known_a").isNull()
@@ -312,9 +301,7 @@ def quality(spark, config: SigilConfig, entities: DataFrame, records: DataFrame,
     if mode == "link":
         truth = truth.where(F.col("source_a") != F.col("source_b"))
     truth = by_rid(truth).persist(StorageLevel.MEMORY_AND_DISK)
-    known = truth
-    for side in ("a", "b"):  # the truth graph of the records there are
-        known = known.join(records.select(F.col("rid").alias(f"rid_{side}")), f"rid_{side}", "left_semi")
+    known = with_known(truth, records).where("known_a and known_b")  # the truth graph of the records there are
     labels, _ = component_labels(as_edges(known), max_iterations)
     out = {**pairwise_quality(entities, truth, mode), **bcubed_quality(entities, labels)}
     truth.unpersist()
@@ -338,7 +325,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             # the match job's decision (threshold, one-to-one) unless a threshold is set here
             edge = F.col("is_match") if cluster.threshold is None else F.col("match_probability") >= threshold
             above = pairs.where(edge).select(*KEYS, "match_probability")
-            keyed = keyed_by_rid(above, records).persist(StorageLevel.MEMORY_AND_DISK)
+            keyed = with_known(by_rid(above, *above.columns), records).persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
             n_dangling = write_parquet_unless_empty(quarantine, job.path("quarantine"), datasets.QUARANTINE)
             if strict and n_dangling:

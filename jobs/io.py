@@ -54,15 +54,7 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
     last computation costs no second trip of the rows between the JVM and Python."""
 
     def write(batches):
-        rows = zeros = 0
-        with task_output(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
-            for batch in batches:
-                if transform is not None:
-                    batch = transform(batch)
-                writer.write_batch(to_contract(batch, schema))
-                rows += batch.num_rows
-                if empty_column is not None:
-                    zeros += pc.sum(pc.equal(batch.column(empty_column), 0)).as_py() or 0
+        rows, zeros = write_batches(batches, path, schema, transform, empty_column)
         yield pa.RecordBatch.from_pydict({"rows": [rows], "zeros": [zeros]})
 
     counts = df.mapInArrow(write, "rows long, zeros long").agg(F.sum("rows"), F.sum("zeros")).first()  # driver-ok
@@ -71,6 +63,23 @@ def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str
         write_table(schema.empty_table(), path)
     written = int(counts[0] or 0)
     return (written, int(counts[1] or 0)) if empty_column is not None else written
+
+
+def write_batches(batches, path: str, schema: pa.Schema,
+                  transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
+                  empty_column: str | None = None) -> tuple[int, int]:
+    """In a task: write ``batches`` (each mapped by ``transform`` first) as the task's file
+    in directory ``path``; return the rows written and how many have 0 in ``empty_column``."""
+    rows = zeros = 0
+    with task_output(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for batch in batches:
+            if transform is not None:
+                batch = transform(batch)
+            writer.write_batch(to_contract(batch, schema))
+            rows += batch.num_rows
+            if empty_column is not None:
+                zeros += pc.sum(pc.equal(batch.column(empty_column), 0)).as_py() or 0
+    return rows, zeros
 
 
 def row_group_tasks(path: str, tasks: int) -> list[list[tuple[str, list[int]]]]:
@@ -98,18 +107,16 @@ def map_parquet(spark, path: str, out_path: str, schema: pa.Schema, transform: C
     for a stage whose work is all in Python, the rows never pass through the JVM."""
     parts = row_group_tasks(path, spark.sparkContext.defaultParallelism)
 
+    def read(task: int):
+        for file, groups in parts[task]:
+            fs, name = open_input(file)
+            with fs.open_input_file(name) as f:
+                yield from pq.ParquetFile(f).iter_batches(batch_rows, groups, columns)
+
     def run(batches):
         for batch in batches:
             for task in batch.column("id").to_numpy():
-                rows = 0
-                with task_output(out_path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
-                    for file, groups in parts[task]:
-                        fs, name = open_input(file)
-                        with fs.open_input_file(name) as f:
-                            for piece in pq.ParquetFile(f).iter_batches(batch_rows, groups, columns):
-                                piece = transform(piece)
-                                writer.write_batch(to_contract(piece, schema))
-                                rows += piece.num_rows
+                rows, _ = write_batches(read(task), out_path, schema, transform)
                 yield pa.RecordBatch.from_pydict({"rows": [rows]})
 
     written = spark.range(len(parts), numPartitions=max(len(parts), 1)).mapInArrow(run, "rows long").agg(

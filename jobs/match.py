@@ -397,7 +397,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             # written by the tasks that compute them, then read for the model and the scores:
             # cheaper than caching millions of rows in the JVM
             schema, version = levels_schema(match), None
-            if not match.embeddings and fits_in_tasks(spark, records.select("rid", *cols)):
+            if not match.embeddings and fits_in_tasks(spark, records.select("rid", "source", "id", *cols)):
                 # each task reads its candidates and finds their records itself: no joins
                 version = dataset_version(path)
                 n_pairs = map_parquet(spark, cand_path, job.path("levels"), schema,

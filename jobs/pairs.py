@@ -7,6 +7,8 @@ Every stage that reports quality (block, match, cluster) reads the truth through
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -55,6 +57,14 @@ def oriented(pairs: DataFrame, *extra: str) -> DataFrame:
                         side("source_b", "source_a").alias("source_b"), side("id_b", "id_a").alias("id_b"), *extra)
 
 
+def oriented_arrays(source_x: pa.Array, id_x: pa.Array, source_y: pa.Array, id_y: pa.Array) -> dict[str, pa.Array]:
+    """``oriented`` of Arrow columns: KEYS with (source_a, id_a) < (source_b, id_b),
+    comparing UTF-8 bytes as Spark does."""
+    swap = pc.or_(pc.greater(source_x, source_y), pc.and_(pc.equal(source_x, source_y), pc.greater(id_x, id_y)))
+    return {"source_a": pc.if_else(swap, source_y, source_x), "id_a": pc.if_else(swap, id_y, id_x),
+            "source_b": pc.if_else(swap, source_x, source_y), "id_b": pc.if_else(swap, id_x, id_y)}
+
+
 def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFrame) -> DataFrame:
     """Truth pairs, oriented like candidates, from the configured file or id pattern."""
     t, mode = config.truth, config.er_mode()
@@ -90,7 +100,7 @@ def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str]
     for side in ("a", "b"):
         keys = [f"source_{side}", f"id_{side}"]
         if by_rid:
-            pairs, keys = pairs.withColumn(f"_rid_{side}", F.xxhash64(*keys)), [f"_rid_{side}"]
+            pairs, keys = pairs.withColumn(f"_rid_{side}", record_key(side)), [f"_rid_{side}"]
             found = [F.col("rid").alias(keys[0])]
         else:
             found = [F.col("source").alias(keys[0]), F.col("id").alias(keys[1])]
@@ -100,11 +110,26 @@ def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str]
     return pairs
 
 
-def by_rid(pairs: DataFrame) -> DataFrame:
-    """(rid_a, rid_b) of oriented pairs (KEYS): rid = xxhash64(source, id) as ingest writes
-    it, equal exactly when the records are (ingest fails on a collision), so pairs join on
-    two longs instead of four strings."""
-    return pairs.select(F.xxhash64("source_a", "id_a").alias("rid_a"), F.xxhash64("source_b", "id_b").alias("rid_b"))
+def record_key(side: str):
+    """The rid of side ``side`` ("a" or "b") of a pair, computed from its source and id as
+    ingest computes it (schemas/datasets.records): equal exactly when the records are
+    (ingest fails on a collision)."""
+    return F.xxhash64(f"source_{side}", f"id_{side}")
+
+
+def by_rid(pairs: DataFrame, *extra: str) -> DataFrame:
+    """(rid_a, rid_b, ``extra``...) of pairs (KEYS), so that they join on two longs instead
+    of four strings."""
+    return pairs.select(record_key("a").alias("rid_a"), record_key("b").alias("rid_b"), *extra)
+
+
+def with_known(pairs: DataFrame, records: DataFrame) -> DataFrame:
+    """Pairs (rid_a, rid_b, ...) with ``known_a``, ``known_b``: true where the record is
+    among ``records``, null where not."""
+    for side in ("a", "b"):
+        known = records.select(F.col("rid").alias(f"rid_{side}"), F.lit(True).alias(f"known_{side}"))
+        pairs = pairs.join(known, f"rid_{side}", "left")
+    return pairs
 
 
 def true_pairs(predicted: DataFrame, truth: DataFrame) -> tuple[int, int]:

@@ -33,7 +33,9 @@ class SparkConfig(Model):
     arrow_batch_rows: int = Field(100_000, ge=100)
     broadcast_join_mb: int = Field(64, ge=0, description="joins whose smaller side Spark estimates under this "
                                                          "(Parquet size) broadcast it instead of shuffling both "
-                                                         "sides; 0 turns broadcast joins off")
+                                                         "sides, and records whose needed columns fit under it are "
+                                                         "held by every Python worker (jobs/lookup.py) instead of "
+                                                         "joined; 0 turns both off")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra spark.* settings")
 
 

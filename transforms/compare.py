@@ -169,9 +169,7 @@ class Vocabulary:
         """One vocabulary of the values of ``arrays`` and each array's int32 codes into it."""
         arrays = [pc.cast(x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x, pa.string()) for x in arrays]
         encoded = pc.dictionary_encode(pa.concat_arrays(arrays), null_encoding="encode")
-        codes = encoded.indices.to_numpy()
-        bounds = np.cumsum([0, *(len(x) for x in arrays)])
-        return cls(encoded.dictionary), [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return cls(encoded.dictionary), np.split(encoded.indices.to_numpy(), np.cumsum([len(x) for x in arrays])[:-1])
 
     def code_words(self) -> tuple[Vocabulary, np.ndarray]:
         """The vocabulary of the values' code-like words (``codes``) and every value's code

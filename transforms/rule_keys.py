@@ -56,35 +56,20 @@ def encode(*arrays: pa.Array) -> list[np.ndarray]:
     """int64 codes of the values of ``arrays`` into one dictionary (``MISSING`` for null)."""
     encoded = pc.dictionary_encode(pa.concat_arrays(arrays))
     codes = pc.fill_null(encoded.indices, MISSING).to_numpy().astype(np.int64)
-    bounds = np.cumsum([0, *(len(x) for x in arrays)])
-    return [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return np.split(codes, np.cumsum([len(x) for x in arrays])[:-1])
 
 
-def key_codes(sides: list[list[pa.Array]], encoded: dict | None = None) -> list[np.ndarray]:
-    """Dense codes of each side's keys (a side: its parts' values), equal exactly where
-    the keys are equal, on any side; ``MISSING`` where a part is. Parts are encoded one
-    position at a time (a lone side's through ``encoded``, a cache by array) and their
-    codes combined: no key strings are built."""
-    codes, size = None, 1
-    for position in zip(*sides):
-        if len(position) == 1 and encoded is not None:
-            if id(position[0]) not in encoded:
-                encoded[id(position[0])] = encode(position[0])[0]
-            part = encoded[id(position[0])]
-        else:
-            part = np.concatenate(encode(*position))
+def combined(positions: list[np.ndarray]) -> np.ndarray:
+    """Dense codes of keys from the codes of their parts, one array per part position:
+    equal exactly where every part is, ``MISSING`` where a part is. No key strings built."""
+    codes, size = positions[0], int(positions[0].max(initial=0)) + 1
+    for part in positions[1:]:
         width = int(part.max(initial=0)) + 1
-        if codes is None:
-            codes, size = part, width
-            continue
         if size * width >= 1 << 62:  # dense again so the product stays in an int64
             codes, size = _dense(codes)
         codes = np.where((codes == MISSING) | (part == MISSING), MISSING, codes * width + part)
         size *= width
-    if len(sides[0]) > 1:
-        codes, _ = _dense(codes)
-    bounds = np.cumsum([0, *(len(side[0]) for side in sides)])
-    return [codes[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return _dense(codes)[0] if len(positions) > 1 else codes
 
 
 def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -99,17 +84,25 @@ def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
 class RuleKeys:
     """Every rule's key codes for the records of ``table`` (rows 0..n-1): ``left`` and
     ``right`` per rule (the same array for a plain rule), and the records per key (of the
-    left side)."""
+    left side). A part's values and codes are computed once for all the rules."""
 
     def __init__(self, table: pa.Table, rules: list, max_size: int):
-        self.table, self.max_size, self.rules, values, encoded = table, max_size, [], {}, {}
+        self.table, self.max_size, self.rules = table, max_size, []
+        values, codes = {}, {}
         for rule in rules:
-            sides = [rule] if isinstance(rule, list) else [rule.left, rule.right]
-            for part in {p for parts in sides for p in parts} - set(values):
-                values[part] = part_values(table, part)
-            codes = key_codes([[values[p] for p in parts] for parts in sides], encoded)
-            left, right = codes[0], codes[-1]
-            self.rules.append((left, right, np.bincount(left[left != MISSING]), sides[0]))
+            for part in {*rule} if isinstance(rule, list) else {*rule.left, *rule.right}:
+                if part not in values:
+                    values[part] = part_values(table, part)
+            if isinstance(rule, list):
+                for part in rule:
+                    if part not in codes:
+                        (codes[part],) = encode(values[part])
+                left = right = combined([codes[part] for part in rule])
+            else:  # a part of the left key and its counterpart on the right share one dictionary
+                both = combined([np.concatenate(encode(values[x], values[y])) for x, y in zip(rule.left, rule.right)])
+                left, right = np.split(both, [table.num_rows])
+            self.rules.append((left, right, np.bincount(left[left != MISSING]),
+                               rule if isinstance(rule, list) else rule.left))
 
     def generated(self, r: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Whether rule ``r`` pairs records x[i] and y[i] (either way round)."""
