@@ -255,7 +255,7 @@ def main(argv=None) -> int:
 
     # 3. sigil (then Spark ML in the same session)
     from sigil.jobs import block, ingest
-    from sigil.jobs.session import spark_session
+    from sigil.jobs.spark.session import spark_session
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sigil-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

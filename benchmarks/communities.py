@@ -246,7 +246,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="sigil-communities-") as tmp:
         work = Path(tmp)
         if names:
-            from sigil.jobs.session import spark_session
+            from sigil.jobs.spark.session import spark_session
             from sigil.schemas.config import SparkConfig
             spark = spark_session(SparkConfig(shuffle_partitions=8, conf={"spark.ui.showConsoleProgress": False}))
         for name in names:

@@ -5,7 +5,7 @@ For each data set of ``--datasets`` (febrl3: dedupe, 5,000 records; febrl4: link
 scored against the same ground truth:
 
 - sigil: the chain ingest -> block -> match -> cluster of ``conf/<data set>.yaml``
-  (``sigil.jobs.er.run``) in one Spark session shared by the whole script, its outputs in a
+  (``sigil.chains.run``) in one Spark session shared by the whole script, its outputs in a
   scratch folder, the sources read from ``--data``. One warm-up run, then ``--repeat`` timed
   runs; time = the whole chain (each job also writes its Parquet outputs and computes its
   own quality metrics: their ``quality`` stages are reported apart). Metrics from the last
@@ -206,7 +206,7 @@ def checked(result: dict, output: Path, link: bool, truth, labels, sources) -> d
 # ================================================================ sigil, in process
 
 def sigil_dataset(spark, dataset: str, args, work: Path) -> dict:
-    from sigil.jobs import er
+    from sigil import chains
     from sigil.schemas.config import load_config
 
     conf = ROOT / DATASETS[dataset]
@@ -217,11 +217,11 @@ def sigil_dataset(spark, dataset: str, args, work: Path) -> dict:
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.spark.arrow_batch_rows))
     log(f"sigil {dataset}: warm-up run ...")
     t0 = time.perf_counter()
-    er.run(config, STAGES, quiet=True, spark=spark)
+    chains.run(config, STAGES, quiet=True, spark=spark)
     log(f"sigil {dataset}: warm-up {time.perf_counter() - t0:.1f} s")
     runs = []
     for i in range(args.repeat):
-        m = er.run(config, STAGES, quiet=True, spark=spark)
+        m = chains.run(config, STAGES, quiet=True, spark=spark)
         runs.append(m)
         log(f"sigil {dataset} run {i + 1}/{args.repeat}: {m['seconds']:.1f} s ("
             + ", ".join(f"{s} {m[s]['timings']['total']:.1f}" for s in STAGES) + ")")
@@ -448,7 +448,7 @@ def main(argv=None) -> int:
     results, generated, session_seconds = [], None, None
     try:
         if names:
-            from sigil.jobs.session import spark_session
+            from sigil.jobs.spark.session import spark_session
             from sigil.schemas.config import load_config
 
             first = ROOT / DATASETS[names[0]]

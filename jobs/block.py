@@ -24,26 +24,26 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import read_input, read_task_tables, write_parquet, write_table, write_task_table
-from sigil.jobs.lookup import dataset_version, fits_in_tasks, record_index
-from sigil.jobs.runner import Run
-from sigil.jobs.pairs import KEYS, named, oriented_arrays, possible_pairs, read_truth, true_pairs
+from sigil.jobs.spark.buckets import BAND_KEYS, bucket_pairs, write_statistics
+from sigil.jobs.spark.expectations import check_expectations
+from sigil.jobs.spark.io import read_input, read_task_tables, spark_schema, write_parquet, write_task_table
+from sigil.jobs.spark.lookup import dataset_version, fits_in_tasks, record_index
+from sigil.jobs.spark.pairs import blocking_quality, named, read_truth
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
-from sigil.transforms.lsh import band_keys, exact_scores, lsh_shape, partition_buckets, score_pairs
+from sigil.transforms.lsh import BUCKET_STATS, OVERSIZED, band_keys, exact_scores, lsh_shape, score_pairs
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import unpack_rows
+from sigil.transforms.pairs import KEYS, oriented
 from sigil.transforms.records import InputError
 from sigil.transforms.rule_keys import RuleKeys
-
-SIGNATURES = "rid long, source string, id string, num_tokens int, signature binary"
-BAND_KEYS = "band int, key long, fine long, rid long, src int"
-
 
 def signatures(records: DataFrame, columns: list[str], block: BlockConfig) -> DataFrame:
     hasher = MinHasher(block.minhash.num_perm, block.minhash.seed, block.minhash.scheme)
     tok = block.tokenizer
-    schema = SIGNATURES + (", tokens binary" if block.exact_jaccard else "")
+    schema = spark_schema(datasets.signatures(block.minhash.num_perm, block.exact_jaccard), packed=True)
 
     def sign(batches):
         for batch in batches:
@@ -54,61 +54,19 @@ def signatures(records: DataFrame, columns: list[str], block: BlockConfig) -> Da
 
 
 def keys(sigs: DataFrame, sources: list[str], bands: int, rows: int, num_perm: int) -> DataFrame:
-    index = {name: i for i, name in enumerate(sources)}
+    names = pa.array(sources)
 
     def band(batches):
         for batch in batches:
             sig = unpack_rows(batch.column("signature"), np.uint32, num_perm)
             key, fine = band_keys(sig, bands, rows)
             n = batch.num_rows
-            src = np.array([index[s] for s in batch.column("source").to_pylist()], np.int32)
+            src = pc.index_in(batch.column("source"), value_set=names).to_numpy().astype(np.int32)
             yield pa.RecordBatch.from_pydict({
                 "band": np.tile(np.arange(bands, dtype=np.int32), n), "key": key.ravel(), "fine": fine.ravel(),
                 "rid": np.repeat(batch.column("rid").to_numpy(), bands), "src": np.repeat(src, bands)})
 
-    return sigs.where("num_tokens > 0").select("rid", "source", "signature").mapInArrow(band, BAND_KEYS)
-
-
-# The bucket statistics each task of ``bucket_rows`` writes beside its pairs: kind 1 =
-# histogram (band a, size b, buckets c); 2 = an oversized bucket (band a, key b, size c)
-# with one sample record d per row.
-BUCKET_STATS = pa.schema([("kind", pa.int32()), ("a", pa.int64()), ("b", pa.int64()), ("c", pa.int64()),
-                          ("d", pa.int64())])
-PAIR_ROWS = 200_000  # pairs per Arrow batch handed back to Spark
-
-
-def statistics_table(buckets: dict) -> pa.Table:
-    """BUCKET_STATS rows of one partition's ``buckets`` (transforms/lsh.buckets)."""
-    (hb, hs, hc), (ob, ok, osz, samples) = buckets["histogram"], buckets["oversized"]
-    reps = [len(x) for x in samples]
-    parts = [(1, hb, hs, hc, 0), (2, np.repeat(ob, reps), np.repeat(ok, reps), np.repeat(osz, reps),
-                                  np.concatenate(samples) if samples else np.zeros(0, np.int64))]
-    tables = [pa.table({"kind": np.full(len(cols[0]), kind, np.int32), **{
-        name: np.broadcast_to(np.asarray(col, np.int64), len(cols[0])) for name, col in zip("abcd", cols)}},
-        schema=BUCKET_STATS) for kind, *cols in parts]
-    return pa.concat_tables(tables)
-
-
-def bucket_rows(band_keys_df: DataFrame, max_size: int, oversized: str, cross: bool, partitions: int,
-                stats_path: str) -> DataFrame:
-    """Pairs (rid_a < rid_b) of BAND_KEYS rows: those of every bucket of at most ``max_size``
-    members (larger ones skipped or split). Each task writes its buckets' size histogram
-    and oversized samples to ``stats_path`` on the way (see ``bucket_statistics``), so one
-    pass gives both and nothing is cached. A pair of several bands comes once per band."""
-
-    def per_partition(batches):
-        schema = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("fine", pa.int64()), ("rid", pa.int64()),
-                            ("src", pa.int32())])
-        batches = list(batches)  # Spark marks literal columns not-null: compare types, not nullability
-        t = pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
-        out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
-                                max_size, oversized, cross)
-        write_task_table(statistics_table(out), stats_path)
-        a, b = out["pairs"]
-        for lo in range(0, len(a), PAIR_ROWS):
-            yield pa.RecordBatch.from_pydict({"rid_a": a[lo:lo + PAIR_ROWS], "rid_b": b[lo:lo + PAIR_ROWS]})
-
-    return band_keys_df.repartition(partitions, "band", "key").mapInArrow(per_partition, "rid_a long, rid_b long")
+    return sigs.where("num_tokens > 0").select("rid", "source", "signature").mapInArrow(band, spark_schema(BAND_KEYS))
 
 
 def with_sides(pairs: DataFrame, sigs: DataFrame, columns: list[str]) -> DataFrame:
@@ -143,7 +101,7 @@ def scored(candidate_ids: DataFrame, sigs: DataFrame, block: BlockConfig) -> Dat
             yield score_pairs(batch, num_perm)
 
     out = with_sides(candidate_ids, sigs, ["source", "id", "signature"]).mapInArrow(
-        score, "source_a string, id_a string, source_b string, id_b string, jaccard_estimate float, jaccard float")
+        score, spark_schema(datasets.select(datasets.CANDIDATES, *KEYS, "jaccard_estimate", "jaccard")))
     if block.min_jaccard_estimate is not None:
         out = out.where(F.col("jaccard_estimate") >= block.min_jaccard_estimate)
     return out
@@ -172,7 +130,7 @@ def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str], parti
     A rule's key shared by more than ``max_rule_group`` records would emit the square of
     that many pairs, so it is skipped and reported instead. A rule of one key is exact
     banding: every rule's keys go through the LSH bucket machinery together (one scan, one
-    shuffle, pairs per bucket in numba, see ``bucket_rows``). A cross rule (x's left key
+    shuffle, pairs per bucket in numba, see jobs/spark/buckets.py). A cross rule (x's left key
     equals y's right key) is an equi-join of the two keys.
     """
     src = F.create_map(*[x for i, s in enumerate(sources) for x in (F.lit(s), F.lit(i))])[F.col("source")]
@@ -201,7 +159,7 @@ def rule_pairs(records: DataFrame, block: BlockConfig, sources: list[str], parti
         keys = keys.where(F.col("k.key").isNotNull()).select(
             F.col("k.band").cast("int").alias("band"), F.col("k.key").alias("key"),
             F.lit(0).cast("long").alias("fine"), "rid", "src")
-        pairs.append(bucket_rows(keys, block.max_rule_group, "skip", block.mode == "link", partitions, stats_path))
+        pairs.append(bucket_pairs(keys, block.max_rule_group, "skip", block.mode == "link", partitions, stats_path))
     return _union(pairs).distinct(), skipped
 
 
@@ -215,9 +173,30 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 SKIPPED_KEYS = pa.schema([("rule", pa.int64()), ("key", pa.int64()), ("size", pa.int64())])
 
 
-def indexed_rule_candidates(spark, path: str, block: BlockConfig, sources: list[str], job: Run) -> tuple[int, set]:
-    """Rule blocking by tasks that each read the records' key columns (jobs/lookup.py) and
-    pair the keys of one slice (transforms/rule_keys.py): every pair from the first rule
+def rule_candidates(spark, path: str, records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
+                    job: Run) -> int:
+    """Write the candidates of rule blocking (no Jaccard: the rules are the evidence) and
+    report the keys skipped as shared by too many records; returns the candidates.
+
+    The rules run in tasks that hold the records' key columns when Spark would broadcast
+    them anyway (``_held_rule_candidates``), else by a shuffle
+    (``_shuffled_rule_candidates``); both give the same candidates."""
+    columns = ["rid", "source", "id", *(c + datasets.NORM_SUFFIX for c in block.rule_columns())]
+    if fits_in_tasks(spark, records.select(*columns)):
+        n, skipped = _held_rule_candidates(spark, path, block, sources, job)
+    else:
+        n, skipped = _shuffled_rule_candidates(records, block, sources, partitions, job)
+    top = [{"rule": rule, "key": key, "size": size}
+           for rule, key, size in sorted(skipped, key=lambda r: (-r[2], r[0], r[1]))[:10]]
+    job.manifest["metrics"]["skipped_rule_keys"] = top
+    if top:
+        job.log(f"rule keys shared by more than {block.max_rule_group} records were skipped, e.g. {top[0]}")
+    return n
+
+
+def _held_rule_candidates(spark, path: str, block: BlockConfig, sources: list[str], job: Run) -> tuple[int, set]:
+    """Rule blocking by tasks that each read the records' key columns (jobs/spark/lookup.py)
+    and pair the keys of one slice (transforms/rule_keys.py): every pair from the first rule
     that finds it, so no shuffle and no distinct. Writes the candidates; returns how many,
     and the skipped keys (rule, key hash, size)."""
     version, columns = dataset_version(path), [c + datasets.NORM_SUFFIX for c in block.rule_columns()]
@@ -236,15 +215,15 @@ def indexed_rule_candidates(spark, path: str, block: BlockConfig, sources: list[
                              stats_path)
         source, ids = index.column("source"), index.column("id")
         x, y = pa.array(x), pa.array(y)
-        return pa.RecordBatch.from_pydict(oriented_arrays(source.take(x), ids.take(x), source.take(y), ids.take(y)))
+        return pa.RecordBatch.from_pydict(oriented(source.take(x), ids.take(x), source.take(y), ids.take(y)))
 
     n = write_parquet(spark.range(slices, numPartitions=slices), job.path("candidates"), datasets.CANDIDATES,
                       transform=slice_candidates)
     return n, {tuple(r.values()) for r in read_task_tables(stats_path, SKIPPED_KEYS).to_pylist()}
 
 
-def shuffled_rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
-                             job: Run) -> tuple[int, set]:
+def _shuffled_rule_candidates(records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
+                              job: Run) -> tuple[int, set]:
     """Rule blocking by Spark (``rule_pairs``), for records too large for every task to
     hold. Writes the candidates; returns how many, and the skipped keys (rule, key hash,
     size)."""
@@ -254,74 +233,10 @@ def shuffled_rule_candidates(records: DataFrame, block: BlockConfig, sources: li
                                      F.lit(None).cast("float").alias("jaccard"))
     n = write_parquet(out, job.path("candidates"), datasets.CANDIDATES)
     skipped = {(r["a"], r["b"], r["c"]) for r in read_task_tables(stats_path, BUCKET_STATS).to_pylist()
-               if r["kind"] == 2}
+               if r["kind"] == OVERSIZED}
     for frame in cross_skipped:
         skipped |= {tuple(r) for r in frame.orderBy(F.desc("size")).limit(10).collect()}  # driver-ok: 10 rows
     return n, skipped
-
-
-def rule_candidates(spark, path: str, records: DataFrame, block: BlockConfig, sources: list[str], partitions: int,
-                    job: Run) -> int:
-    """Write the candidates of rule blocking (no Jaccard: the rules are the evidence): in
-    tasks holding the records' keys when Spark would broadcast them, else by a shuffle."""
-    columns = ["rid", "source", "id", *(c + datasets.NORM_SUFFIX for c in block.rule_columns())]
-    if fits_in_tasks(spark, records.select(*columns)):
-        n, skipped = indexed_rule_candidates(spark, path, block, sources, job)
-    else:
-        n, skipped = shuffled_rule_candidates(records, block, sources, partitions, job)
-    top = [{"rule": rule, "key": key, "size": size}
-           for rule, key, size in sorted(skipped, key=lambda r: (-r[2], r[0], r[1]))[:10]]
-    job.manifest["metrics"]["skipped_rule_keys"] = top
-    if top:
-        job.log(f"rule keys shared by more than {block.max_rule_group} records were skipped, e.g. {top[0]}")
-    return n
-
-
-def quality(candidates: DataFrame, truth: DataFrame, n_candidates: int, counts: dict[str, int], mode: str) -> dict:
-    """Pair completeness (recall), pair quality (precision), reduction ratio, candidates per record."""
-    found, n_truth = true_pairs(candidates, truth)
-    total = possible_pairs(counts, mode)
-    return {
-        "truth_pairs": n_truth, "true_candidates": found,
-        "pair_completeness": found / n_truth if n_truth else None,
-        "pair_quality": found / n_candidates if n_candidates else None,
-        "reduction_ratio": 1 - n_candidates / total if total else None,
-        "candidates_per_record": n_candidates / max(sum(counts.values()), 1),
-    }
-
-
-def histogram(stats: list) -> pa.Table:
-    """Bucket-size histogram from the per-partition kind-1 rows."""
-    total: dict = {}
-    for r in stats:
-        if r["kind"] == 1:
-            total[(r["a"], r["b"])] = total.get((r["a"], r["b"]), 0) + r["c"]
-    return pa.Table.from_pylist([{"band": band, "size": size, "buckets": n} for (band, size), n in sorted(total.items())],
-                                datasets.BUCKET_SIZES)
-
-
-def oversized_report(rows: list, names: DataFrame) -> pa.Table:
-    """Oversized buckets (kind-2 rows: band, key, size, sample key) with the samples' names;
-    ``names`` has two columns: the key and the name users know."""
-    key, name = names.columns
-    samples = sorted({r["d"] for r in rows})
-    found = dict(names.where(F.col(key).isin(samples)).collect())  # driver-ok: samples only
-    buckets: dict = {}
-    for r in rows:
-        buckets.setdefault((r["a"], r["b"], r["c"]), []).append(found[r["d"]])
-    return pa.Table.from_pylist([{"band": band, "key": key, "size": size, "sample_ids": sorted(sample)}
-                                 for (band, key, size), sample in sorted(buckets.items())], datasets.OVERSIZED)
-
-
-def bucket_statistics(stats_path: str, names: DataFrame, job: Run) -> tuple[list[dict], pa.Table]:
-    """Write ``bucket_sizes`` and ``oversized`` from the BUCKET_STATS rows the tasks wrote to
-    ``stats_path`` (run once the pairs are computed); returns those rows and the oversized
-    table."""
-    stats = read_task_tables(stats_path, BUCKET_STATS).to_pylist()
-    write_table(histogram(stats), job.path("bucket_sizes"))
-    oversized = oversized_report([r for r in stats if r["kind"] == 2], names)
-    write_table(oversized, job.path("oversized"))
-    return stats, oversized
 
 
 def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str], block: BlockConfig,
@@ -336,10 +251,11 @@ def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str
         _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
     with job.stage("pairs"):
         stats_path = job.path("bucket_stats")
-        pairs = bucket_rows(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
-                            block.lsh.oversized, block.mode == "link", partitions, stats_path).distinct()
+        pairs = bucket_pairs(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
+                             block.lsh.oversized, block.mode == "link", partitions, stats_path).distinct()
         n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
-        _, oversized = bucket_statistics(stats_path, sigs.select("rid", "id"), job)
+        _, oversized = write_statistics(stats_path, sigs.select("rid", "id"), job.path("bucket_sizes"),
+                                        job.path("oversized"))
     sigs.unpersist()
     metrics.update({"records_without_tokens": empty, "oversized_buckets": oversized.num_rows})
     if oversized.num_rows:
@@ -354,7 +270,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    with Run("block", config, spark, strict, quiet) as job:
+    with Run("block", config, HadoopStorage(spark), strict, quiet) as job:
         path = config.records_path()
         records = read_input(spark, path, "ingested records", "ingest")
         columns = config.token_columns(records.columns) if block.method == "minhash" else block.rule_columns()
@@ -377,10 +293,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         if config.truth is not None:
             with job.stage("quality"):
                 cands = spark.read.parquet(job.path("candidates"))
-                metrics.update(quality(cands, read_truth(spark, config, sources, records), n_candidates, counts,
-                                        block.mode))
+                metrics.update(blocking_quality(cands, read_truth(spark, config, sources, records), n_candidates,
+                                                counts, block.mode))
         if block.validate_output:
-            job.check_quality(spark, "candidates", "candidates")
+            check_expectations(spark, job, "candidates", "candidates")
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"]["candidates"] = n_candidates
         job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",

@@ -16,155 +16,37 @@ Run: ``sigil cluster --conf FILE`` or ``spark-submit jobs/cluster.py --conf FILE
 
 from __future__ import annotations
 
-import json
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import read_input, write_parquet, write_parquet_unless_empty
-from sigil.jobs.runner import Run, StrictError
-from sigil.jobs.pairs import KEYS, by_rid, read_truth, with_known
+from sigil.jobs.spark.components import component_labels
+from sigil.jobs.spark.io import read_input, write_parquet, write_parquet_unless_empty
+from sigil.jobs.spark.pairs import by_rid, read_truth, with_known
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import ClusterConfig, SigilConfig
-from sigil.transforms.records import InputError, open_input
+from sigil.transforms.pairs import KEYS
+from sigil.transforms.quality import f1
+from sigil.transforms.records import InputError
 
 HISTOGRAM_CAP = 10  # entity sizes above this share one histogram bucket
 SAMPLE_IDS = 10
-
-
-class ConvergenceError(InputError):
-    """Connected components did not converge in the allowed rounds (an InputError, so the
-    command line reports it in one message, exit code 2)."""
-
-
-def _orient(edges: DataFrame) -> DataFrame:
-    """Undirected edges as distinct (src < dst); self-loops dropped."""
-    lo, hi = F.least("src", "dst"), F.greatest("src", "dst")
-    return edges.select(lo.alias("src"), hi.alias("dst")).where("src != dst").distinct()
-
-
-def _min_smaller(edges: DataFrame) -> DataFrame:
-    """(u, m): for every vertex u with a smaller neighbour, m = its smallest neighbour."""
-    return edges.groupBy(F.col("dst").alias("u")).agg(F.min("src").alias("m"))
-
-
-def _large_star(edges: DataFrame) -> DataFrame:
-    """Every edge (u, v), u < v, becomes (m(u), v) with m(u) = min(Γ(u) ∪ {u}).
-
-    No ``distinct`` here: the small star maps each edge to one edge and ends with one,
-    which removes these duplicates too, one shuffle less per round.
-    """
-    m = _min_smaller(edges).withColumnRenamed("u", "src")
-    return edges.join(m, "src", "left").select(F.coalesce("m", "src").alias("src"), "dst")
-
-
-def _small_star(edges: DataFrame) -> DataFrame:
-    """Every u links itself and its smaller neighbours to m(u), the smallest of them.
-
-    The edge (s, u) becomes (m(u), s), except (m(u), u) itself, which stays: together they
-    are the edges from m(u) to N(u) ∪ {u} minus the self-loop.
-    """
-    m = _min_smaller(edges).withColumnRenamed("u", "dst")
-    dst = F.when(F.col("src") == F.col("m"), F.col("dst")).otherwise(F.col("src"))
-    return edges.join(m, "dst").select(F.col("m").alias("src"), dst.alias("dst")).distinct()
-
-
-def _not_stars(edges: DataFrame) -> int:
-    """Vertices that keep ``edges`` (src < dst) from being stars centred on their minimum:
-    a vertex with two smaller neighbours, or with both a smaller and a larger one."""
-    ends = edges.select(F.col("src").alias("v"), F.lit(1).alias("larger"), F.lit(0).alias("smaller")).union(
-        edges.select(F.col("dst").alias("v"), F.lit(0).alias("larger"), F.lit(1).alias("smaller")))
-    per_vertex = ends.groupBy("v").agg(F.sum("larger").alias("larger"), F.sum("smaller").alias("smaller"))
-    return per_vertex.where("smaller >= 2 or (smaller >= 1 and larger >= 1)").count()
-
-
-def connected_components(edges: DataFrame, max_iterations: int, return_n_iter: bool = False):
-    """Connected components of an undirected graph, each labelled by its smallest vertex.
-
-    Parameters
-    ----------
-    edges : DataFrame
-        Long columns ``src`` and ``dst``; direction, duplicates and self-loops are ignored
-        (a vertex with only a self-loop is a component of its own).
-    max_iterations : int
-        Rounds (one large-star and one small-star each) before giving up.
-    return_n_iter : bool
-        Also return the number of rounds (as scikit-learn's ``k_means`` does).
-
-    Returns
-    -------
-    DataFrame
-        ``(vertex long, component long)``: every vertex of ``edges`` once, with the minimum
-        vertex of its component. With ``return_n_iter``, a tuple ``(components, rounds)``.
-
-    Raises
-    ------
-    ConvergenceError
-        When the graph is not yet a union of stars after ``max_iterations`` rounds.
-
-    Notes
-    -----
-    Alternating large-star and small-star [1]_. With Γ(u) the neighbours of u and
-    m(u) = min(Γ(u) ∪ {u}), *large-star* replaces the edges (u, v), v > u, by (v, m(u));
-    *small-star* replaces the edges (u, v), v < u, by (v, m(u)) and adds (u, m(u)). Both keep
-    every component connected, and a component's only fixed point is the star centred on its
-    minimum; alternating the two reaches it in O(log² n) rounds (about log n in practice:
-    8 for a path of 1,000 vertices labelled at random).
-
-    A round is two aggregations, two joins and one ``distinct``, all distributed. Its edges
-    are checkpointed (``localCheckpoint``: the query plan does not grow with the rounds; a
-    lost executor fails the run rather than recomputing them). Convergence is checked after
-    each round by counting the vertices that break the star shape: one with two smaller
-    neighbours, or with both a smaller and a larger one.
-
-    References
-    ----------
-    .. [1] R. Kiveris, S. Lattanzi, V. Mirrokni, V. Rastogi, S. Vassilvitskii, "Connected
-       Components in MapReduce and Beyond", ACM SoCC 2014. https://doi.org/10.1145/2670979.2670997
-
-    Examples
-    --------
-    >>> edges = spark.createDataFrame([(1, 2), (3, 2), (7, 8), (9, 9)], "src long, dst long")
-    >>> sorted(map(tuple, connected_components(edges, 10).collect()))  # driver-ok: a doctest of 6 rows
-    [(1, 1), (2, 1), (3, 1), (7, 7), (8, 7), (9, 9)]
-    """
-    centre, rounds = component_labels(edges, max_iterations)
-    vertices = edges.select(F.col("src").alias("vertex")).union(edges.select("dst")).distinct()
-    out = vertices.join(centre, "vertex", "left").select("vertex", F.coalesce("component", "vertex").alias("component"))
-    return (out, rounds) if return_n_iter else out
-
-
-def component_labels(edges: DataFrame, max_iterations: int) -> tuple[DataFrame, int]:
-    """``connected_components`` without the vertices that label their own component:
-    (vertex, component) of every other vertex, and the rounds. Callers that look their
-    records up in it with a fallback to the record's own key need no more."""
-    stars = _orient(edges)
-    for rounds in range(1, max_iterations + 1):
-        # lazy: the check below computes the round once and fills the checkpoint
-        stars = _small_star(_large_star(stars)).localCheckpoint(eager=False)
-        if _not_stars(stars) == 0:
-            break
-    else:
-        raise ConvergenceError(f"connected components did not converge in {max_iterations} rounds of "
-                               "large-star/small-star; raise cluster.max_iterations")
-    return stars.select(F.col("dst").alias("vertex"), F.col("src").alias("component")), rounds
 
 
 def edge_threshold(config: SigilConfig, cluster: ClusterConfig) -> float:
     """``cluster.threshold``, else the threshold the match job recorded in its manifest."""
     if cluster.threshold is not None:
         return cluster.threshold
-    path = config.stage_path("match", "manifest.json")
     try:
-        fs, p = open_input(path)
-        with fs.open_input_stream(p) as f:
-            threshold = json.loads(f.read()).get("metrics", {}).get("threshold")
-    except (OSError, ValueError):
+        threshold = previous_manifest(config, "match").get("metrics", {}).get("threshold")
+    except InputError:
         threshold = None
     if type(threshold) not in (int, float):
-        raise InputError(f"cluster.threshold is not set and {path} has no metrics.threshold: "
-                         "set cluster.threshold or run 'sigil match' first")
+        raise InputError(f"cluster.threshold is not set and {config.stage_path('match', 'manifest.json')} has no "
+                         "metrics.threshold: set cluster.threshold or run 'sigil match' first")
     return float(threshold)
 
 
@@ -248,10 +130,6 @@ def summary(entities: DataFrame) -> dict:
             "size_histogram": {r["size"]: r["n"] for r in order}}
 
 
-def _f1(p: float | None, r: float | None) -> float | None:
-    return 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else None
-
-
 def pairwise_quality(entities: DataFrame, truth: DataFrame, mode: str) -> dict:
     """Precision |P ∩ T| / |P|, recall |P ∩ T| / |T| and F1 of the pairs P that the entities
     imply (every two records of one entity; in link mode of different sources) against the
@@ -270,7 +148,7 @@ def pairwise_quality(entities: DataFrame, truth: DataFrame, mode: str) -> dict:
     t, tp = found["t"], found["tp"]
     p, r = (tp / predicted if predicted else None), (tp / t if t else None)
     return {"truth_pairs": t, "predicted_pairs": predicted, "true_pairs": tp,
-            "cluster_precision": p, "cluster_recall": r, "cluster_f1": _f1(p, r)}
+            "cluster_precision": p, "cluster_recall": r, "cluster_f1": f1(p, r)}
 
 
 def bcubed_quality(entities: DataFrame, labels: DataFrame) -> dict:
@@ -291,7 +169,7 @@ def bcubed_quality(entities: DataFrame, labels: DataFrame) -> dict:
     s = cells.agg(F.sum("o").alias("n"), F.sum(F.col("o") * F.col("o") / F.col("c")).alias("p"),
                   F.sum(F.col("o") * F.col("o") / F.col("l")).alias("r")).first()  # driver-ok: one row
     p, r = (s["p"] / s["n"], s["r"] / s["n"]) if s["n"] else (None, None)
-    return {"bcubed_precision": p, "bcubed_recall": r, "bcubed_f1": _f1(p, r)}
+    return {"bcubed_precision": p, "bcubed_recall": r, "bcubed_f1": f1(p, r)}
 
 
 def quality(spark, config: SigilConfig, entities: DataFrame, records: DataFrame, sources: list[str],
@@ -314,7 +192,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if cluster.split_threshold is not None and cluster.split_threshold <= threshold:
         raise InputError(f"cluster.split_threshold ({cluster.split_threshold}) must be above the edge "
                          f"threshold ({threshold}) to split anything")
-    with Run("cluster", config, spark, strict, quiet) as job:
+    with Run("cluster", config, HadoopStorage(spark), strict, quiet) as job:
         pairs_path = cluster.input or config.stage_path("match", "pairs")
         pairs = read_input(spark, pairs_path, "scored pairs", "match")
         records = read_input(spark, config.records_path(), "ingested records", "ingest").select("rid", "source", "id")
@@ -328,10 +206,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             keyed = with_known(by_rid(above, *above.columns), records).persist(StorageLevel.MEMORY_AND_DISK)
             quarantine = dangling(keyed, pairs_path)
             n_dangling = write_parquet_unless_empty(quarantine, job.path("quarantine"), datasets.QUARANTINE)
-            if strict and n_dangling:
-                first = quarantine.orderBy("source", "id").limit(5).collect()  # driver-ok: 5 rows
-                raise StrictError(f"--strict: {n_dangling} edge(s) quarantined; first: "
-                                  + "; ".join(f"{r['raw']}: {r['reason']}" for r in first))
+            job.refuse_quarantined(n_dangling, lambda: [f"{r['raw']}: {r['reason']}" for r in quarantine.orderBy(
+                "source", "id").limit(5).collect()], "edge(s)")  # driver-ok: 5 rows
             edges = keyed.where("known_a and known_b").select("rid_a", "rid_b", "match_probability")
             comps, rounds = component_labels(as_edges(edges), cluster.max_iterations)
             assigned = assign(records, comps).persist(StorageLevel.MEMORY_AND_DISK)

@@ -28,11 +28,11 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.cluster import connected_components
-from sigil.jobs.graph_index import graph_path, stage_metrics
-from sigil.jobs.ingest import parse_parts, split_duplicates
-from sigil.jobs.io import read_input, write_parquet
-from sigil.jobs.runner import Run, StrictError
+from sigil.jobs.spark.components import connected_components
+from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
+from sigil.jobs.spark.parse import parse_parts, split_duplicates
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
 from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
@@ -40,12 +40,12 @@ from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch,
 from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, buckets, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
-from sigil.transforms.records import InputError, list_files
+from sigil.transforms.records import InputError, list_files, open_input
 
 NO_SPLIT = 1 << 62  # query files are read whole, one task each
 
 
-def packed_signatures(sigs: DataFrame) -> DataFrame:
+def packed_signatures(sigs: DataFrame, num_perm: int) -> DataFrame:
     """``(vid, signature binary)``: the fixed-size lists packed for shuffles and numba."""
 
     def pack(batches):
@@ -53,7 +53,8 @@ def packed_signatures(sigs: DataFrame) -> DataFrame:
             yield pa.RecordBatch.from_pydict({"vid": b.column("vid"),
                                               "signature": from_list_array(b.column("signature"), np.uint32)})
 
-    return sigs.select("vid", "signature").mapInArrow(pack, "vid long, signature binary")
+    schema = datasets.select(datasets.neighbourhood_signatures(num_perm), "vid", "signature")
+    return sigs.select("vid", "signature").mapInArrow(pack, spark_schema(schema, packed=True))
 
 
 def staged_queries(spark, com: CommunitiesConfig) -> DataFrame:
@@ -113,7 +114,9 @@ def by_query(frame: DataFrame, fn, schema: str, order: list, partitions: int | N
     return parts.sortWithinPartitions("query_id", *order).mapInArrow(run, schema)
 
 
-MEMBERS = "query_id string, rank int, vid long, score float, is_seed boolean, subcommunity int, candidates long"
+#: Members as the tasks find them: before their names are joined, with the candidates their
+#: query weighed.
+MEMBERS = pa.schema([*(f for f in datasets.COMMUNITY_MEMBERS if f.name != "vertex"), pa.field("candidates", pa.int64())])
 
 
 def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_perm: int,
@@ -144,7 +147,7 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
             "subcommunity": pa.array(sub, mask=sub < 0) if threshold is not None else pa.nulls(len(q), pa.int32()),
             "candidates": np.diff(offsets)[q]})
 
-    return by_query(cands.join(signatures, "vid"), grow, MEMBERS, [F.desc("is_seed"), "vid"], partitions)
+    return by_query(cands.join(signatures, "vid"), grow, spark_schema(MEMBERS), [F.desc("is_seed"), "vid"], partitions)
 
 
 def answered(seeds: DataFrame, index, com: CommunitiesConfig, partitions: int) -> DataFrame:
@@ -172,7 +175,8 @@ def answered(seeds: DataFrame, index, com: CommunitiesConfig, partitions: int) -
             "subcommunity": pa.array(flat["sub"], pa.int32(), mask=flat["sub"] < 0),
             "candidates": flat["candidates"], "vertex": pa.array(names[flat["vid"]], pa.string())})
 
-    return by_query(seeds, answer, MEMBERS + ", vertex string", ["vid"], partitions)
+    return by_query(seeds, answer, spark_schema(pa.schema([*MEMBERS, datasets.COMMUNITY_MEMBERS.field("vertex")])),
+                    ["vid"], partitions)
 
 
 def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
@@ -203,7 +207,6 @@ def vertex_names(path: str) -> np.ndarray:
     """The external ids by vid, read on the driver (small graphs only)."""
     import pyarrow.parquet as pq
 
-    from sigil.transforms.records import open_input
     fs, root = open_input(path)
     t = pq.read_table(root, columns=["vid", "vertex"], filesystem=fs)
     names = np.empty(t.num_rows, dtype=object)
@@ -222,12 +225,13 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
     num_perm = config.graph_index.minhash.num_perm
     bands, _ = lsh_shape(config.graph_index.lsh, num_perm)
-    rows, n = stage_metrics(config, "graph_index")["index_rows"], stage_metrics(config, "graph")["vertices"]
+    rows = previous_manifest(config, "graph_index")["metrics"]["index_rows"]
+    n = previous_manifest(config, "graph", "graph-ingest")["metrics"]["vertices"]
     local = None
     if (n * num_perm * 4 + rows * 16) <= com.broadcast_index_mb << 20:  # small: ship it once
         local = spark.sparkContext.broadcast((  # driver-ok: bounded by the limit
             CommunityIndex.from_parquet(config.stage_path("graph_index", ""), com.max_candidates),
-            vertex_names(graph_path(config, "vertices"))))
+            vertex_names(config.stage_path("graph", "vertices"))))
         found = answered(seeds, local, com, partitions)
     else:
         found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions).join(
@@ -269,7 +273,7 @@ def similarity_edges(spark, config: SigilConfig, signatures: DataFrame) -> DataF
     num_perm, parts = index_cfg.minhash.num_perm, config.spark.shuffle_partitions
     sources = []
     if whole.similarity in ("graph", "both"):
-        edges = read_input(spark, graph_path(config, "edges"), "edges", "graph-ingest").where("src != dst")
+        edges = read_input(spark, config.stage_path("graph", "edges"), "edges", "graph-ingest").where("src != dst")
         sources.append(edges.select(F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b"),
                                     F.lit(True).alias("own")))
     if whole.similarity in ("lsh", "both"):
@@ -366,11 +370,11 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'communities' section")
     if config.graph_index is None:
         raise InputError("the communities job reads the signatures made with the 'graph_index' section; add it")
-    with Run("communities", config, spark, strict, quiet) as job:
-        vertices = read_input(spark, graph_path(config, "vertices"), "vertex dictionary", "graph-ingest")
+    with Run("communities", config, HadoopStorage(spark), strict, quiet) as job:
+        vertices = read_input(spark, config.stage_path("graph", "vertices"), "vertex dictionary", "graph-ingest")
         raw = read_input(spark, config.stage_path("graph_index", "signatures"), "signatures", "graph-index")
-        signatures = packed_signatures(raw).persist(StorageLevel.MEMORY_AND_DISK)
-        truth_path = graph_path(config, "communities")
+        signatures = packed_signatures(raw, config.graph_index.minhash.num_perm).persist(StorageLevel.MEMORY_AND_DISK)
+        truth_path = config.stage_path("graph", "communities")
         truth = spark.read.parquet(truth_path) if _exists(truth_path) else None
         if truth is not None and truth.limit(1).count() == 0:
             truth = None
@@ -386,10 +390,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                     metrics["seed_queries"].update(seed_quality(spark.read.parquet(job.path("members")), truth))
             job.manifest["quarantined"]["queries"] = n_bad
             job.manifest["outputs"]["members"] = seed_metrics["member_rows"]
-            if strict and n_bad:
-                first = spark.read.parquet(job.path("quarantine")).orderBy("file", "line").limit(5).collect()  # driver-ok: 5 rows
-                raise StrictError("--strict: {} query row(s) quarantined; first: {}".format(
-                    n_bad, "; ".join(f"{r['file']} line {r['line']}: {r['reason']}" for r in first)))
+            job.refuse_quarantined(n_bad, lambda: quarantine_examples(spark.read.parquet(job.path("quarantine"))),
+                                   "query row(s)")
         if com.whole_graph is not None:
             with job.stage("whole graph"):
                 metrics["whole_graph"] = whole_graph(spark, config, job, vertices, signatures, truth)

@@ -19,8 +19,9 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from sigil.jobs.io import write_table
-from sigil.jobs.runner import Run
+from sigil.jobs.spark.io import write_table
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.graphgen import Plan, seed_queries
 from sigil.transforms.records import InputError
@@ -38,7 +39,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'graph_generate' section")
     plan = plan_of(config)
     chunks = math.ceil(gen.vertices / gen.chunk_vertices)
-    with Run("graph_generate", config, spark, strict, quiet) as job:
+    with Run("graph_generate", config, HadoopStorage(spark), strict, quiet) as job:
         def edges(batches):
             for batch in batches:
                 for chunk in batch.column("id").to_pylist():

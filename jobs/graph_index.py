@@ -24,19 +24,17 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.block import bucket_statistics, statistics_table
-from sigil.jobs.io import read_input, write_parquet, write_task_table
-from sigil.jobs.runner import Run
+from sigil.jobs.spark.buckets import write_statistics
+from sigil.jobs.spark.io import read_input, spark_schema, write_parquet, write_task_table
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphIndexConfig, SigilConfig
 from sigil.transforms.communities import neighbourhood_signatures
-from sigil.transforms.lsh import band_keys, bucket_members, lsh_shape
+from sigil.transforms.lsh import HISTOGRAM, band_keys, bucket_members, bucket_statistics, lsh_shape
 from sigil.transforms.minhash import MinHasher
 from sigil.transforms.packing import pack_rows, unpack_rows
 from sigil.transforms.records import InputError
-
-SIGNATURES = "vid long, set_size long, signature binary"
-
 
 def neighbour_rows(edges: DataFrame, vertices: DataFrame, index: GraphIndexConfig, directed: bool) -> DataFrame:
     """``(owner, member)``: member is in owner's hashed set; every vertex has a row (member
@@ -68,12 +66,14 @@ def signatures(rows: DataFrame, index: GraphIndexConfig, partitions: int) -> Dat
             yield pa.RecordBatch.from_pydict({"vid": vid[lo:hi], "set_size": size[lo:hi],
                                               "signature": pack_rows(sig[lo:hi])})
 
-    return rows.repartition(partitions, "owner").sortWithinPartitions("owner").mapInArrow(sign, SIGNATURES)
+    schema = datasets.select(datasets.neighbourhood_signatures(index.minhash.num_perm), "vid", "set_size", "signature")
+    return rows.repartition(partitions, "owner").sortWithinPartitions("owner").mapInArrow(
+        sign, spark_schema(schema, packed=True))
 
 
 def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int, stats_path: str) -> DataFrame:
     """The signatures' index rows (band, key, vid) of every bucket that can pair anything;
-    the bucket statistics go to ``stats_path`` (``block.bucket_statistics``)."""
+    the bucket statistics go to ``stats_path`` (jobs/spark/buckets.write_statistics)."""
     bands, rows = lsh_shape(index.lsh, index.minhash.num_perm)
     num_perm, max_size = index.minhash.num_perm, index.lsh.max_bucket_size
 
@@ -91,16 +91,12 @@ def index_rows(sigs: DataFrame, index: GraphIndexConfig, partitions: int, stats_
         t = pa.Table.from_batches(batches)
         out = bucket_members(t.column("band").to_numpy().astype(np.int64), t.column("key").to_numpy(),
                              t.column("vid").to_numpy(), max_size)
-        write_task_table(statistics_table(out), stats_path)
+        write_task_table(bucket_statistics(out), stats_path)
         band, key, vid = out["members"]
         yield pa.RecordBatch.from_pydict({"band": band.astype(np.int32), "key": key, "vid": vid})
 
-    keyed = sigs.where("set_size > 0").select("vid", "signature").mapInArrow(band, "band int, key long, vid long")
-    return keyed.repartition(partitions, "band", "key").mapInArrow(group, "band int, key long, vid long")
-
-
-def graph_path(config: SigilConfig, dataset: str) -> str:
-    return config.stage_path("graph", dataset)
+    keyed = sigs.where("set_size > 0").select("vid", "signature").mapInArrow(band, spark_schema(datasets.LSH_INDEX))
+    return keyed.repartition(partitions, "band", "key").mapInArrow(group, spark_schema(datasets.LSH_INDEX))
 
 
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
@@ -108,10 +104,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if index is None:
         raise InputError("the configuration has no 'graph_index' section")
     partitions = config.spark.shuffle_partitions
-    directed = stage_metrics(config, "graph")["directed"]
-    with Run("graph_index", config, spark, strict, quiet) as job:
-        vertices = read_input(spark, graph_path(config, "vertices"), "vertex dictionary", "graph-ingest")
-        edges = read_input(spark, graph_path(config, "edges"), "edges", "graph-ingest")
+    directed = previous_manifest(config, "graph", "graph-ingest")["metrics"]["directed"]
+    with Run("graph_index", config, HadoopStorage(spark), strict, quiet) as job:
+        vertices = read_input(spark, config.stage_path("graph", "vertices"), "vertex dictionary", "graph-ingest")
+        edges = read_input(spark, config.stage_path("graph", "edges"), "edges", "graph-ingest")
         bands, rows = lsh_shape(index.lsh, index.minhash.num_perm)
         with job.stage("signatures"):
             sigs = signatures(neighbour_rows(edges, vertices, index, directed), index, partitions)
@@ -123,9 +119,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         with job.stage("index"):
             stats_path = job.path("bucket_stats")
             n_index = write_parquet(index_rows(sigs, index, partitions, stats_path), job.path("lsh"), datasets.LSH_INDEX)
-            stats, oversized = bucket_statistics(stats_path, vertices.select("vid", "vertex"), job)
+            stats, oversized = write_statistics(stats_path, vertices.select("vid", "vertex"), job.path("bucket_sizes"),
+                                                job.path("oversized"))
         sigs.unpersist()
-        sizes = [(r["b"], r["c"]) for r in stats if r["kind"] == 1]
+        sizes = [(r["b"], r["c"]) for r in stats.to_pylist() if r["kind"] == HISTOGRAM]
         job.manifest["inputs"] = {"vertices": n_sigs}
         job.manifest["outputs"] = {"signatures": n_sigs, "lsh": n_index, "oversized": oversized.num_rows}
         job.manifest["metrics"] = {
@@ -136,21 +133,6 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         job.log(f"{n_sigs} signatures ({empty} empty sets), {bands} bands x {rows} rows, {n_index} index rows, "
                 f"{oversized.num_rows} oversized buckets")
         return job.commit()
-
-
-def stage_metrics(config: SigilConfig, stage: str) -> dict:
-    """The metrics in a finished job's manifest (``stage``: its output directory)."""
-    import json
-
-    from sigil.transforms.records import open_input
-    path = config.stage_path(stage, "manifest.json")
-    fs, root = open_input(path)
-    try:
-        with fs.open_input_stream(root) as f:
-            return json.loads(f.read())["metrics"]
-    except (FileNotFoundError, OSError):
-        job = {"graph": "graph-ingest"}.get(stage, stage.replace("_", "-"))
-        raise InputError(f"no {stage} output at {path}: run 'sigil {job}' first") from None
 
 
 if __name__ == "__main__":  # spark-submit jobs/graph_index.py --conf FILE

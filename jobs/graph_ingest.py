@@ -24,10 +24,11 @@ from pyspark import StorageLevel, TaskContext
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.cluster import connected_components
-from sigil.jobs.ingest import parse_parts, split_duplicates
-from sigil.jobs.io import spark_schema, write_parquet
-from sigil.jobs.runner import Run, StrictError
+from sigil.jobs.spark.components import connected_components
+from sigil.jobs.spark.io import quarantine_examples, spark_schema, write_parquet
+from sigil.jobs.spark.parse import parse_parts, split_duplicates
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphConfig, SigilConfig
 from sigil.transforms.graph import (LOCAL_FORMATS, STAGED_EDGES, STAGED_VERTICES, edges_from_file,
@@ -86,7 +87,7 @@ def dense_ids(names: DataFrame, partitions: int) -> DataFrame:
                                               "vertex": b.column("vertex")})
             next_vid += b.num_rows
 
-    return ranked.mapInArrow(number, "vid long, vertex string")
+    return ranked.mapInArrow(number, spark_schema(datasets.select(datasets.VERTICES, "vid", "vertex")))
 
 
 def vertex_rows(edges: DataFrame, vertices: DataFrame | None) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -166,7 +167,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if graph is None:
         raise InputError("the configuration has no 'graph' section")
     partitions = config.spark.shuffle_partitions
-    with Run("graph", config, spark, strict, quiet) as job:
+    with Run("graph", config, HadoopStorage(spark), strict, quiet) as job:
         with job.stage("parse"):
             edges, vertex_table = staged(spark, graph)
             edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
@@ -181,10 +182,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             n_quarantined = quarantine.count()
             counts = dict(edges.groupBy(F.when(F.col("reason").isNull(), "good").when(
                 F.col("reason") == COMMENT, "comment").otherwise("bad")).count().collect())  # driver-ok: 3 rows
-        if strict and n_quarantined:
-            first = quarantine.orderBy("file", "line").limit(5).collect()  # driver-ok: 5 rows
-            raise StrictError("--strict: {} row(s) quarantined; first: {}".format(
-                n_quarantined, "; ".join(f"{r['file']} line {r['line']}: {r['reason']}" for r in first)))
+        job.refuse_quarantined(n_quarantined, lambda: quarantine_examples(quarantine))
         with job.stage("dictionary"):
             ids = dense_ids(known, partitions).persist(StorageLevel.MEMORY_AND_DISK)
             n_vertices = ids.count()

@@ -16,7 +16,6 @@ Run: ``sigil match --conf FILE`` or ``spark-submit jobs/match.py --conf FILE``.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pyarrow as pa
@@ -26,16 +25,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sigil.jobs.io import map_parquet, read_input, spark_schema, write_parquet
-from sigil.jobs.lookup import dataset_version, fits_in_tasks, found_pairs, record_index
-from sigil.jobs.runner import Run
-from sigil.jobs.pairs import KEYS, pair_quality, read_labels, read_truth, with_record_columns
+from sigil.jobs.spark.expectations import check_expectations
+from sigil.jobs.spark.io import map_parquet, read_input, spark_schema, write_parquet
+from sigil.jobs.spark.lookup import dataset_version, fits_in_tasks, found_pairs, record_index
+from sigil.jobs.spark.pairs import pair_quality, read_labels, read_truth, with_record_columns
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
-from sigil.transforms.compare import (NULL_LEVEL, Vocabulary, coded_levels, comparison_levels, gamma_batch,
-                                     pair_levels, value_column)
-from sigil.transforms.fellegi_sunter import (MatchModel, best_threshold, fellegi_sunter, fit_em, u_from_counts,
-                                            value_pairs)
+from sigil.transforms.compare import Vocabulary, coded_levels, level_batch, levels_schema, term_frequencies, \
+    value_column
+from sigil.transforms.fellegi_sunter import (MatchModel, best_threshold, fellegi_sunter, fit_em, sample_level_counts,
+                                            score_batch, u_from_counts, u_sample_rows, u_sample_size)
+from sigil.transforms.pairs import KEYS
 from sigil.transforms.records import InputError, open_input
 from sigil.transforms.supervised import fit_logistic
 from sigil.transforms.xxhash import xxhash64
@@ -51,10 +53,11 @@ def nonblank(column: str):
     return F.col(column).isNotNull() & (F.trim(F.col(column)) != "")
 
 
-def with_term_frequencies(pairs: DataFrame, records: DataFrame, match: MatchConfig) -> DataFrame:
+def _with_term_frequencies(pairs: DataFrame, records: DataFrame, match: MatchConfig) -> DataFrame:
     """``tf_<name>``: the relative frequency, among the records' values, of the left value
-    of each term-frequency adjusted comparison (0 when missing). One aggregation serves
-    every such comparison."""
+    of each term-frequency adjusted comparison (0 when missing), as
+    transforms/compare.term_frequencies defines it, by one aggregation for every such
+    comparison: the joined path's counterpart of the frequencies a held index computes."""
     adjusted = [c for c in match.comparisons if c.term_frequency]
     if not adjusted:
         return pairs
@@ -71,20 +74,9 @@ def with_term_frequencies(pairs: DataFrame, records: DataFrame, match: MatchConf
     return pairs
 
 
-def term_frequencies(values: pa.Array) -> np.ndarray:
-    """Per record: the relative frequency of its value among the records' nonblank values
-    (0 for a blank one), as ``with_term_frequencies`` computes it in Spark."""
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    blank = pc.fill_null(pc.equal(pc.utf8_trim(values, " "), ""), True).to_numpy(zero_copy_only=False)
-    codes = pc.fill_null(pc.dictionary_encode(values).indices, 0).to_numpy()
-    counts = np.bincount(codes[~blank], minlength=int(codes.max(initial=-1)) + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(blank, 0.0, counts[np.where(blank, 0, codes)] / max(int((~blank).sum()), 1))
-
-
-def indexed_levels(batch: pa.RecordBatch, version: tuple, match: MatchConfig) -> pa.RecordBatch:
+def _held_level_batch(batch: pa.RecordBatch, version: tuple, match: MatchConfig) -> pa.RecordBatch:
     """Pairs (KEYS) -> ``levels_schema`` columns, both records found in the worker's index
-    of the records (jobs/lookup.py): each compared column is encoded once per worker
+    of the records (jobs/spark/lookup.py): each compared column is encoded once per worker
     (transforms/compare.Vocabulary), so a pair's values are two integer codes."""
     index = record_index(version)
     batch, rows = found_pairs(index, batch)
@@ -96,27 +88,8 @@ def indexed_levels(batch: pa.RecordBatch, version: tuple, match: MatchConfig) ->
         if c.term_frequency:
             freq = index.cached(("tf", col), lambda: term_frequencies(index.column(col)))
             tf[f"tf_{c.key}"] = freq[rows["a"]]
-    return level_batch(pa.RecordBatch.from_pydict({**{k: batch.column(k) for k in KEYS}, **tf}), match,
+    return level_batch(pa.RecordBatch.from_pydict({**{k: batch.column(k) for k in KEYS}, **tf}), match.comparisons,
                        gammas=gammas)
-
-
-def levels_schema(match: MatchConfig, keep: tuple[str, ...] = ()) -> pa.Schema:
-    """KEYS, gamma_<name>..., tf_<name>..., ``keep`` (int32)."""
-    return pa.schema([pa.field(k, pa.string()) for k in KEYS]
-                     + [pa.field(f"gamma_{c.key}", pa.int8()) for c in match.comparisons]
-                     + [pa.field(f"tf_{c.key}", pa.float64()) for c in match.comparisons if c.term_frequency]
-                     + [pa.field(k, pa.int32()) for k in keep])
-
-
-def level_batch(batch: pa.RecordBatch, match: MatchConfig, keep: tuple[str, ...] = (),
-                gammas: dict[str, np.ndarray] | None = None) -> pa.RecordBatch:
-    """One batch of pairs with both records' values (or with their ``gammas`` already
-    computed) -> ``levels_schema`` columns."""
-    gammas = gamma_batch(batch, match.comparisons) if gammas is None else gammas
-    cols = {k: batch.column(k) for k in KEYS}
-    cols.update({k: pa.array(v, pa.int8()) for k, v in gammas.items()})
-    cols.update({k: batch.column(k) for k in (*(f"tf_{c.key}" for c in match.comparisons if c.term_frequency), *keep)})
-    return pa.RecordBatch.from_pydict(cols, schema=levels_schema(match, keep))
 
 
 def levels(pairs: DataFrame, match: MatchConfig, keep: tuple[str, ...] = ()) -> DataFrame:
@@ -124,63 +97,74 @@ def levels(pairs: DataFrame, match: MatchConfig, keep: tuple[str, ...] = ()) -> 
 
     def compare(batches):
         for batch in batches:
-            yield level_batch(batch, match, keep)
+            yield level_batch(batch, match.comparisons, keep)
 
-    return pairs.mapInArrow(compare, spark_schema(levels_schema(match, keep)))
-
-
-def gamma_matrix(batch, names: list[str]) -> np.ndarray:
-    return np.column_stack([batch.column(f"gamma_{n}").to_numpy() for n in names]) if names else np.zeros((0, 0))
+    return pairs.mapInArrow(compare, spark_schema(levels_schema(match.comparisons, keep)))
 
 
-def random_sample(records: DataFrame, columns: list[str], mode: str, n_pairs: int, seed: int) -> pa.Table:
-    """Records for about ``n_pairs`` random pairs, chosen by a seeded hash of the record key
-    so every run draws the same ones: the first sqrt(2 n) records in hash order (sqrt(n)
-    per source when linking). Small by construction, so it is brought to the driver."""
+def write_levels(spark, path: str, cand_path: str, records: DataFrame, candidates: DataFrame, match: MatchConfig,
+                 out_path: str, batch_rows: int) -> tuple[int, tuple | None]:
+    """Write the comparison levels of every candidate pair to ``out_path``: written by the
+    tasks that compute them, then read for the model and the scores (cheaper than caching
+    millions of rows in the JVM). Returns the pairs written, and the version of the records
+    when the tasks held them.
+
+    When Spark would broadcast the compared columns anyway, each task reads its candidates
+    and finds both records in its worker's index (jobs/spark/lookup.py): no joins.
+    Otherwise the candidates are joined with both records' values (and term frequencies)
+    by rid. Both give the same levels."""
+    cols = value_columns(match)
+    schema = levels_schema(match.comparisons)
+    if not match.embeddings and fits_in_tasks(spark, records.select("rid", "source", "id", *cols)):
+        version = dataset_version(path)
+        return map_parquet(spark, cand_path, out_path, schema, lambda batch: _held_level_batch(batch, version, match),
+                           KEYS, batch_rows), version
+    pairs = _with_term_frequencies(with_record_columns(candidates.select(*KEYS), records, cols, by_rid=True),
+                                   records, match)
+    return write_parquet(pairs, out_path, schema, transform=lambda batch: level_batch(batch, match.comparisons)), None
+
+
+def u_sample(spark, records: DataFrame, version: tuple | None, columns: list[str], mode: str, n_pairs: int,
+             seed: int):
+    """The records of the random pairs u is counted on: about ``n_pairs`` pairs, chosen by
+    a seeded hash of the record key, xxhash64(rid, seed), so that every run draws the same
+    (transforms/fellegi_sunter.u_sample_rows). Returns ``(sample_of, release)``:
+    ``sample_of()`` gives the sample as an Arrow table inside a task, ``release()`` frees
+    what was shared once the counts are in.
+
+    With ``version`` (the records held by the tasks, jobs/spark/lookup.py) each worker
+    draws the sample from its index (``_held_sample``); otherwise Spark draws it and it is
+    broadcast (``_drawn_sample``). Both give the same records."""
+    if version is not None:
+        def sample_of():
+            index = record_index(version)
+            return index.cached(("u sample", tuple(columns), mode, n_pairs, seed),
+                                lambda: _held_sample(index, columns, mode, n_pairs, seed))
+        return sample_of, lambda: None
+    shared = spark.sparkContext.broadcast(_drawn_sample(records, columns, mode, n_pairs, seed).to_batches())
+    return (lambda: pa.Table.from_batches(shared.value)), shared.unpersist
+
+
+def _drawn_sample(records: DataFrame, columns: list[str], mode: str, n_pairs: int, seed: int) -> pa.Table:
+    """``u_sample`` drawn by Spark: the first records in hash order (per source when
+    linking). Small by construction, so it is brought to the driver."""
     keyed = records.select("source", "id", *columns, F.xxhash64("rid", F.lit(seed)).alias("h"))
+    size = u_sample_size(mode, n_pairs)
     if mode == "dedupe":
-        sample = keyed.orderBy("h", "source", "id").limit(math.isqrt(2 * n_pairs) + 1)
+        sample = keyed.orderBy("h", "source", "id").limit(size)
     else:
         rank = F.row_number().over(Window.partitionBy("source").orderBy("h", "id"))
-        sample = keyed.withColumn("r", rank).where(F.col("r") <= math.isqrt(n_pairs) + 1).drop("r")
-    return sample.orderBy("source", "h").toArrow()  # driver-ok: sqrt(2 u_pairs) rows at most
+        sample = keyed.withColumn("r", rank).where(F.col("r") <= size).drop("r")
+    return sample.orderBy("source", "h").toArrow()  # driver-ok: u_sample_size rows per source at most
 
 
-def indexed_sample(index, columns: list[str], mode: str, n_pairs: int, seed: int) -> pa.Table:
-    """``random_sample`` of the records of a worker's index (jobs/lookup.py): the same
-    records, by the same hash, Spark's xxhash64(rid, seed) (transforms/xxhash.py)."""
+def _held_sample(index, columns: list[str], mode: str, n_pairs: int, seed: int) -> pa.Table:
+    """``u_sample`` of the records of a worker's index, by the same hash as Spark's
+    xxhash64(rid, seed) (transforms/xxhash.py)."""
     seeds = np.full(len(index.rids), seed, np.int32 if -2**31 <= seed < 2**31 else np.int64)  # as F.lit types it
     h = xxhash64([pa.array(index.rids), pa.array(seeds)])
-    if mode == "dedupe":
-        rows = np.argsort(h, kind="stable")[:math.isqrt(2 * n_pairs) + 1]
-    else:  # the first sqrt(n) of each source
-        source, rows = index.column("source"), []
-        for name in pc.unique(source).to_pylist():
-            mine = np.flatnonzero(pc.equal(source, name).to_numpy(zero_copy_only=False))
-            rows.append(mine[np.argsort(h[mine], kind="stable")[:math.isqrt(n_pairs) + 1]])
-        rows = np.concatenate(rows)
-    return index.table(["source", "id", *columns]).take(pa.array(np.sort(rows)))
-
-
-def sample_level_counts(sample: pa.Table, match: MatchConfig, mode: str, part: int = 0, parts: int = 1):
-    """Level counts of each comparison over the ``part``-th of ``parts`` slices of all pairs
-    of sample rows (across sources only when linking), missing values left out: each pair of
-    values is compared once and counted as often as record pairs hold it
-    (fellegi_sunter.value_pairs)."""
-    sources = pc.dictionary_encode(sample.column("source").combine_chunks()).indices.to_numpy()
-    out = []
-    for c in match.comparisons:
-        values = sample.column(value_column(c)).combine_chunks()
-        if c.levels[0].kind == "cosine":  # vectors: every record its own value
-            x, y, w = value_pairs(np.arange(len(values)), sources, mode == "link", part, parts)
-            levels = comparison_levels(c, values.take(pa.array(x)), values.take(pa.array(y)))
-        else:
-            vocab, (codes,) = Vocabulary.encode(values)
-            x, y, w = value_pairs(codes, sources, mode == "link", part, parts)
-            levels = pair_levels(c, vocab, x, y)
-        seen = levels != NULL_LEVEL
-        out.append(np.bincount(levels[seen], weights=w[seen], minlength=len(c.levels) + 1))
-    return out
+    sources = pc.dictionary_encode(index.column("source")).indices.to_numpy()
+    return index.table(["source", "id", *columns]).take(pa.array(u_sample_rows(h, sources, mode, n_pairs)))
 
 
 def u_counts(spark, sample_of, match: MatchConfig, mode: str, partitions: int) -> list[np.ndarray]:
@@ -190,7 +174,7 @@ def u_counts(spark, sample_of, match: MatchConfig, mode: str, partitions: int) -
         sample = sample_of()
         for batch in batches:
             for part in batch.column("id").to_numpy():
-                for k, n in enumerate(sample_level_counts(sample, match, mode, int(part), partitions)):
+                for k, n in enumerate(sample_level_counts(sample, match.comparisons, mode, int(part), partitions)):
                     yield pa.RecordBatch.from_pydict({"k": np.full(len(n), k, np.int32),
                                                       "level": np.arange(len(n), dtype=np.int32), "n": n})
 
@@ -210,24 +194,13 @@ def comparison_meta(match: MatchConfig) -> list[dict]:
 def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: SigilConfig, version: tuple | None,
                          job: Run) -> MatchModel:
     """Fellegi-Sunter: u from random record pairs, m and the prior by EM. With ``version``
-    (the records held by the tasks, jobs/lookup.py) the tasks draw the sample themselves."""
+    (the records held by the tasks, jobs/spark/lookup.py) the tasks draw the sample themselves."""
     match, em, mode = config.match, config.match.em, config.er_mode()
     with job.stage("u from random pairs"):
-        cols, shared = value_columns(match), None
-        if version is not None:
-            def sample_of():
-                index = record_index(version)
-                return index.cached(("u sample", tuple(cols), mode, em.u_pairs, em.seed),
-                                    lambda: indexed_sample(index, cols, mode, em.u_pairs, em.seed))
-        else:
-            shared = spark.sparkContext.broadcast(random_sample(records, cols, mode, em.u_pairs, em.seed).to_batches())
-
-            def sample_of():
-                return pa.Table.from_batches(shared.value)
+        sample_of, release = u_sample(spark, records, version, value_columns(match), mode, em.u_pairs, em.seed)
         # one slice of the pairs per core: the work is all CPU, more tasks only cost scheduling
         u = u_from_counts(u_counts(spark, sample_of, match, mode, spark.sparkContext.defaultParallelism))
-        if shared is not None:
-            shared.unpersist()
+        release()
     with job.stage("em"):
         names = [c.key for c in match.comparisons]
         grouped = gam.groupBy(*[f"gamma_{n}" for n in names]).count()
@@ -288,7 +261,7 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
                          "on the driver)")
     cols = value_columns(match)
     values = with_record_columns(pairs, records, cols)
-    given = levels(with_term_frequencies(values, records, match), match, keep=("label",))
+    given = levels(_with_term_frequencies(values, records, match), match, keep=("label",))
     if lab is not None and lab.label_column is None:
         negatives = (gam.join(pairs.select(*KEYS), KEYS, "left_anti")
                      .orderBy(F.xxhash64(*KEYS, F.lit(match.em.seed))).limit(max(max_pairs - n, 0))
@@ -309,30 +282,13 @@ def load_model(path: str, match: MatchConfig) -> MatchModel:
     return model
 
 
-def score_batch(batch: pa.RecordBatch, model: MatchModel, threshold: float | None = None) -> pa.RecordBatch:
-    """KEYS, levels and term frequencies -> KEYS, levels, match weight and probability (and,
-    given a ``threshold``, ``is_match``: the probability at or above it)."""
-    names = model.names
-    tf = {k: batch.column(f"tf_{n}").to_numpy() for k, n in enumerate(names)
-          if model.tf_m and model.tf_m[k] is not None and f"tf_{n}" in batch.schema.names}
-    w = model.match_weight(gamma_matrix(batch, names), tf)
-    p = MatchModel.probability(w)
-    cols = {k: batch.column(k) for k in KEYS}
-    cols.update({f"gamma_{n}": batch.column(f"gamma_{n}") for n in names})
-    cols.update({"match_weight": w, "match_probability": p})
-    if threshold is not None:
-        cols["is_match"] = p >= threshold
-    return pa.RecordBatch.from_pydict(cols)
-
-
 def scored(gam: DataFrame, model: MatchModel) -> DataFrame:
     def score(batches):
         for batch in batches:
             yield score_batch(batch, model)
 
-    gammas = ", ".join(f"gamma_{n} tinyint" for n in model.names)
-    return gam.mapInArrow(score, ", ".join(f"{k} string" for k in KEYS)
-                          + f", {gammas}, match_weight double, match_probability double")
+    schema = datasets.scored(model.names)
+    return gam.mapInArrow(score, spark_schema(datasets.select(schema, *schema.names[:-1])))  # is_match decided after
 
 
 def decided(pairs: DataFrame, threshold: float, one_to_one: bool) -> DataFrame:
@@ -379,7 +335,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     match = config.match
     if match is None:
         raise InputError("the configuration has no 'match' section")
-    with Run("match", config, spark, strict, quiet) as job:
+    with Run("match", config, HadoopStorage(spark), strict, quiet) as job:
         path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
         records = read_input(spark, path, "ingested records", "ingest")
         candidates = read_input(spark, cand_path, "candidate pairs", "block")
@@ -394,21 +350,11 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         sources = sorted(counts)
         batch_rows = config.spark.arrow_batch_rows
         with job.stage("levels"):
-            # written by the tasks that compute them, then read for the model and the scores:
-            # cheaper than caching millions of rows in the JVM
-            schema, version = levels_schema(match), None
-            if not match.embeddings and fits_in_tasks(spark, records.select("rid", "source", "id", *cols)):
-                # each task reads its candidates and finds their records itself: no joins
-                version = dataset_version(path)
-                n_pairs = map_parquet(spark, cand_path, job.path("levels"), schema,
-                                      lambda batch: indexed_levels(batch, version, match), KEYS, batch_rows)
-            else:
-                pairs = with_term_frequencies(with_record_columns(candidates.select(*KEYS), records, cols, by_rid=True),
-                                              records, match)
-                n_pairs = write_parquet(pairs, job.path("levels"), schema, transform=lambda batch: level_batch(batch, match))
+            n_pairs, version = write_levels(spark, path, cand_path, records, candidates, match, job.path("levels"),
+                                            batch_rows)
             gam = spark.read.parquet(job.path("levels"))
         model = choose_model(spark, gam, records, candidates, config, sources, version, job)
-        job.fs.write_text(job.path("model.json"), model.to_json())
+        job.storage.write_text(job.path("model.json"), model.to_json())
         with job.stage("score"):
             schema = datasets.scored(model.names)
             if match.one_to_one:
@@ -416,7 +362,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             else:  # scored and decided by the tasks that read the levels
                 map_parquet(spark, job.path("levels"), job.path("pairs"), schema,
                             lambda batch: score_batch(batch, model, model.threshold), gam.columns, batch_rows)
-        job.fs.delete(job.path("levels"))
+        job.storage.delete(job.path("levels"))
         out = spark.read.parquet(job.path("pairs"))
         matches = out.where(F.col("is_match"))
         n_matches = matches.count()
@@ -427,7 +373,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             with job.stage("quality"):
                 metrics.update(pair_quality(matches, n_matches, read_truth(spark, config, sources, records)))
         if match.validate_output:
-            job.check_quality(spark, "pairs", "scored")
+            check_expectations(spark, job, "pairs", "scored")
         job.manifest["inputs"].update({"records": sum(counts.values()), "candidates": n_pairs})
         job.manifest["outputs"]["pairs"] = n_pairs
         job.log_metrics("pairs_scored", "matches", "threshold", "precision", "recall", "f1")

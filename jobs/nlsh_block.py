@@ -30,22 +30,25 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from sigil.jobs.block import bucket_rows, bucket_statistics, quality
-from sigil.jobs.io import read_input, write_parquet
-from sigil.jobs.pairs import KEYS, named, read_truth
-from sigil.jobs.runner import Run
+from sigil.jobs.spark.buckets import BAND_KEYS, bucket_pairs, write_statistics
+from sigil.jobs.spark.io import read_input, spark_schema, write_parquet
+from sigil.jobs.spark.pairs import blocking_quality, named, read_truth
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import EncoderConfig, SigilConfig
 from sigil.transforms.encoder import encode, load_model, serialized
 from sigil.transforms.nlsh import hyperplane_keys, hyperplanes, top_k
 from sigil.transforms.packing import pack_rows, unpack_rows
+from sigil.transforms.pairs import KEYS
 from sigil.transforms.records import InputError
 
-EMBEDDINGS = "rid long, source string, id string, vector binary"
+EMBEDDINGS = spark_schema(datasets.embeddings(1), packed=True)  # packed: any dimension
 NEIGHBOURS = "rid_a long, rid_b long, cosine float"
 PC_AT = (1, 3, 5, 10, 20, 50, 100)
 SCORE_BYTES = 256 << 20  # the most one block of query-by-candidate scores may take
@@ -158,23 +161,22 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
 
 def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str], stats_path: str) -> DataFrame:
     """``(rid_a, rid_b, cosine)`` of every pair sharing a hyperplane-LSH bucket; the bucket
-    statistics go to ``stats_path`` as they are computed (``block.bucket_statistics``)."""
+    statistics go to ``stats_path`` as they are computed (jobs/spark/buckets.py)."""
     lsh, link = config.nlsh_block.lsh, config.er_mode() == "link"
     planes = hyperplanes(dim, lsh.tables, lsh.bits, lsh.seed)
-    index = {name: i for i, name in enumerate(sources)}
+    names = pa.array(sources)
     center = mean_vector(emb, dim) if lsh.center else np.zeros(dim, np.float32)
 
     def keys(batches):
         for batch in batches:
             vectors = unpack_rows(batch.column("vector"), np.float32, dim) - center
             row, table, key, fine = hyperplane_keys(vectors, planes, lsh.tables, lsh.bits, lsh.probes)
-            src = np.array([index[s] for s in batch.column("source").to_pylist()], np.int32)
+            src = pc.index_in(batch.column("source"), value_set=names).to_numpy().astype(np.int32)
             yield pa.RecordBatch.from_pydict({"band": table, "key": key, "fine": fine,
                                               "rid": batch.column("rid").to_numpy()[row], "src": src[row]})
 
-    band_rows = emb.select("rid", "source", "vector").mapInArrow(keys, "band int, key long, fine long, rid long, "
-                                                                       "src int")
-    pairs = bucket_rows(band_rows, lsh.max_bucket_size, lsh.oversized, link, config.spark.shuffle_partitions,
+    band_rows = emb.select("rid", "source", "vector").mapInArrow(keys, spark_schema(BAND_KEYS))
+    pairs = bucket_pairs(band_rows, lsh.max_bucket_size, lsh.oversized, link, config.spark.shuffle_partitions,
                         stats_path).distinct()
     return cosines(pairs, emb, dim)
 
@@ -231,7 +233,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration needs 'encoder' and 'nlsh_block' sections")
     model_path, encoder = (None, config.encoder) if nb.embeddings else encoder_settings(config)
     mode = config.er_mode()
-    with Run("nlsh_block", config, spark, strict, quiet) as job:
+    with Run("nlsh_block", config, HadoopStorage(spark), strict, quiet) as job:
         path = nb.input or config.records_path()
         records = read_input(spark, path, "ingested records", "ingest")
         missing = [c for c in encoder.columns if c not in records.columns]
@@ -282,13 +284,15 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 cands = with_minhash(cands, spark, config)
             n_candidates = write_parquet(cands, job.path("candidates"), datasets.CANDIDATES)
             if stats_path is not None:
-                _, oversized = bucket_statistics(stats_path, emb.select("rid", "id"), job)
+                _, oversized = write_statistics(stats_path, emb.select("rid", "id"), job.path("bucket_sizes"),
+                                                job.path("oversized"))
                 metrics["oversized_buckets"] = oversized.num_rows
         metrics.update({"records": n_emb, "candidate_pairs": n_candidates})
         if config.truth is not None:
             with job.stage("quality"):
                 truth = read_truth(spark, config, sources, records)
-                metrics.update(quality(spark.read.parquet(job.path("candidates")), truth, n_candidates, counts, mode))
+                metrics.update(blocking_quality(spark.read.parquet(job.path("candidates")), truth, n_candidates, counts,
+                                                mode))
                 if ranked is not None:
                     metrics["pair_completeness_at_k"] = completeness_at_k(ranked, emb, truth, nb.k)
         if ranked is not None:

@@ -28,17 +28,19 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.io import read_input
-from sigil.jobs.pairs import read_labels
-from sigil.jobs.runner import Run
+from sigil.jobs.spark.io import read_input, spark_schema
+from sigil.jobs.spark.pairs import read_labels
+from sigil.jobs.spark.session import HadoopStorage
+from sigil.run import Run
 from sigil.schemas.config import PairLabels, SigilConfig
-from sigil.transforms.encoder import encode, load_model, serialized
-from sigil.transforms.match_rules import rule_columns, rule_holds
-from sigil.transforms.nlsh import TrainingData, TrainingSettings, fine_tune, nearest
+from sigil.transforms.encoder import load_model, serialized
+from sigil.transforms.match_rules import rule_columns
+from sigil.transforms.nlsh import TrainingData, TrainingSettings, fine_tune, rule_labelled_pairs
 from sigil.transforms.pair_text import canonical_key, map_pairs, parse_record
+from sigil.transforms.pairs import KEYS
 from sigil.transforms.records import InputError, open_input
 
-LABELLED = "source_a string, id_a string, source_b string, id_b string, label int"
+LABELLED = spark_schema(pa.schema([*(pa.field(k, pa.string()) for k in KEYS), pa.field("label", pa.int32())]))
 
 
 def labelled_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str],
@@ -110,22 +112,6 @@ def index_pairs(pairs: list[dict], position: dict) -> np.ndarray:
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def rule_labels(model, data: TrainingData, table: pa.Table, rule, neighbours: int, batch_size: int,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs the rule labels: every anchor's nearest neighbours under ``model`` and one random
-    candidate each. Returns (matching, non-matching) position pairs."""
-    anchors = np.flatnonzero(data.side == 0) if data.link else np.arange(len(data.texts))
-    near = nearest(encode(model, data.texts, batch_size), data, anchors, neighbours)
-    others = np.flatnonzero(data.side != 0) if data.link else np.arange(len(data.texts))
-    pairs = np.concatenate([np.column_stack([np.repeat(anchors, near.shape[1]), near.ravel()]),
-                            np.column_stack([anchors, rng.choice(others, len(anchors))])])
-    pairs = np.unique(pairs[(pairs[:, 1] >= 0) & (pairs[:, 0] != pairs[:, 1])], axis=0)
-    cols = rule_columns(rule)
-    sides = {f"{c}_{s}": table.column(c).take(pa.array(pairs[:, i])) for c in cols for i, s in enumerate("ab")}
-    holds = rule_holds(rule, pa.table(sides))
-    return pairs[holds], pairs[~holds]
-
-
 def save(model, settings: dict, report: dict, job: Run) -> None:
     """The model (safetensors) with its settings, and the report, into the job's staging directory."""
     fs, root = open_input(job.path("model"))
@@ -146,7 +132,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration needs 'encoder' and 'nlsh_train' sections")
     mode = config.er_mode()
     rng = np.random.default_rng(nt.seed)
-    with Run("nlsh_train", config, spark, strict, quiet) as job:
+    with Run("nlsh_train", config, HadoopStorage(spark), strict, quiet) as job:
         path = config.records_path()
         records = read_input(spark, path, "ingested records", "ingest")
         columns = list(dict.fromkeys([*encoder.columns, *(rule_columns(nt.rule) if nt.rule else [])]))
@@ -179,7 +165,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         model = load_model.__wrapped__(encoder.model, length)  # not the cached one: it is trained in place
         if nt.rule is not None:
             with job.stage("rule pairs"):
-                positives, negatives = rule_labels(model, data, table, nt.rule, nt.rule_neighbours,
+                positives, negatives = rule_labelled_pairs(model, data, table, nt.rule, nt.rule_neighbours,
                                                    encoder.batch_size, rng)
                 if not len(positives):
                     raise InputError("the rule holds for none of the sampled pairs: nothing to train on")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import WriteToParquetBatched
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from sigil.jobs.runner import Run
+from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
 from sigil.transforms.lsh import band_keys, bucket_pairs, exact_scores, lsh_shape, score_pairs
@@ -143,7 +143,7 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    with Run("block", config, None, strict, quiet) as job:
+    with Run("block", config, strict=strict, quiet=quiet) as job:
         records_path = config.records_path()
         dataset = pq.ParquetDataset(records_path)
         columns = config.token_columns(dataset.schema.names)

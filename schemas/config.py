@@ -26,59 +26,75 @@ class Model(BaseModel):
 
 
 class SparkConfig(Model):
-    master: str = "local[*]"
-    app_name: str = "sigil"
-    shuffle_partitions: int = Field(8, ge=1)
-    driver_memory: str = "4g"
-    arrow_batch_rows: int = Field(100_000, ge=100)
-    broadcast_join_mb: int = Field(64, ge=0, description="joins whose smaller side Spark estimates under this "
-                                                         "(Parquet size) broadcast it instead of shuffling both "
-                                                         "sides, and records whose needed columns fit under it are "
-                                                         "held by every Python worker (jobs/lookup.py) instead of "
-                                                         "joined; 0 turns both off")
-    conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra spark.* settings")
+    master: str = Field("local[*]", description="master of the embedded Spark; ignored under `spark-submit`")
+    app_name: str = Field("sigil", description="Spark application name")
+    shuffle_partitions: int = Field(8, ge=1, description="partitions after a shuffle "
+                                                         "(`spark.sql.shuffle.partitions`)")
+    driver_memory: str = Field("4g", description="driver memory of the embedded Spark; ignored under "
+                                                 "`spark-submit`")
+    arrow_batch_rows: int = Field(100_000, ge=100, description="rows per Arrow batch handed to Python (fewer, "
+                                                               "larger batches: the per-batch costs of the "
+                                                               "comparisons add up at millions of pairs)")
+    broadcast_join_mb: int = Field(64, ge=0, description="`spark.sql.autoBroadcastJoinThreshold`: joins whose "
+                                                         "smaller side Spark estimates under this (Parquet size) "
+                                                         "broadcast it instead of shuffling both sides, and "
+                                                         "records whose needed columns fit under it are held by "
+                                                         "every Python worker for rule blocking and matching "
+                                                         "(`jobs/spark/lookup.py`) instead of joined; 0 turns both off")
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict, description="any other `spark.*` "
+                                                                                        "setting")
+    progress: bool | None = Field(None, description="Spark's console progress bar: on, off, or (unset) on only "
+                                                    "when stderr is a terminal; it concatenates into long single "
+                                                    "lines in spark-submit logs")
 
 
 class GenerateConfig(Model):
     """Synthetic person records with duplicates and ground truth (see transforms/people.py)."""
 
-    entities: int = Field(10_000, ge=1, description="distinct people")
-    mode: Literal["dedupe", "link"] = "dedupe"
-    format: Literal["parquet", "csv"] = "parquet"
+    entities: int = Field(10_000, ge=1, description="distinct people (rounded up to equal chunks)")
+    mode: Literal["dedupe", "link"] = Field("dedupe", description="`dedupe`: one source `people` with "
+                                                                  "duplicates; `link`: sources `a` and `b`")
+    format: Literal["parquet", "csv"] = Field("parquet", description="file format of the records")
     chunk_entities: int = Field(50_000, ge=100, description="people per generation task")
-    duplicate_rate: float = Field(0.3, ge=0, le=1)
-    max_duplicates: int = Field(3, ge=1)
-    link_overlap: float = Field(0.5, ge=0, le=1)
-    seed: int = 0
+    duplicate_rate: float = Field(0.3, ge=0, le=1, description="dedupe: share of people with duplicate records")
+    max_duplicates: int = Field(3, ge=1, description="dedupe: most duplicates of a person (k with P(k) ~ 1/k)")
+    link_overlap: float = Field(0.5, ge=0, le=1, description="link: share of people in both sources")
+    seed: int = Field(0, description="random seed")
 
 
 class Attribute(Model):
     """An attribute column: its type (checked at ingest) and how it is normalised."""
 
-    name: str
-    type: Literal["string", "int", "float", "date"] = "string"
-    date_format: str = "%Y%m%d"
-    normalize: tuple[Normalizer, ...] = (
-        "nfkc", "casefold", "whitespace")
+    name: str = Field(description="attribute name, the column name unless the source's `column_map` "
+                                  "says otherwise")
+    type: Literal["string", "int", "float", "date"] = Field("string", description="a value that does not parse "
+                                                                                  "is quarantined")
+    date_format: str = Field("%Y%m%d", description="strptime format of `date` values")
+    normalize: tuple[Normalizer, ...] = Field(("nfkc", "casefold", "whitespace"),
+                                              description="normalisation steps, applied in order")
 
 
 class Source(Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    path: str
-    format: Literal["csv", "tsv", "parquet", "jsonl"] = "csv"
-    id_column: str
-    delimiter: str | None = Field(None, min_length=1, max_length=1)
-    encoding: Literal["utf-8"] = "utf-8"
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="source name, unique")
+    path: str = Field(description="a file or a directory of files")
+    format: Literal["csv", "tsv", "parquet", "jsonl"] = Field("csv", description="file format")
+    id_column: str = Field(description="column of record ids; a repeated id is quarantined")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
+                                                                                "(csv) or a tab (tsv)")
+    encoding: Literal["utf-8"] = Field("utf-8", description="text encoding")
     strip_header: bool = Field(True, description="strip spaces around header names (FEBRL has them)")
-    column_map: dict[str, str] = Field(default_factory=dict, description="attribute name -> column name here")
+    column_map: dict[str, str] = Field(default_factory=dict, description="attribute name -> column name in "
+                                                                         "this source")
 
 
 class IngestConfig(Model):
-    sources: list[Source] = Field(min_length=1)
-    attributes: list[Attribute] = Field(min_length=1)
-    validate_output: bool = Field(False, description="check the records with the Great Expectations suite")
+    sources: list[Source] = Field(min_length=1, description="record files, one source each")
+    attributes: list[Attribute] = Field(min_length=1, description="the attributes read from every source")
+    validate_output: bool = Field(False, description="check the records with the Great Expectations suite "
+                                                     "(`schemas/expectations.py`)")
     split_bytes: int = Field(128 << 20, ge=1, description="CSV/TSV/JSONL files larger than this are parsed "
-                                                           "in several tasks, split at line boundaries")
+                                                           "in several tasks, split at line boundaries (line "
+                                                           "numbers stay exact)")
 
     @field_validator("sources")
     @classmethod
@@ -98,27 +114,43 @@ class IngestConfig(Model):
 
 
 class TokenizerConfig(Model):
-    kind: Literal["qgram", "word"] = "qgram"
-    q: int = Field(3, ge=1, le=16)
+    """How a record becomes the token set that MinHash signs."""
+
+    kind: Literal["qgram", "word"] = Field("qgram", description="character q-grams (of code points) or "
+                                                                "`word` tokens")
+    q: int = Field(3, ge=1, le=16, description="characters per q-gram")
     columns: list[str] | None = Field(None, description="attributes to tokenise; default all")
-    join: bool = Field(True, description="tokenise the columns joined by a space, else each alone")
-    tag_columns: bool = Field(False, description="with join=false, prefix tokens with their column")
+    join: bool = Field(True, description="tokenise the columns joined by a space; `false`: each column alone")
+    tag_columns: bool = Field(False, description="with `join: false`, tokens carry their column, so equal text "
+                                                 "in different columns differs")
 
 
 class MinHashConfig(Model):
-    num_perm: int = Field(128, ge=1, le=1024)
-    seed: int = 1
-    scheme: Literal["affine32", "legacy"] = "affine32"
+    """MinHash signatures, bit-for-bit datasketch's."""
+
+    num_perm: int = Field(128, ge=1, le=1024, description="hash functions (values per signature)")
+    seed: int = Field(1, description="seed of the hash functions, as datasketch's `MinHash(seed=...)`")
+    scheme: Literal["affine32", "legacy"] = Field("affine32", description="datasketch's hashing: `affine32` "
+                                                                          "(datasketch 2) or `legacy` "
+                                                                          "(datasketch < 2)")
 
 
 class LshConfig(Model):
-    threshold: float = Field(0.5, gt=0, lt=1)
-    false_positive_weight: float = Field(0.5, ge=0, le=1)
-    false_negative_weight: float = Field(0.5, ge=0, le=1)
-    bands: int | None = Field(None, ge=1)
-    rows: int | None = Field(None, ge=1)
-    max_bucket_size: int = Field(1_000, ge=2)
-    oversized: Literal["skip", "split"] = "split"
+    """Banding of the signatures into LSH buckets, as datasketch's ``MinHashLSH``."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="Jaccard threshold the bands are tuned for")
+    false_positive_weight: float = Field(0.5, ge=0, le=1, description="weight of false positives when tuning, "
+                                                                      "as datasketch's `MinHashLSH`")
+    false_negative_weight: float = Field(0.5, ge=0, le=1, description="weight of false negatives when tuning, "
+                                                                      "as datasketch's `MinHashLSH`")
+    bands: int | None = Field(None, ge=1, description="bands; set with `rows` to fix the banding, else tuned "
+                                                      "from the threshold")
+    rows: int | None = Field(None, ge=1, description="signature values per band; set with `bands`")
+    max_bucket_size: int = Field(1_000, ge=2, description="larger buckets are handled by `oversized` and "
+                                                          "reported in `oversized/` and the manifest")
+    oversized: Literal["skip", "split"] = Field("split", description="`skip` an oversized bucket, or `split` it "
+                                                                     "by the next band's values (parts still too "
+                                                                     "large are skipped)")
 
     @model_validator(mode="after")
     def _bands_rows_together(self):
@@ -136,10 +168,12 @@ class TruthConfig(Model):
     """Ground truth: a file of matching id pairs, or a regular expression whose first group
     extracts the entity from each record id (FEBRL's ``rec-(\\d+)-``)."""
 
-    path: str | None = None
-    format: Literal["csv", "parquet"] = "csv"
-    id_columns: tuple[str, str] = ("id_a", "id_b")
-    id_regex: str | None = None
+    path: str | None = Field(None, description="matching id pairs (optionally with `source_a`, `source_b` "
+                                               "columns); one of `path` and `id_regex`")
+    format: Literal["csv", "parquet"] = Field("csv", description="file format of `path`")
+    id_columns: tuple[str, str] = Field(("id_a", "id_b"), description="the two id columns of `path`")
+    id_regex: str | None = Field(None, description="instead of a file: records whose ids give the same first "
+                                                   "group are true matches (FEBRL: `^rec-(\\d+)-`)")
 
     @model_validator(mode="after")
     def _one_way(self):
@@ -154,8 +188,8 @@ RULE_PART = r"^[A-Za-z0-9_]+(\[\d*:\d*\])?$"
 class CrossRule(Model):
     """Records x, y pair when x's ``left`` key equals y's ``right`` key (e.g. swapped names)."""
 
-    left: list[str] = Field(min_length=1)
-    right: list[str] = Field(min_length=1)
+    left: list[str] = Field(min_length=1, description="parts of record x's key")
+    right: list[str] = Field(min_length=1, description="parts of record y's key, as many as `left`")
 
     @model_validator(mode="after")
     def _same_length(self):
@@ -165,20 +199,26 @@ class CrossRule(Model):
 
 
 class BlockConfig(Model):
-    input: str | None = Field(None, description="ingested records; default <output>/ingest/records")
-    mode: Literal["dedupe", "link"] = "dedupe"
-    method: Literal["minhash", "rules"] = Field("minhash", description="MinHash-LSH, or equality rules")
+    input: str | None = Field(None, description="ingested records to block; default "
+                                                "`<output>/ingest/records`")
+    mode: Literal["dedupe", "link"] = Field("dedupe", description="`dedupe`: pairs within and across all "
+                                                                  "sources; `link`: only across sources")
+    method: Literal["minhash", "rules"] = Field("minhash", description="`minhash` (LSH), or `rules`: equality "
+                                                                       "rules")
     rules: list[list[str] | CrossRule] = Field(default_factory=list, description=(
-        "with method=rules: records pair when every part of a rule is equal and present; a part "
-        "is an attribute, optionally sliced like date_of_birth[0:4]; pairs of all rules are united"))
+        "with `method: rules`: records pair when every part of a rule is equal and present; a part is an "
+        "attribute, optionally sliced like `date_of_birth[0:4]`; `{left: [...], right: [...]}` pairs x's left "
+        "key with y's right key (swapped names); the pairs of all rules are united"))
     max_rule_group: int = Field(1_000, ge=2, description="rule keys shared by more records are skipped "
-                                                         "and reported")
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    minhash: MinHashConfig = MinHashConfig()
-    lsh: LshConfig = LshConfig()
-    min_jaccard_estimate: float | None = Field(None, ge=0, le=1)
-    exact_jaccard: bool = False
-    min_jaccard: float | None = Field(None, ge=0, le=1, description="minimum exact Jaccard; needs exact_jaccard")
+                                                         "and listed in the manifest")
+    tokenizer: TokenizerConfig = Field(TokenizerConfig(), description="tokens of a record (method `minhash`)")
+    minhash: MinHashConfig = Field(MinHashConfig(), description="signatures of the token sets")
+    lsh: LshConfig = Field(LshConfig(), description="buckets of the signatures")
+    min_jaccard_estimate: float | None = Field(None, ge=0, le=1, description="drop pairs whose signature "
+                                                                             "estimate is below")
+    exact_jaccard: bool = Field(False, description="compute the exact token-set Jaccard of each pair")
+    min_jaccard: float | None = Field(None, ge=0, le=1, description="drop pairs whose exact Jaccard is below; "
+                                                                    "needs `exact_jaccard`")
     validate_output: bool = Field(False, description="check the candidates with the Great Expectations suite")
 
     def rule_parts(self) -> list[str]:
@@ -219,10 +259,13 @@ class Level(Model):
     """One comparison level: a predicate on the two values of a pair. ``min`` bounds a
     similarity in [0, 1]; ``max`` bounds a distance (edits, relative difference, days)."""
 
-    kind: LevelKind
-    min: float | None = Field(None, ge=0, le=1)
-    max: float | None = Field(None, ge=0)
-    date_format: str = Field("%Y%m%d", description="strptime format of date_days values")
+    kind: LevelKind = Field(description="`exact`; similarities bounded by `min`: `jaro_winkler`, `jaro`, "
+                                        "`levenshtein_ratio`, `jaccard` (word sets), `cosine` (embeddings); "
+                                        "distances bounded by `max`: `levenshtein`, `damerau_levenshtein` "
+                                        "(edits), `numeric_diff` (relative difference), `date_days`")
+    min: float | None = Field(None, ge=0, le=1, description="a similarity level holds at or above this")
+    max: float | None = Field(None, ge=0, description="a distance level holds at or below this")
+    date_format: str = Field("%Y%m%d", description="strptime format of `date_days` values")
 
     @model_validator(mode="after")
     def _bound(self):
@@ -243,13 +286,19 @@ class Comparison(Model):
     """How the two values of one attribute compare: the first level whose predicate holds,
     else the ``else`` level; a pair with a missing value on either side has the null level."""
 
-    column: str
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$", description="default: the column")
-    levels: list[Level] = Field(min_length=1)
-    normalized: bool = Field(True, description="compare the normalised values, else the raw ones")
-    extract: Literal["value", "codes"] = Field("value", description="compare the whole value, or only its "
-                                                                    "codes: words of 4+ characters with a digit")
-    term_frequency: bool = Field(False, description="adjust the exact level by how common the value is")
+    column: str = Field(description=f"the attribute compared, or `{EMBEDDING}` (`match.embeddings`) with "
+                                    "`cosine` levels")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$", description="name of the comparison; default "
+                                                                           "the column")
+    levels: list[Level] = Field(min_length=1, description="tried in order: the first that holds wins, else "
+                                                          "`else`; a value missing on either side is the null "
+                                                          "level, no evidence")
+    normalized: bool = Field(True, description="compare the normalised values (`<column>_norm`), else the raw "
+                                               "ones")
+    extract: Literal["value", "codes"] = Field("value", description="compare the whole `value`, or only its "
+                                                                    "`codes`: words of 4+ characters with a "
+                                                                    "digit (e.g. model numbers)")
+    term_frequency: bool = Field(False, description="adjust an exact first level by how common the value is")
 
     @property
     def key(self) -> str:
@@ -275,15 +324,17 @@ class Comparison(Model):
 class EmConfig(Model):
     """Fellegi-Sunter training: u from random record pairs, then m and the prior by EM."""
 
-    u_pairs: int = Field(1_000_000, ge=1_000, description="random record pairs for the u probabilities")
-    max_iterations: int = Field(100, ge=1)
+    u_pairs: int = Field(1_000_000, ge=1_000, description="random record pairs for the u probabilities "
+                                                          "(seeded by record key)")
+    max_iterations: int = Field(100, ge=1, description="EM iterations at most")
     tolerance: float = Field(1e-6, gt=0, description="stop when no parameter moves more than this")
-    update_u: bool = Field(True, description="re-estimate u among the candidates too, the random-pair u "
-                                             "as its prior (false: keep u from sampling, as Splink does)")
-    u_prior_pairs: float = Field(1_000.0, ge=0, description="weight of the random-pair u, in pairs, "
-                                                            "when update_u")
+    update_u: bool = Field(True, description="re-estimate u among the candidates' non-matches, the random-pair "
+                                             "u as a Dirichlet prior (`false`: keep u from the random pairs, as "
+                                             "Splink does)")
+    u_prior_pairs: float = Field(1_000.0, ge=0, description="weight of the random-pair u, in pairs, when "
+                                                            "`update_u` (0: the candidates only)")
     prior: float | None = Field(None, gt=0, lt=1, description="starting match prior; default from the data")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the random pairs, of sampled labels and of the logistic model")
 
 
 class LabelsConfig(Model):
@@ -291,11 +342,13 @@ class LabelsConfig(Model):
     sources). Without a label column the file lists matches only; non-matches are then
     drawn from the candidate pairs it does not list."""
 
-    path: str
-    format: Literal["csv", "parquet"] = "csv"
-    id_columns: tuple[str, str] = ("id_a", "id_b")
-    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches")
-    max_pairs: int = Field(1_000_000, ge=1, description="labelled pairs are fitted on the driver")
+    path: str = Field(description="file of labelled pairs")
+    format: Literal["csv", "parquet"] = Field("csv", description="file format")
+    id_columns: tuple[str, str] = Field(("id_a", "id_b"), description="the two id columns")
+    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches "
+                                                          "only")
+    max_pairs: int = Field(1_000_000, ge=1, description="most labelled pairs (they are fitted on the driver); "
+                                                        "without a label column, non-matches fill up to it")
 
 
 class PseudoLabels(Model):
@@ -303,27 +356,32 @@ class PseudoLabels(Model):
     a pair that is each record's nearest and at least ``min_cosine`` is taken as a match, a
     pair under ``max_negative_cosine`` as a non-match. Given labels take precedence."""
 
-    min_cosine: float = Field(0.9, ge=-1, le=1)
-    max_negative_cosine: float = Field(0.6, ge=-1, le=1)
+    min_cosine: float = Field(0.9, ge=-1, le=1, description="a pair that is each record's nearest and at least "
+                                                            "this close is a match")
+    max_negative_cosine: float = Field(0.6, ge=-1, le=1, description="a pair under this cosine is a non-match")
     max_negatives: int = Field(20_000, ge=0, description="a seeded sample of the non-matches, at most this many")
 
 
 class MatchConfig(Model):
-    input: str | None = Field(None, description="candidate pairs; default <output>/block/candidates")
-    comparisons: list[Comparison] = Field(min_length=1)
-    model: Literal["fellegi_sunter", "logistic"] = "fellegi_sunter"
-    em: EmConfig = EmConfig()
-    labels: LabelsConfig | None = None
+    input: str | None = Field(None, description="candidate pairs to score (any blocker's); default "
+                                                "`<output>/block/candidates`")
+    comparisons: list[Comparison] = Field(min_length=1, description="one per attribute compared")
+    model: Literal["fellegi_sunter", "logistic"] = Field("fellegi_sunter", description=(
+        "`fellegi_sunter` (trained by EM), or `logistic` (scikit-learn, needs `labels` or `pseudo_labels`)"))
+    em: EmConfig = Field(EmConfig(), description="Fellegi-Sunter training")
+    labels: LabelsConfig | None = Field(None, description="labelled pairs: train the logistic model, or choose "
+                                                          "`best_f1`")
     threshold: float | Literal["best_f1"] = Field(0.5, description="match probability above which a pair "
-                                                                   "matches, or best_f1 on the labels")
-    load_model: str | None = Field(None, description="a saved model.json: score without training")
-    embeddings: str | None = Field(None, description="record embeddings (nlsh-block's embeddings): the "
-                                                     f"{EMBEDDING!r} column that cosine levels compare")
-    pseudo_labels: PseudoLabels | None = Field(None, description="add labels from confident neighbours; needs "
-                                                                 "candidates with a cosine (nlsh-block)")
+                                                                   "matches, or `best_f1` on the labels")
+    load_model: str | None = Field(None, description="a saved `model.json`: score with it, no training")
+    embeddings: str | None = Field(None, description="record embeddings (`<output>/nlsh_block/embeddings`): "
+                                                     f"the `{EMBEDDING}` column that `cosine` levels compare")
+    pseudo_labels: PseudoLabels | None = Field(None, description="labels for the logistic model from the "
+                                                                 "candidates' cosines (nlsh-block)")
     one_to_one: bool = Field(False, description="link mode: a record matches at most one record of another "
-                                                "source, the pairs that are each side's best")
-    validate_output: bool = False
+                                                "source; a match must be the best pair of both its records "
+                                                "(mutual best by weight)")
+    validate_output: bool = Field(False, description="check the scored pairs with the Great Expectations suite")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -347,8 +405,9 @@ class RuleCondition(Level):
     """One condition of a match rule: a comparison level applied to one attribute of both
     records, to the whole value, its first word or its codes."""
 
-    column: str
-    extract: Literal["value", "first_word", "codes"] = "value"
+    column: str = Field(description="the attribute compared")
+    extract: Literal["value", "first_word", "codes"] = Field("value", description=(
+        "compare the whole `value`, its `first_word`, or only its `codes`: words of 4+ characters with a digit"))
     normalized: bool = Field(True, description="compare the normalised values, else the raw ones")
 
     def value_column(self) -> str:
@@ -361,10 +420,11 @@ class MatchRule(Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    all: list[MatchRule] | None = None
-    any: list[MatchRule] | None = None
-    not_: MatchRule | None = Field(None, alias="not")
-    condition: RuleCondition | None = None
+    all: list[MatchRule] | None = Field(None, description="holds when all of these rules hold")
+    any: list[MatchRule] | None = Field(None, description="holds when any of these rules holds")
+    not_: MatchRule | None = Field(None, alias="not", description="holds when this rule does not")
+    condition: RuleCondition | None = Field(None, description="a level on one attribute; also written directly "
+                                                              "as the rule: `{column, kind, ...}`")
 
     @model_validator(mode="before")
     @classmethod
@@ -386,13 +446,15 @@ class MatchRule(Model):
 
 
 class ClusterConfig(Model):
-    input: str | None = Field(None, description="scored pairs; default <output>/match/pairs")
-    threshold: float | None = Field(None, gt=0, lt=1, description="match probability of an edge; "
-                                                                  "default the match threshold")
-    max_size: int = Field(1_000, ge=2, description="components larger than this are reported")
-    split_threshold: float | None = Field(None, gt=0, lt=1, description="re-cluster oversized components "
-                                                                        "with this stricter threshold")
-    max_iterations: int = Field(64, ge=1)
+    input: str | None = Field(None, description="scored pairs; default `<output>/match/pairs`")
+    threshold: float | None = Field(None, gt=0, lt=1, description="match probability of an edge; unset, the "
+                                                                  "edges are the pairs with `is_match` (the "
+                                                                  "match job's decision)")
+    max_size: int = Field(1_000, ge=2, description="components larger than this are reported in `oversized/`")
+    split_threshold: float | None = Field(None, gt=0, lt=1, description="re-cluster oversized components on "
+                                                                        "edges at or above this stricter "
+                                                                        "probability")
+    max_iterations: int = Field(64, ge=1, description="large-star/small-star rounds before giving up")
 
 
 TableFormat = Literal["csv", "tsv", "parquet", "jsonl"]
@@ -401,18 +463,18 @@ TableFormat = Literal["csv", "tsv", "parquet", "jsonl"]
 class GraphGenerateConfig(Model):
     """A graph with planted communities, seed queries and ground truth (transforms/graphgen.py)."""
 
-    vertices: int = Field(10_000, ge=2, lt=3_000_000_000)
-    average_degree: float = Field(15, ge=1)
-    max_degree: float = Field(50, gt=1)
-    degree_exponent: float = Field(2.0, gt=0)
-    min_community: int = Field(20, ge=2)
-    max_community: int = Field(100, ge=2)
-    community_exponent: float = Field(1.5, gt=0)
+    vertices: int = Field(10_000, ge=2, lt=3_000_000_000, description="vertices of the graph")
+    average_degree: float = Field(15, ge=1, description="mean vertex degree")
+    max_degree: float = Field(50, gt=1, description="largest vertex degree")
+    degree_exponent: float = Field(2.0, gt=0, description="exponent of the power law of degrees")
+    min_community: int = Field(20, ge=2, description="smallest community")
+    max_community: int = Field(100, ge=2, description="largest community")
+    community_exponent: float = Field(1.5, gt=0, description="exponent of the power law of community sizes")
     mixing: float = Field(0.3, ge=0, le=1, description="expected share of a vertex's edges leaving its community")
-    queries: int = Field(1_000, ge=0)
-    seeds_per_query: int = Field(3, ge=1)
+    queries: int = Field(1_000, ge=0, description="seed queries written beside the graph")
+    seeds_per_query: int = Field(3, ge=1, description="seed vertices per query, all of one community")
     chunk_vertices: int = Field(200_000, ge=1_000, description="vertices per generation task")
-    seed: int = 0
+    seed: int = Field(0, description="random seed")
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -426,14 +488,15 @@ class GraphGenerateConfig(Model):
 class EdgeInput(Model):
     """An edge list: one edge per row (CSV/TSV/Parquet/JSONL), or a whole GML/GraphML graph."""
 
-    path: str
-    format: Literal["csv", "tsv", "parquet", "jsonl", "gml", "graphml"] = "csv"
-    src_column: str = "src"
-    dst_column: str = "dst"
+    path: str = Field(description="a file or a directory of files")
+    format: Literal["csv", "tsv", "parquet", "jsonl", "gml", "graphml"] = Field("csv", description="file format")
+    src_column: str = Field("src", description="column of the source vertex (without a header: `0`)")
+    dst_column: str = Field("dst", description="column of the destination vertex (without a header: `1`)")
     weight_column: str | None = Field(None, description="edge weights; default 1 per edge")
     header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
                                            "columns are named 0, 1, 2, ...")
-    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
+                                                                                "(csv) or a tab (tsv)")
     comment: str | None = Field("#", min_length=1, description="csv/tsv lines starting with this are skipped")
     community_attribute: str | None = Field(None, description="gml/graphml: the node attribute holding a "
                                                               "ground-truth community")
@@ -443,20 +506,22 @@ class VertexInput(Model):
     """A vertex table: every vertex of the graph (isolated ones too); edges naming a vertex
     not in it are quarantined."""
 
-    path: str
-    format: TableFormat = "csv"
-    id_column: str = "id"
+    path: str = Field(description="a file or a directory of files")
+    format: TableFormat = Field("csv", description="file format")
+    id_column: str = Field("id", description="column of vertex ids")
     community_column: str | None = Field(None, description="a ground-truth community per vertex")
-    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
+                                                                                "(csv) or a tab (tsv)")
 
 
 class GraphConfig(Model):
     """The graph-ingest job: edges (and optionally vertices) -> vertex dictionary + edges."""
 
-    edges: EdgeInput
-    vertices: VertexInput | None = None
-    directed: bool = False
-    self_loops: Literal["keep", "drop"] = "drop"
+    edges: EdgeInput = Field(description="the edge list")
+    vertices: VertexInput | None = Field(None, description="a vertex table; default the vertices of the edges")
+    directed: bool = Field(False, description="edges have a direction")
+    self_loops: Literal["keep", "drop"] = Field("drop", description="`keep` or `drop` edges from a vertex to "
+                                                                    "itself")
     max_local_edges: int = Field(2_000_000, ge=1, description="gml/graphml are read on one machine, up "
                                                                "to this many edges")
     split_bytes: int = Field(128 << 20, ge=1, description="csv/tsv/jsonl files larger than this are "
@@ -467,13 +532,14 @@ class GraphConfig(Model):
 class GraphIndexConfig(Model):
     """Neighbourhood MinHash signatures and their LSH index (Chamberlain et al., 2018)."""
 
-    neighbourhood: Literal["in", "out", "all"] = Field("in", description="whose neighbours are hashed: "
-                                                                          "in (followers), out or all")
+    neighbourhood: Literal["in", "out", "all"] = Field("in", description="whose neighbours are hashed: `in` "
+                                                                          "(followers), `out` or `all`; "
+                                                                          "undirected graphs: all")
     include_self: bool = Field(True, description="hash the closed neighbourhood N(v) + {v}")
-    minhash: MinHashConfig = MinHashConfig()
+    minhash: MinHashConfig = Field(MinHashConfig(), description="signatures of the neighbourhoods, as in `block`")
     # one row per band: vertices of one community share few neighbours (Jaccard ~0.1-0.2 on
     # LFR graphs), so bands of r >= 2 rows collide with probability J^r and lose them
-    lsh: LshConfig = LshConfig(bands=64, rows=1)
+    lsh: LshConfig = Field(LshConfig(bands=64, rows=1), description="buckets of the signatures, as in `block`")
 
     @model_validator(mode="after")
     def _fits(self):
@@ -485,13 +551,16 @@ class QueryInput(Model):
     """Seed queries: an id, the seed vertices (a list, or one string split by ``separator``)
     and optionally a target size per query."""
 
-    path: str
-    format: TableFormat = "csv"
-    id_column: str = "query_id"
-    seeds_column: str = "seeds"
-    separator: str = Field(" ", min_length=1)
-    size_column: str | None = "size"
-    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    path: str = Field(description="a file or a directory of files")
+    format: TableFormat = Field("csv", description="file format")
+    id_column: str = Field("query_id", description="column of query ids")
+    seeds_column: str = Field("seeds", description="column of the seed vertices: a list, or one string split by "
+                                                   "`separator`")
+    separator: str = Field(" ", min_length=1, description="separator of the seeds in a string")
+    size_column: str | None = Field("size", description="column of a query's target size; where it is absent "
+                                                        "or empty, `communities.size`")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
+                                                                                "(csv) or a tab (tsv)")
 
 
 class WholeGraphConfig(Model):
@@ -501,29 +570,37 @@ class WholeGraphConfig(Model):
     (up to ``max_local_edges``) and weigh the edges; connected components run at any size
     over the edges whose estimate reaches ``threshold``."""
 
-    similarity: Literal["graph", "lsh", "both"] = "graph"
-    threshold: float = Field(0.1, gt=0, le=1)
-    algorithm: Literal["leiden", "louvain", "components"] = "leiden"
-    resolution: float = Field(1.0, gt=0)
+    similarity: Literal["graph", "lsh", "both"] = Field("graph", description=(
+        "the edges weighed: the graph's own (`graph`), the LSH bucket pairs (`lsh`), or `both`"))
+    threshold: float = Field(0.1, gt=0, le=1, description="the least estimated Jaccard of an LSH pair, and of "
+                                                          "any edge for `components`")
+    algorithm: Literal["leiden", "louvain", "components"] = Field("leiden", description=(
+        "`leiden` or `louvain` (on the driver), or connected `components` (at any size)"))
+    resolution: float = Field(1.0, gt=0, description="Leiden/Louvain resolution: higher gives smaller "
+                                                     "communities")
     iterations: int = Field(2, ge=-1, description="Leiden passes; -1: until the partition is stable")
-    max_local_edges: int = Field(20_000_000, ge=1)
-    seed: int = 0
+    max_local_edges: int = Field(20_000_000, ge=1, description="Leiden/Louvain run on the driver up to this "
+                                                               "many edges; more fail the job")
+    seed: int = Field(0, description="seed of Leiden/Louvain")
 
 
 class CommunitiesConfig(Model):
-    queries: QueryInput | None = None
+    queries: QueryInput | None = Field(None, description="seed queries: grow a community around each query's "
+                                                         "seeds")
     size: int = Field(50, ge=1, description="target community size when a query gives none")
     ranking: Literal["streaming", "seeds"] = Field("streaming", description=(
-        "streaming: grow greedily by mean similarity to the community so far; seeds: rank once by "
+        "`streaming`: grow greedily by mean similarity to the community so far; `seeds`: rank once by "
         "mean similarity to the seeds"))
     max_candidates: int = Field(5_000, ge=1, description="per query, the candidates sharing most buckets "
                                                           "with the seeds are kept")
     broadcast_index_mb: int = Field(256, ge=0, description=(
-        "a graph whose signatures and LSH index take up to this much memory answers the queries "
-        "in memory in every task (sent once); larger graphs join the index and the signatures"))
+        "a graph whose signatures and LSH index take up to this much memory (vertices x num_perm x 4 + "
+        "index rows x 16 bytes) is sent to every task once, with the vertex names, and answers the queries "
+        "in memory; larger graphs join the index and the signatures in Spark"))
     subcommunities: float | None = Field(None, gt=0, le=1, description=(
-        "cluster each community's members on their Jaccard graph at this threshold"))
-    whole_graph: WholeGraphConfig | None = None
+        "split each found community into sub-communities: Leiden on the members' Jaccard graph at this "
+        "threshold"))
+    whole_graph: WholeGraphConfig | None = Field(None, description="give every vertex a community")
 
     @model_validator(mode="after")
     def _something(self):
@@ -538,51 +615,56 @@ class EncoderConfig(Model):
 
     model: str | None = Field(None, description="a local sentence-transformers directory; default the "
                                                 "packaged all-MiniLM-L6-v2")
-    columns: list[str] = Field(min_length=1)
+    columns: list[str] = Field(min_length=1, description="attributes serialised as `COL <attr> VAL <value>` "
+                                                         "(raw values)")
     max_seq_length: int = Field(128, ge=8, le=512, description="tokens per record; longer ones are truncated")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="records per encoding batch")
     threads: int = Field(1, ge=1, description="torch threads per Spark task (tasks already run in parallel)")
     precision: Literal["float32", "bfloat16"] = Field(
-        "float32", description="bfloat16: encode under CPU autocast, about 1.8x faster on CPUs with AVX-512 BF16 "
-                               "or AMX (slower on others); cosines within 1e-4 of float32. Training stays float32")
+        "float32", description="`bfloat16`: encode under CPU autocast, about 1.8x faster on CPUs with AVX-512 BF16 "
+                               "or AMX (slower on others); cosines within 1e-4 of `float32`. Training stays "
+                               "`float32`")
 
 
 class PairLabels(Model):
     """Labelled record pairs: ``serialized`` lines ``<record>\\t<record>\\t<0|1>`` (the
     DeepMatcher / Ditto format, mapped to ids by content), or a table of id pairs."""
 
-    path: str
-    format: Literal["serialized", "csv", "parquet"] = "csv"
-    id_columns: tuple[str, str] = ("id_a", "id_b")
-    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches")
+    path: str = Field(description="file of labelled pairs")
+    format: Literal["serialized", "csv", "parquet"] = Field("csv", description=(
+        "`serialized`: DeepMatcher lines mapped to records by content; `csv`, `parquet`: id pairs"))
+    id_columns: tuple[str, str] = Field(("id_a", "id_b"), description="the two id columns (`csv`, `parquet`)")
+    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches "
+                                                          "only")
 
 
 class NlshTrainConfig(Model):
     """nlsh-train: fine-tune the encoder as an (R, cR)-sensitive hash (NLSHBlock) from
     labelled pairs or a match rule. Training runs on the driver."""
 
-    labels: PairLabels | None = None
+    labels: PairLabels | None = Field(None, description="labelled pairs to train from; one of `labels` and "
+                                                        "`rule`")
     valid: PairLabels | None = Field(None, description="held-out matching pairs: recall at each k per epoch")
-    rule: MatchRule | None = Field(None, description="train from this rule instead of labels")
+    rule: MatchRule | None = Field(None, description="train from this match rule instead of labels")
     rule_neighbours: int = Field(20, ge=1, description="rule mode: each record's nearest neighbours under the "
                                                        "starting model are the pairs the rule labels")
     rule_valid_share: float = Field(0.2, ge=0, lt=1, description="rule mode: matching pairs held out for validation")
     radius: float = Field(0.1, gt=0, lt=2, description="R: matches are pulled within cosine distance R")
     c: float = Field(3.0, gt=1, description="non-matches are pushed beyond cosine distance c * R")
-    epochs: int = Field(2, ge=0)
-    batch_pairs: int = Field(32, ge=2)
-    learning_rate: float = Field(3e-5, gt=0)
+    epochs: int = Field(2, ge=0, description="passes over the matching pairs")
+    batch_pairs: int = Field(32, ge=2, description="matching pairs per optimiser step")
+    learning_rate: float = Field(3e-5, gt=0, description="AdamW learning rate")
     train_layers: int | None = Field(None, ge=0, description="train only the top N transformer layers; "
                                                              "null: all")
     hard_negatives: bool = Field(True, description="mine each anchor's nearest non-match every epoch")
-    labelled_negatives: bool = True
+    labelled_negatives: bool = Field(True, description="add a labelled non-match of each anchor to its batch")
     mining_pool: int = Field(50_000, ge=1, description="records besides the labelled ones that hard "
                                                        "negatives are mined from")
     max_records: int = Field(200_000, ge=1, description="records gathered on the driver for training")
-    eval_k: list[int] = Field([1, 3, 5, 10, 20], min_length=1)
+    eval_k: list[int] = Field([1, 3, 5, 10, 20], min_length=1, description="the k of the validation recall")
     max_seq_length: int | None = Field(None, ge=8, le=512, description="tokens per record while training; "
-                                                                       "default encoder.max_seq_length")
-    seed: int = 0
+                                                                       "default `encoder.max_seq_length`")
+    seed: int = Field(0, description="seed of the record sample and the training order")
 
     @model_validator(mode="after")
     def _source_of_matches(self):
@@ -594,54 +676,77 @@ class NlshTrainConfig(Model):
 class HyperplaneLshConfig(Model):
     """Random-hyperplane LSH over embeddings: ``tables`` codes of ``bits`` sign bits each."""
 
-    tables: int = Field(16, ge=1, le=256)
-    bits: int = Field(12, ge=1, le=62)
+    tables: int = Field(16, ge=1, le=256, description="hash tables (codes per record)")
+    bits: int = Field(12, ge=1, le=62, description="sign bits per code")
     probes: int = Field(0, ge=0, description="also enter the buckets of each code with one of its N least "
                                              "certain bits flipped")
-    max_bucket_size: int = Field(1_000, ge=2)
-    oversized: Literal["skip", "split"] = "split"
+    max_bucket_size: int = Field(1_000, ge=2, description="larger buckets are handled by `oversized` and "
+                                                          "reported")
+    oversized: Literal["skip", "split"] = Field("split", description="`skip` an oversized bucket, or `split` it "
+                                                                     "by the next table's code (parts still too "
+                                                                     "large are skipped)")
     center: bool = Field(True, description="hash the embeddings minus their mean: records of one domain share "
                                            "a direction that hyperplanes through the origin do not split")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the hyperplanes")
 
 
 class NlshBlockConfig(Model):
     """nlsh-block: candidate pairs from the embeddings, exact top-k or hyperplane LSH."""
 
-    model: str = Field("trained", description="trained (the nlsh-train output), pretrained (encoder.model) "
-                                              "or a model directory")
-    input: str | None = Field(None, description="ingested records; default <output>/ingest/records")
+    model: str = Field("trained", description="`trained` (`<output>/nlsh_train/model`), `pretrained` "
+                                              "(`encoder.model`) or a model directory")
+    input: str | None = Field(None, description="ingested records; default `<output>/ingest/records`")
     embeddings: str | None = Field(None, description="embeddings an earlier nlsh-block wrote for the same "
                                                      "records, used instead of encoding (to try other candidate "
-                                                     "settings); give a copy, not this job's own output")
-    method: Literal["topk", "lsh"] = "topk"
+                                                     "settings in minutes); give a copy, not this job's own "
+                                                     "output")
+    method: Literal["topk", "lsh"] = Field("topk", description="exact top-k per query record (`topk`), or "
+                                                               "hyperplane `lsh`")
     k: int = Field(10, ge=1, description="top-k: candidates per query record")
     queries: str | None = Field(None, description="top-k: the source whose records query; default the first "
                                                   "source in link mode, every record in dedupe mode")
-    block_rows: int = Field(4096, ge=16, description="rows per block of the blocked matrix product")
+    block_rows: int = Field(4096, ge=16, description="query rows per block of the blocked matrix product")
     broadcast_mb: int = Field(512, ge=0, description="the candidate side is broadcast up to this size")
-    lsh: HyperplaneLshConfig = HyperplaneLshConfig()
-    min_cosine: float | None = Field(None, ge=-1, le=1)
+    lsh: HyperplaneLshConfig = Field(HyperplaneLshConfig(), description="buckets of the embeddings "
+                                                                        "(`method: lsh`)")
+    min_cosine: float | None = Field(None, ge=-1, le=1, description="drop pairs whose cosine is below")
     union_minhash: bool = Field(False, description="add the MinHash candidates of the block job "
-                                                   "(<output>/block/candidates)")
+                                                   "(`<output>/block/candidates`)")
 
 
 class SigilConfig(Model):
-    output: str = Field(description="directory under which every job writes its datasets")
-    spark: SparkConfig = SparkConfig()
-    generate: GenerateConfig | None = None
-    ingest: IngestConfig | None = None
-    block: BlockConfig | None = None
-    match: MatchConfig | None = None
-    cluster: ClusterConfig | None = None
-    graph_generate: GraphGenerateConfig | None = None
-    graph: GraphConfig | None = None
-    graph_index: GraphIndexConfig | None = None
-    communities: CommunitiesConfig | None = None
-    encoder: EncoderConfig | None = None
-    nlsh_train: NlshTrainConfig | None = None
-    nlsh_block: NlshBlockConfig | None = None
-    truth: TruthConfig | None = Field(None, description="ground truth for quality metrics of every stage")
+    output: str = Field(description="directory under which each job writes `<output>/<job>/`")
+    spark: SparkConfig = Field(SparkConfig(), description="the Spark session")
+    generate: GenerateConfig | None = Field(None, description="the generate job: synthetic person records with "
+                                                              "duplicates and ground truth "
+                                                              "(`transforms/people.py`)")
+    ingest: IngestConfig | None = Field(None, description="the ingest job: record files read, typed and "
+                                                          "normalised; bad rows quarantined")
+    block: BlockConfig | None = Field(None, description="the block job: candidate record pairs by MinHash-LSH "
+                                                        "or equality rules")
+    match: MatchConfig | None = Field(None, description="the match job: candidate pairs compared attribute by "
+                                                        "attribute and scored")
+    cluster: ClusterConfig | None = Field(None, description="the cluster job: entities as connected components "
+                                                            "of the matches")
+    graph_generate: GraphGenerateConfig | None = Field(None, description=(
+        "the graph-generate job: a planted-partition graph with power-law degrees and community sizes, seed "
+        "queries and ground truth (`transforms/graphgen.py`)"))
+    graph: GraphConfig | None = Field(None, description="the graph-ingest job: an edge list (and a vertex table) "
+                                                        "ingested into a vertex dictionary and merged edges")
+    graph_index: GraphIndexConfig | None = Field(None, description="the graph-index job: MinHash signatures of "
+                                                                   "vertex neighbourhoods and their LSH index")
+    communities: CommunitiesConfig | None = Field(None, description="the communities job: communities grown "
+                                                                    "around seed queries, or of every vertex")
+    encoder: EncoderConfig | None = Field(None, description="records embedded by a sentence-transformers "
+                                                            "model (nlsh-train, nlsh-block)")
+    nlsh_train: NlshTrainConfig | None = Field(None, description="the nlsh-train job: the encoder fine-tuned as "
+                                                                 "an (R, cR)-sensitive hash, on the driver")
+    nlsh_block: NlshBlockConfig | None = Field(None, description="the nlsh-block job: candidate pairs from the "
+                                                                 "embeddings, exact top-k or hyperplane LSH")
+    truth: TruthConfig | None = Field(None, description=(
+        "ground truth: every stage then reports its quality (blocking: pair completeness, pair quality, "
+        "reduction ratio; match: pairwise precision, recall, F1; cluster: pairwise and B-cubed precision, "
+        "recall, F1)"))
 
     def er_mode(self) -> str:
         """``dedupe`` (one source, or all sources pooled) or ``link`` (pairs across sources only)."""

@@ -10,6 +10,12 @@ import pyarrow as pa
 
 NORM_SUFFIX = "_norm"
 
+
+def select(schema: pa.Schema, *names: str) -> pa.Schema:
+    """The fields ``names`` of ``schema``, in that order (a dataset's columns as one step
+    of a job handles them)."""
+    return pa.schema([schema.field(name) for name in names])
+
 #: Rows that could not be used, with the reason (see transforms/records.py for reasons).
 QUARANTINE = pa.schema([
     pa.field("source", pa.string(), nullable=False),

@@ -1,6 +1,7 @@
 """``sigil <job> --conf FILE [--set key=value ...] [--strict]``: run a job on embedded Spark.
 
-The same job modules run on a cluster with ``spark-submit jobs/<job>.py --conf FILE``.
+The same job modules run on a cluster with ``spark-submit jobs/<job>.py --conf FILE``, and
+the chains with ``spark-submit sigil/cli.py er --conf FILE``.
 """
 
 from __future__ import annotations
@@ -52,29 +53,24 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from sigil.run import StrictError, configure_logging
     from sigil.schemas.config import ConfigError, load_config
     from sigil.transforms.records import InputError
-    from sigil.jobs.runner import StrictError
 
+    configure_logging(args.quiet)
     try:
-        if args.job == "demo":
-            from sigil.jobs import demo
-            demo.main(args.conf, args.set, args.strict, args.quiet)
-            return 0
-        if args.job == "graph":
-            from sigil.jobs import graph
-            graph.main(args.conf, args.set, args.strict, args.quiet, start=args.start)
-            return 0
-        if args.job == "er":
-            from sigil.jobs import er
-            er.main(args.conf, args.set, args.strict, args.quiet, start=args.start)
+        if args.job in ("demo", "er", "graph"):
+            from sigil import chains
+
+            start = {"start": args.start} if args.job != "demo" else {}
+            getattr(chains, args.job)(args.conf, args.set, args.strict, args.quiet, **start)
             return 0
         config = load_config(args.conf, args.set)
         if args.job == "block" and args.engine == "beam":
             from sigil.pipelines import block as beam_block
             manifest = beam_block.run(config, strict=args.strict, quiet=args.quiet)
         else:
-            from sigil.jobs.session import spark_session
+            from sigil.jobs.spark.session import spark_session
             module = importlib.import_module(f"sigil.jobs.{args.job.replace('-', '_')}")
             manifest = module.run(spark_session(config.spark), config, strict=args.strict, quiet=args.quiet)
         print(json.dumps({"outputs": manifest["outputs"], "metrics": manifest["metrics"]}, indent=2))

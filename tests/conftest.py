@@ -25,7 +25,7 @@ def needs_data(path: Path):
 @pytest.fixture(scope="session")
 def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    from sigil.jobs.session import spark_session
+    from sigil.jobs.spark.session import spark_session
     from sigil.schemas.config import SparkConfig
 
     session = spark_session(SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="2g",

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sigil.jobs import cluster
-from sigil.jobs.runner import StrictError
+from sigil.jobs.spark import components
+from sigil.run import StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.records import InputError
@@ -43,7 +44,7 @@ def edge_rows(g: nx.Graph, seed: int) -> list[tuple[int, int]]:
 def test_components_equal_networkx(spark):
     g = random_graph(7)
     edges = spark.createDataFrame(edge_rows(g, 7), "src long, dst long")
-    comps, rounds = cluster.connected_components(edges, 64, return_n_iter=True)
+    comps, rounds = components.connected_components(edges, 64, return_n_iter=True)
     got = {r["vertex"]: r["component"] for r in comps.collect()}
     want = {v: min(c) for c in nx.connected_components(g) for v in c}
     assert got == want
@@ -52,8 +53,8 @@ def test_components_equal_networkx(spark):
 
 def test_components_fail_clearly_without_convergence(spark):
     edges = spark.createDataFrame([(i, i + 1) for i in range(64)], "src long, dst long")
-    with pytest.raises(cluster.ConvergenceError, match="max_iterations"):
-        cluster.connected_components(edges, 1)
+    with pytest.raises(components.ConvergenceError, match="max_iterations"):
+        components.connected_components(edges, 1)
 
 
 def test_pairwise_quality_counts_cross_source_pairs_in_link_mode(spark):

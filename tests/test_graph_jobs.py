@@ -196,7 +196,7 @@ def test_in_memory_index_answers_as_the_batch_job(football):
 
 def test_graph_chain_on_generated_communities(spark, tmp_path, capsys):
     """graph-generate -> graph-ingest -> graph-index -> communities, with the summary."""
-    from sigil.jobs import graph
+    from sigil import chains
 
     conf = tmp_path / "graph.yaml"
     tree = yaml.safe_load((ROOT / "conf" / "graph_demo.yaml").read_text())
@@ -204,7 +204,7 @@ def test_graph_chain_on_generated_communities(spark, tmp_path, capsys):
     tree["graph_generate"].update({"vertices": 3000, "queries": 100})
     tree["spark"] = {"shuffle_partitions": 4}
     conf.write_text(yaml.safe_dump(tree))
-    manifests = graph.main(str(conf))
+    manifests = chains.graph(str(conf))
     text = capsys.readouterr().out
     assert "sigil graph summary" in text and "seed-query recall area" in text
     seeds = manifests["communities"]["metrics"]["seed_queries"]

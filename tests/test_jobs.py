@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FEBRL, needs_data
 from sigil.jobs import block, generate, ingest
-from sigil.jobs.runner import StrictError
+from sigil.run import StrictError
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.records import InputError
@@ -182,10 +182,10 @@ def test_generate_is_deterministic_and_truthful(spark, tmp_path):
 
 
 def test_demo_runs_the_whole_chain(spark, tmp_path, capsys):
-    from sigil.jobs import demo
+    from sigil import chains
 
     out = tmp_path / "demo"
-    manifests = demo.main(overrides=[f"output={out}", "generate.entities=2000", "generate.chunk_entities=1000",
+    manifests = chains.demo(overrides=[f"output={out}", "generate.entities=2000", "generate.chunk_entities=1000",
                                      f"ingest.sources=[{{name: people, path: '{out}/generate/records/source=people',"
                                      " format: csv, id_column: rec_id}]",
                                      f"truth.path={out}/generate/truth"], quiet=True)

@@ -13,6 +13,7 @@ from conftest import FEBRL, ROOT, needs_data, run_notebook
 from sigil.jobs import match
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config, read_yaml
+from sigil.transforms.fellegi_sunter import sample_level_counts
 from sigil.transforms.records import InputError
 
 PEOPLE = read_yaml(ROOT / "conf" / "people.yaml")
@@ -159,16 +160,18 @@ def test_u_sample_drawn_in_tasks_equals_sparks_and_counts_every_pair(spark, febr
     level counts, by pairs of values, are those of every pair of records."""
     from itertools import combinations
 
-    from sigil.jobs.lookup import RecordIndex, dataset_version
+    from sigil.jobs.spark.lookup import dataset_version
     from sigil.transforms.compare import gamma_batch
 
     config = match_config(febrl4[0], febrl4[0].output)
     path, cols = f"{febrl4[0].output}/ingest/records", match.value_columns(config.match)
-    by_spark = match.random_sample(spark.read.parquet(path), cols, mode, 20_000, 11)
-    in_task = match.indexed_sample(RecordIndex(dataset_version(path)), cols, mode, 20_000, 11)
+    drawn, release = match.u_sample(spark, spark.read.parquet(path), None, cols, mode, 20_000, 11)
+    held, _ = match.u_sample(spark, None, dataset_version(path), cols, mode, 20_000, 11)
+    by_spark, in_task = drawn(), held()
+    release()
     key = lambda t: sorted(zip(t.column("source").to_pylist(), t.column("id").to_pylist()))  # noqa: E731
     assert key(in_task) == key(by_spark) and in_task.num_rows > 100
-    got = [sum(parts) for parts in zip(*(match.sample_level_counts(in_task, config.match, mode, p, 3)
+    got = [sum(parts) for parts in zip(*(sample_level_counts(in_task, config.match.comparisons, mode, p, 3)
                                          for p in range(3)))]
     i, j = (np.array(x) for x in zip(*combinations(range(in_task.num_rows), 2)))
     src = np.array(in_task.column("source").to_pylist())

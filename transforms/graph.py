@@ -78,7 +78,46 @@ def _rejected(table: pa.Table, lines: np.ndarray, reasons: np.ndarray) -> list[t
 
 def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str, weight: str | None,
                comment: str | None) -> tuple[pa.RecordBatch, list[tuple]]:
-    """Validate parsed edge rows: (good STAGED_EDGES rows, bad (line, reason, raw) rows)."""
+    """Validate parsed edge rows: the good ones as ``STAGED_EDGES``, the others with a reason.
+
+    End points are trimmed (blank is missing); a weight must be a finite number >= 0
+    (modularity needs it). Reasons, the later overriding the earlier: ``bad weight``,
+    ``missing source vertex``, ``missing target vertex``, and ``comment`` for a row whose
+    source starts with ``comment`` (a comment line that has the right number of fields).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Parsed rows, string columns (as ``records.parse_file`` yields them).
+    lines : numpy.ndarray
+        int64 line of each row in its file.
+    path : str
+        The file, recorded in each row.
+    src, dst : str
+        Columns of the end points.
+    weight : str or None
+        Column of the weights; None gives every edge weight 1.
+    comment : str or None
+        Comment prefix.
+
+    Returns
+    -------
+    good : pyarrow.RecordBatch
+        ``STAGED_EDGES`` rows with a null ``reason``.
+    bad : list of tuple
+        ``(line, reason, raw)`` of the other rows, ``raw`` the row as JSON.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyarrow as pa
+    >>> table = pa.table({"a": ["x", " y ", None, "#c"], "b": ["y", "z", "w", "q"], "w": ["1.5", "-1", "2", "1"]})
+    >>> good, bad = edge_table(table, np.array([2, 3, 4, 5]), "e.csv", "a", "b", "w", "#")
+    >>> good.select(["line", "src", "dst", "weight"]).to_pylist()
+    [{'line': 2, 'src': 'x', 'dst': 'y', 'weight': 1.5}]
+    >>> [(line, reason) for line, reason, _ in bad]
+    [(3, 'bad weight: not a finite number >= 0'), (4, 'missing source vertex'), (5, 'comment')]
+    """
     s, d = _trimmed(table[src]), _trimmed(table[dst])
     reasons = np.full(table.num_rows, None, dtype=object)
     if weight is not None:
@@ -105,10 +144,39 @@ def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str
 
 def edges_from_file(path: str, edges, start: int = 0, end: int | None = None,
                     first_line: int = 1) -> Iterator[pa.RecordBatch]:
-    """STAGED_EDGES batches of one edge-list file, or one byte range of it.
+    """``STAGED_EDGES`` batches of one edge-list file, or one byte range of it.
 
-    ``edges`` has ``format, src_column, dst_column, weight_column, header, delimiter,
-    comment`` (schemas/config.py ``EdgeInput``)."""
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    edges : schemas.config.EdgeInput
+        Its ``format, src_column, dst_column, weight_column, header, delimiter, comment``.
+    start, end : int, optional
+        Byte range ``[start, end)`` of a CSV/TSV/JSONL file, starting at a line start
+        (``records.line_splits``); the whole file by default.
+    first_line : int, default 1
+        The file's line number of the range's first line.
+
+    Yields
+    ------
+    pyarrow.RecordBatch
+        ``STAGED_EDGES`` rows: bad rows (with a ``reason`` and the ``raw`` text, see
+        ``edge_table`` and ``records.parse_file``) in a batch of their own, then the good
+        ones (null ``reason``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sigil.schemas.config import EdgeInput
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "edges.csv")
+    ...     _ = open(path, "w").write("src,dst,weight\\n# a comment\\na,b,1\\nb,c,x\\nc,,1\\n")
+    ...     batches = list(edges_from_file(path, EdgeInput(path=path, weight_column="weight")))
+    >>> [(r["line"], r["src"], r["reason"]) for b in batches for r in b.to_pylist()]
+    [(2, None, 'comment'), (4, None, 'bad weight: not a finite number >= 0'),
+     (5, None, 'missing target vertex'), (3, 'a', None)]
+    """
     columns = list(dict.fromkeys(c for c in (edges.src_column, edges.dst_column, edges.weight_column) if c))
     for parsed in parse_file(path, edges.format, columns, delimiter=edges.delimiter, start=start, end=end,
                              first_line=first_line, header=edges.header, comment=edges.comment):
@@ -122,7 +190,35 @@ def edges_from_file(path: str, edges, start: int = 0, end: int | None = None,
 
 def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = None,
                        first_line: int = 1) -> Iterator[pa.RecordBatch]:
-    """STAGED_VERTICES batches of one vertex-table file (``VertexInput``), or a range of it."""
+    """``STAGED_VERTICES`` batches of one vertex-table file, or one byte range of it.
+
+    A row without an id (blank after trimming) gets the reason ``missing id``.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    vertices : schemas.config.VertexInput
+        Its ``format, id_column, community_column, delimiter``.
+    start, end, first_line
+        A byte range of the file, as in ``edges_from_file``.
+
+    Yields
+    ------
+    pyarrow.RecordBatch
+        ``STAGED_VERTICES`` rows: bad rows in a batch of their own, then the good ones.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sigil.schemas.config import VertexInput
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "vertices.csv")
+    ...     _ = open(path, "w").write("id,community\\na,1\\n,2\\nb,\\n")
+    ...     batches = list(vertices_from_file(path, VertexInput(path=path, community_column="community")))
+    >>> [(r["line"], r["vertex"], r["community"], r["reason"]) for b in batches for r in b.to_pylist()]
+    [(3, None, None, 'missing id'), (2, 'a', '1', None), (4, 'b', None, None)]
+    """
     columns = list(dict.fromkeys(c for c in (vertices.id_column, vertices.community_column) if c))
     for parsed in parse_file(path, vertices.format, columns, delimiter=vertices.delimiter, start=start, end=end,
                              first_line=first_line):
@@ -143,7 +239,26 @@ def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = No
 
 
 def count_edges(text: bytes, fmt: str) -> int:
-    """Edges of a GML/GraphML document, counted by their keyword without parsing it."""
+    """Edges of a GML/GraphML document, counted by their keyword without parsing it.
+
+    Parameters
+    ----------
+    text : bytes
+        The document.
+    fmt : {"gml", "graphml"}
+        Its format: counts ``edge [`` (GML) or ``<edge`` elements (GraphML).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> count_edges(b'graph [ node [ id 0 ] node [ id 1 ] edge [ source 0 target 1 ] ]', "gml")
+    1
+    >>> count_edges(b'<graph><edge source="a" target="b"/><edge source="b" target="c"></edge></graph>', "graphml")
+    2
+    """
     pattern = rb"(?<![\w])edge\s*\[" if fmt == "gml" else rb"<edge[\s>/]"
     return sum(1 for _ in re.finditer(pattern, text))
 
@@ -154,7 +269,52 @@ def read_local_graph(path: str, fmt: str, max_edges: int, weight: str | None = N
 
     Vertices are named by their GML ``label`` (or ``id`` when labels are absent), GraphML
     ``id``. The graph's line numbers are not known; ``line`` is the element's position.
-    Fails when the file has more than ``max_edges`` edges: use an edge list for those."""
+    An edge whose weight is not a finite number >= 0 gets the reason ``bad weight``.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    fmt : {"gml", "graphml"}
+        Its format.
+    max_edges : int
+        Most edges read on one machine (``count_edges`` checks before parsing).
+    weight : str, optional
+        Edge attribute holding the weight; default 1 per edge.
+    community : str, optional
+        Node attribute holding a ground-truth community.
+
+    Returns
+    -------
+    edges : pyarrow.RecordBatch
+        ``STAGED_EDGES``.
+    vertices : pyarrow.RecordBatch
+        ``STAGED_VERTICES``, every node (isolated ones too).
+
+    Raises
+    ------
+    records.InputError
+        When the file has more than ``max_edges`` edges (use an edge list for those) or is
+        not a readable graph of that format.
+
+    References
+    ----------
+    .. [1] networkx, ``parse_gml`` and ``parse_graphml``.
+       https://networkx.org/documentation/stable/reference/readwrite/
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> gml = 'graph [ node [ id 0 label "a" club "x" ] node [ id 1 label "b" ] edge [ source 0 target 1 w 2.5 ] ]'
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "g.gml")
+    ...     _ = open(path, "w").write(gml)
+    ...     edges, vertices = read_local_graph(path, "gml", max_edges=10, weight="w", community="club")
+    >>> edges.select(["src", "dst", "weight"]).to_pylist()
+    [{'src': 'a', 'dst': 'b', 'weight': 2.5}]
+    >>> vertices.select(["vertex", "community"]).to_pylist()
+    [{'vertex': 'a', 'community': 'x'}, {'vertex': 'b', 'community': None}]
+    """
     import networkx as nx
 
     fs, p = open_input(path)
@@ -221,9 +381,43 @@ def _seed_lists(values, separator: str) -> pa.ListArray:
 
 
 def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.RecordBatch]:
-    """STAGED_QUERIES batches of one query file (``QueryInput``): CSV/TSV seeds are one
-    string split by ``separator``; Parquet/JSONL seeds may also be a list. A missing size
-    is ``default_size``; reasons: ``missing id``, ``no seeds``, ``bad size``."""
+    """``STAGED_QUERIES`` batches of one seed-query file.
+
+    CSV/TSV seeds are one string split by ``separator``; Parquet/JSONL seeds may also be a
+    list. Seeds are trimmed and blank ones dropped. A missing size is ``default_size``.
+    Reasons, the later overriding the earlier: ``bad size`` (not a positive integer),
+    ``no seeds``, ``missing id``.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    queries : schemas.config.QueryInput
+        Its ``format, id_column, seeds_column, separator, size_column, delimiter``.
+    default_size : int
+        Target community size of a query without one.
+
+    Yields
+    ------
+    pyarrow.RecordBatch
+        ``STAGED_QUERIES`` rows: bad rows in batches of their own, then the good ones.
+
+    Raises
+    ------
+    records.InputError
+        When a configured column is missing from a Parquet/JSONL file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sigil.schemas.config import QueryInput
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "queries.csv")
+    ...     _ = open(path, "w").write("query_id,seeds,size\\nq1,a b,5\\nq2,,3\\nq3,c,\\n")
+    ...     batches = list(queries_from_file(path, QueryInput(path=path), default_size=10))
+    >>> [(r["query_id"], r["seeds"], r["size"], r["reason"]) for b in batches for r in b.to_pylist()]
+    [(None, None, None, 'no seeds'), ('q1', ['a', 'b'], 5, None), ('q3', ['c'], 10, None)]
+    """
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
 

@@ -49,7 +49,40 @@ def _mean_power_law(low: float, high: float, exponent: float) -> float:
 
 
 def min_degree(average: float, maximum: float, exponent: float) -> float:
-    """The lower end of a power law on [low, maximum] whose mean is ``average`` (bisection)."""
+    """The lower end ``low`` of a power law on ``[low, maximum]`` whose mean is ``average``.
+
+    The mean of the density ``x^-exponent`` on ``[low, maximum]`` grows with ``low``;
+    60 bisection steps on ``[1e-3, average]`` solve ``mean(low) = average``, as LFR
+    chooses its minimum degree from the average one [1]_.
+
+    Parameters
+    ----------
+    average : float
+        Target mean, ``1 <= average < maximum``.
+    maximum : float
+        Upper end of the law.
+    exponent : float
+        Exponent of the density.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Unless ``1 <= average < maximum``.
+
+    References
+    ----------
+    .. [1] A. Lancichinetti, S. Fortunato, F. Radicchi, "Benchmark graphs for testing community
+       detection algorithms", Phys. Rev. E 78, 046110, 2008. doi:10.1103/PhysRevE.78.046110
+
+    Examples
+    --------
+    >>> round(min_degree(10, 30, 2.0), 3)
+    4.471
+    """
     if not 1 <= average < maximum:
         raise ValueError(f"need 1 <= average_degree < max_degree, got {average} and {maximum}")
     lo, hi = 1e-3, float(average)
@@ -61,7 +94,41 @@ def min_degree(average: float, maximum: float, exponent: float) -> float:
 
 @dataclass(frozen=True)
 class Plan:
-    """The graph's global layout (small: one number per community), shared by every chunk."""
+    """The graph's global layout (small: one number per community), shared by every chunk.
+
+    Build it with ``Plan.make``; every chunk of vertices then makes its edges alone
+    (``edges``), so a graph of any size is generated in parallel, in O(edges) work [1]_.
+
+    Parameters
+    ----------
+    vertices : int
+        n, dense vertex ids 0..n-1.
+    average_degree, max_degree : float
+        Mean and upper end of the degree power law.
+    degree_exponent : float
+        Exponent of the degree power law.
+    mixing : float
+        LFR's mu: the expected fraction of a vertex's edges that leave its community.
+    seed : int
+        Seed of the edges.
+    community_starts : numpy.ndarray
+        int64, community c holds vertices ``community_starts[c]:community_starts[c+1]``;
+        the last entry is n.
+    permutation_seed : int
+        Seed of the external ids.
+
+    References
+    ----------
+    .. [1] A. Lancichinetti, S. Fortunato, F. Radicchi, "Benchmark graphs for testing community
+       detection algorithms", Phys. Rev. E 78, 046110, 2008. doi:10.1103/PhysRevE.78.046110
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plan = Plan.make(100, average_degree=6, max_degree=20, min_community=20, max_community=40, seed=1)
+    >>> plan.community_starts.tolist(), plan.community_of(np.array([0, 26, 99])).tolist()
+    ([0, 26, 58, 79, 100], [0, 1, 3])
+    """
 
     vertices: int
     average_degree: float
@@ -76,6 +143,47 @@ class Plan:
     def make(cls, vertices: int, average_degree: float = 15, max_degree: float = 50, min_community: int = 20,
              max_community: int = 100, mixing: float = 0.3, degree_exponent: float = 2.0,
              community_exponent: float = 1.5, seed: int = 0) -> "Plan":
+        """Draw the community sizes and fix the graph's parameters.
+
+        Community sizes follow a power law of exponent ``community_exponent`` on
+        ``[min_community, max_community]`` (rounded); vertices fill them in order, the
+        last community absorbs the rest, and a tail shorter than ``min_community`` joins
+        the previous one.
+
+        Parameters
+        ----------
+        vertices : int
+            n, in [1, 3e9).
+        average_degree : float, default 15
+            Mean degree, ``1 <= average_degree < max_degree``.
+        max_degree : float, default 50
+            Upper end of the degree power law.
+        min_community, max_community : int, default 20 and 100
+            Range of community sizes, ``2 <= min_community <= max_community``.
+        mixing : float, default 0.3
+            LFR's mu, in [0, 1].
+        degree_exponent : float, default 2.0
+            Exponent of the degree power law.
+        community_exponent : float, default 1.5
+            Exponent of the community-size power law.
+        seed : int, default 0
+            Seed of the sizes, the edges and the external ids.
+
+        Returns
+        -------
+        Plan
+
+        Raises
+        ------
+        ValueError
+            On a parameter out of range (``average_degree`` is checked by ``edges``).
+
+        Examples
+        --------
+        >>> plan = Plan.make(1000, min_community=20, max_community=50, seed=1)
+        >>> int(plan.community_starts[-1]), bool((plan.community_starts[1:] - plan.community_starts[:-1] >= 20).all())
+        (1000, True)
+        """
         if not 1 <= vertices < 3_000_000_000:
             raise ValueError(f"vertices must be in [1, 3e9), got {vertices}")
         if not 0 <= mixing <= 1:
@@ -96,11 +204,51 @@ class Plan:
                    np.r_[starts, vertices].astype(np.int64), seed)
 
     def community_of(self, v: np.ndarray) -> np.ndarray:
+        """The community of each dense vertex id.
+
+        Parameters
+        ----------
+        v : numpy.ndarray
+            Dense vertex ids, in 0..n-1.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 community index of each.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> plan = Plan.make(100, average_degree=6, max_degree=20, min_community=20, max_community=40, seed=1)
+        >>> plan.community_of(np.array([25, 26])).tolist()
+        [0, 1]
+        """
         return np.searchsorted(self.community_starts, v, side="right") - 1
 
     def external_ids(self, v: np.ndarray) -> np.ndarray:
-        """The external id of dense vertex v: a seeded bijection of 0..n-1 (affine map mod n
-        with a multiplier coprime to n: no permutation table, any chunk computes it)."""
+        """The external id of each dense vertex: a seeded bijection of 0..n-1.
+
+        ``id(v) = (a v + b) mod n`` with a seeded multiplier a coprime to n (so the map is
+        a bijection) and offset b: no permutation table, any chunk computes it.
+
+        Parameters
+        ----------
+        v : numpy.ndarray
+            Dense vertex ids, in 0..n-1.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 external ids.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> plan = Plan.make(100, average_degree=6, max_degree=20, min_community=20, max_community=40, seed=1)
+        >>> ids = plan.external_ids(np.arange(100))
+        >>> sorted(ids.tolist()) == list(range(100)), ids[:3].tolist()
+        (True, [60, 97, 34])
+        """
         a = self._multiplier()
         b = np.random.default_rng((self.permutation_seed, 2 << 40)).integers(0, self.vertices)
         return (np.asarray(v, np.int64) * a + b) % self.vertices  # exact in int64 while n < 3e9
@@ -113,7 +261,38 @@ class Plan:
                 return a
 
     def edges(self, chunk: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        """The edges started by vertices first..last-1 (dense ids), as (src, dst) arrays."""
+        """The edges started by vertices ``first..last-1``, drawn from ``(seed, chunk)``.
+
+        Vertex v draws its degree d_v from the power law and starts about d_v / 2 edges
+        (randomised rounding; the other half reach it from others); each goes, with
+        probability ``mixing``, to a uniform vertex outside v's community, else to a
+        uniform other member of it. Self-loops are dropped; an edge may repeat.
+
+        Parameters
+        ----------
+        chunk : int
+            Index of the chunk, part of the random stream's key: one chunk, one stream.
+        first, last : int
+            Dense vertex ids ``first..last-1`` start the chunk's edges.
+
+        Returns
+        -------
+        src, dst : numpy.ndarray
+            int64 end points (dense ids), grouped by ``src``.
+
+        Raises
+        ------
+        ValueError
+            Unless ``1 <= average_degree < max_degree``.
+
+        Examples
+        --------
+        >>> plan = Plan.make(100, average_degree=6, max_degree=20, min_community=20, max_community=40,
+        ...                  mixing=0.1, seed=1)
+        >>> src, dst = plan.edges(0, 0, 50)
+        >>> len(src), bool((src < 50).all()), bool((src != dst).all())
+        (156, True, True)
+        """
         rng = np.random.default_rng((self.seed, chunk))
         v = np.arange(first, last, dtype=np.int64)
         low = min_degree(self.average_degree, self.max_degree, self.degree_exponent)
@@ -134,8 +313,35 @@ class Plan:
 
 
 def seed_queries(plan: Plan, queries: int, seeds: int, seed: int = 0) -> dict:
-    """``queries`` seed queries: each a uniform community, ``seeds`` distinct uniform members
-    of it (external ids) and the community's size as the target."""
+    """Seed queries for a generated graph, with their true communities.
+
+    Each query picks a uniform community, ``seeds`` distinct uniform members of it and the
+    community's size as its target size.
+
+    Parameters
+    ----------
+    plan : Plan
+        The graph.
+    queries : int
+        Number of queries.
+    seeds : int
+        Seeds per query (fewer when a community is smaller).
+    seed : int, default 0
+        Seed of the draw.
+
+    Returns
+    -------
+    dict
+        Lists by column: ``query_id`` (``"q0"``, ...), ``seeds`` (external ids as
+        strings), ``size`` and ``community`` (its index).
+
+    Examples
+    --------
+    >>> plan = Plan.make(100, average_degree=6, max_degree=20, min_community=20, max_community=40, seed=1)
+    >>> seed_queries(plan, queries=2, seeds=3, seed=0)
+    {'query_id': ['q0', 'q1'], 'seeds': [['89', '82', '48'], ['87', '72', '91']],
+     'size': [26, 21], 'community': [0, 2]}
+    """
     rng = np.random.default_rng((seed, 4 << 40))
     starts = plan.community_starts
     chosen = rng.integers(0, len(starts) - 1, queries)

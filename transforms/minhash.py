@@ -105,7 +105,34 @@ def _bswap32(x):
 
 
 def sha1_prefix64(tokens: pa.Array) -> np.ndarray:
-    """datasketch's ``sha1_hash64`` of every token; the low 32 bits are its ``sha1_hash32``."""
+    """datasketch's ``sha1_hash64`` of every token: the first 8 bytes of its SHA-1 digest.
+
+    The digest's bytes 0..7 read as a little-endian integer, so the low 32 bits are bytes
+    0..3, datasketch's ``sha1_hash32``, the token hash MinHash permutes.
+
+    Parameters
+    ----------
+    tokens : pyarrow.Array
+        Binary or string values (strings as their UTF-8 bytes), without nulls.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint64, one hash per token.
+
+    References
+    ----------
+    .. [1] NIST, "Secure Hash Standard (SHS)", FIPS 180-4, 2015. doi:10.6028/NIST.FIPS.180-4
+    .. [2] datasketch, ``datasketch.hashfunc.sha1_hash64``. https://github.com/ekzhu/datasketch
+
+    Examples
+    --------
+    >>> import hashlib
+    >>> import pyarrow as pa
+    >>> h = sha1_prefix64(pa.array(["abc"]))
+    >>> int(h[0]) == int.from_bytes(hashlib.sha1(b"abc").digest()[:8], "little")
+    True
+    """
     tokens = pc.cast(tokens, pa.large_binary()) if tokens.type != pa.large_binary() else tokens
     _, offs, data = tokens.buffers()
     offsets = np.frombuffer(offs, dtype=np.int64, count=len(tokens) + 1, offset=tokens.offset * 8)
@@ -153,13 +180,55 @@ def _min_legacy(hv, offsets, a, b):
 
 
 class MinHasher:
-    """Computes datasketch-identical MinHash signatures for batches of token sets.
+    """MinHash signatures of batches of token sets, bit-exact with ``datasketch.MinHash``.
+
+    With ``k = num_perm`` hash functions h_1..h_k of 32-bit values, the signature of a token
+    set S is ``sig_j(S) = min_{t in S} h_j(t)``, and for two sets
+    ``P[sig_j(A) = sig_j(B)] = |A ∩ B| / |A ∪ B|``, their Jaccard similarity [1]_: the share
+    of equal entries estimates it with standard error ``sqrt(J (1 - J) / k)``. A token's
+    hash x is its ``sha1_hash32`` (see ``sha1_prefix64``); then, as datasketch 2 does [2]_,
+
+    * ``scheme="affine32"``: ``h_j(x) = (a_j fmix32(x) + b_j) mod 2^32``, odd ``a_j``;
+    * ``scheme="legacy"``: ``h_j(x) = ((a_j x + b_j) mod 2^64 mod (2^61 - 1)) mod 2^32``,
+
+    with ``a_j, b_j`` read from ``datasketch.MinHash(num_perm, seed, scheme).permutations``.
 
     Parameters
     ----------
-    num_perm : number of hash functions (signature length).
-    seed : datasketch's ``seed``; the permutations are drawn from it.
-    scheme : ``"affine32"`` (datasketch 2 default) or ``"legacy"`` (datasketch < 2).
+    num_perm : int, default 128
+        Number of hash functions, the signature length; at least 1.
+    seed : int, default 1
+        datasketch's ``seed``; the permutations ``a, b`` are drawn from it.
+    scheme : {"affine32", "legacy"}, default "affine32"
+        datasketch 2's default permutation family, or the one of datasketch < 2.
+
+    Attributes
+    ----------
+    a, b : numpy.ndarray
+        The permutations' coefficients (uint32 for ``affine32``, uint64 for ``legacy``).
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``scheme`` or ``num_perm < 1``.
+
+    References
+    ----------
+    .. [1] A. Z. Broder, "On the resemblance and containment of documents", Compression and
+       Complexity of Sequences 1997. doi:10.1109/SEQUEN.1997.666900
+    .. [2] datasketch, ``MinHash``. https://ekzhu.com/datasketch/minhash.html
+
+    Examples
+    --------
+    >>> import datasketch
+    >>> import pyarrow as pa
+    >>> from sigil.transforms.tokens import tokenize
+    >>> tokens, offsets = tokenize(pa.array(["jonathan", "jon"]), "qgram", 3)
+    >>> sig = MinHasher(num_perm=4, seed=1).signatures(tokens, offsets)
+    >>> reference = datasketch.MinHash(num_perm=4, seed=1)
+    >>> reference.update_batch(tokens.to_pylist()[offsets[0]:offsets[1]])
+    >>> bool((sig[0] == reference.hashvalues).all())
+    True
     """
 
     def __init__(self, num_perm: int = 128, seed: int = 1, scheme: str = "affine32"):
@@ -173,16 +242,58 @@ class MinHasher:
         self.a, self.b = np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype)
 
     def token_hashes(self, tokens: pa.Array) -> np.ndarray:
-        """sha1_hash64 of every token, computing SHA-1 once per distinct token."""
+        """``sha1_prefix64`` of every token, computing SHA-1 once per distinct token.
+
+        Parameters
+        ----------
+        tokens : pyarrow.Array
+            Binary or string tokens, as ``tokenize`` returns them.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint64, one hash per token, in the order of ``tokens``.
+
+        Examples
+        --------
+        >>> import pyarrow as pa
+        >>> h = MinHasher(num_perm=2).token_hashes(pa.array([b"ab", b"cd", b"ab"]))
+        >>> h.dtype, bool(h[0] == h[2])
+        (dtype('uint64'), True)
+        """
         encoded = pc.dictionary_encode(tokens)
         unique = sha1_prefix64(encoded.dictionary)
         return unique[encoded.indices.to_numpy(zero_copy_only=False)]
 
     def signatures(self, tokens: pa.Array, offsets: np.ndarray, hashes: np.ndarray | None = None) -> np.ndarray:
-        """uint32 array (rows, num_perm): the signature of each row's tokens.
+        """The signature of each row's token set.
 
-        ``tokens[offsets[i]:offsets[i+1]]`` are row i's tokens. Rows without tokens get
-        the all-``EMPTY`` signature, as an un-updated datasketch MinHash has.
+        Parameters
+        ----------
+        tokens : pyarrow.Array or None
+            Binary or string tokens of all rows, concatenated; row i's are
+            ``tokens[offsets[i]:offsets[i+1]]``. Not read when ``hashes`` is given.
+        offsets : numpy.ndarray
+            int64, ``rows + 1`` non-decreasing positions into ``tokens``.
+        hashes : numpy.ndarray, optional
+            The tokens' ``token_hashes`` (only their low 32 bits are used), when known
+            already; any uint64 hashes of other items (e.g. integer ids) work the same.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint32, shape ``(rows, num_perm)``. A row without tokens gets the all-``EMPTY``
+            signature, as an un-updated ``datasketch.MinHash`` has. A token repeated within
+            a row counts once (the minimum ignores repeats).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyarrow as pa
+        >>> hasher = MinHasher(num_perm=3)
+        >>> sig = hasher.signatures(pa.array([b"a", b"b", b"b", b"a"]), np.array([0, 2, 4, 4]))
+        >>> bool((sig[0] == sig[1]).all()), sig[2].tolist() == [EMPTY] * 3
+        (True, True)
         """
         if hashes is None:
             hashes = self.token_hashes(tokens)
@@ -217,17 +328,77 @@ def _sorted_unique_rows(values, offsets):
 
 
 def token_sets(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's distinct 64-bit token hashes, sorted: the exact token set, for exact Jaccard."""
+    """Each row's distinct token hashes, sorted: the exact token set, for exact Jaccard.
+
+    Parameters
+    ----------
+    hashes : numpy.ndarray
+        Token hashes of all rows, concatenated (any numeric dtype, usually uint64).
+    offsets : numpy.ndarray
+        int64, ``rows + 1`` positions: row i's hashes are ``hashes[offsets[i]:offsets[i+1]]``.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        Each row's distinct hashes in ascending order, concatenated (dtype of ``hashes``).
+    set_offsets : numpy.ndarray
+        int64, ``rows + 1`` positions into ``values``; ``diff(set_offsets)`` are set sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values, set_offsets = token_sets(np.array([3, 1, 3, 2], np.uint64), np.array([0, 3, 4]))
+    >>> values.tolist(), set_offsets.tolist()
+    ([1, 3, 2], [0, 2, 3])
+    """
     return _sorted_unique_rows(hashes, offsets)
 
 
 def signature_batch(batch: pa.RecordBatch, columns: list[str], hasher: MinHasher, *, kind: str = "qgram",
                     q: int = 3, join: bool = True, tag_columns: bool = False,
                     with_tokens: bool = False) -> pa.RecordBatch:
-    """Signatures of ingested records (``rid, source, id`` and ``<column>_norm`` columns).
+    """MinHash signatures of a batch of ingested records, ready for an engine to move.
 
-    Returns ``rid, source, id, num_tokens, signature`` (and ``tokens``), the vectors as
-    packed binary (transforms/packing.py), ready for an engine to move between tasks.
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch
+        Ingested records: ``rid``, ``source``, ``id`` and ``<column>_norm`` for each column.
+    columns : list of str
+        The attributes whose normalised values are tokenised (see ``tokenize_columns``).
+    hasher : MinHasher
+        The hash functions.
+    kind : {"qgram", "word"}, default "qgram"
+        Tokeniser (transforms/tokens.py).
+    q : int, default 3
+        q-gram length, for ``kind="qgram"``.
+    join : bool, default True
+        Tokenise the columns' values joined by a space, else each column alone.
+    tag_columns : bool, default False
+        With ``join=False``, prefix each token by its column, so that equal text in
+        different columns gives different tokens.
+    with_tokens : bool, default False
+        Also return each record's exact token set.
+
+    Returns
+    -------
+    pyarrow.RecordBatch
+        ``rid, source, id`` as given; ``num_tokens`` (int32, distinct tokens);
+        ``signature`` (binary: ``num_perm`` little-endian uint32, transforms/packing.py);
+        with ``with_tokens``, ``tokens`` (binary: the sorted distinct uint64 token hashes,
+        see ``token_sets``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyarrow as pa
+    >>> from sigil.transforms.packing import unpack_rows
+    >>> batch = pa.RecordBatch.from_pydict({"rid": [7, 8], "source": ["a", "a"], "id": ["1", "2"],
+    ...                                     "name_norm": ["ann lee", "ann leigh"]})
+    >>> out = signature_batch(batch, ["name"], MinHasher(num_perm=8))
+    >>> out.schema.names, out["num_tokens"].to_pylist()
+    (['rid', 'source', 'id', 'num_tokens', 'signature'], [5, 7])
+    >>> unpack_rows(out["signature"], np.uint32, 8).shape
+    (2, 8)
     """
     from sigil.transforms.packing import pack_ragged, pack_rows
     from sigil.transforms.tokens import tokenize_columns

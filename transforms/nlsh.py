@@ -19,13 +19,23 @@ products) or the collisions of random-hyperplane LSH over the embeddings
 (``hyperplane_keys``; Charikar, STOC 2002: one bit collides with probability 1 - theta/pi),
 optionally multi-probed (Lv et al., VLDB 2007) by also flipping the least certain bits.
 
+References
+----------
+.. [1] R. Wang, L. Kong, Y. Tao, A. Borthwick, D. Golac, H. Johnson, S. Hijazi, D. Deng,
+   Y. Zhang, "Neural Locality Sensitive Hashing for Entity Blocking", SDM 2024, pp. 887-895.
+   doi:10.1137/1.9781611978032.101, arXiv:2401.18064
+.. [2] M. S. Charikar, "Similarity estimation techniques from rounding algorithms", STOC
+   2002, pp. 380-388. doi:10.1145/509907.509965
+.. [3] Q. Lv, W. Josephson, Z. Wang, M. Charikar, K. Li, "Multi-probe LSH: efficient indexing
+   for high-dimensional similarity search", VLDB 2007, pp. 950-961.
+
 Example
 -------
 >>> import numpy as np
 >>> q = np.eye(3, dtype=np.float32); base = np.array([[1, 0, 0], [0.6, 0.8, 0]], np.float32)
 >>> index, score = top_k(q, base, k=1)
->>> index.ravel().tolist(), score.ravel().round(2).tolist()
-([0, 1, 1], [1.0, 0.8, 0.0])
+>>> index.ravel().tolist(), [round(float(s), 2) for s in score.ravel()]  # a tie goes to the lower index
+([0, 1, 0], [1.0, 0.8, 0.0])
 """
 
 from __future__ import annotations
@@ -35,8 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
+from sigil.transforms.encoder import encode
 from sigil.transforms.lsh import _mix64
+from sigil.transforms.match_rules import rule_columns, rule_holds
 
 
 # ---------------------------------------------------------------- candidates
@@ -46,10 +59,39 @@ def top_k(queries: np.ndarray, base: np.ndarray, k: int, query_ids: np.ndarray |
           base_ids: np.ndarray | None = None, block_rows: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``base`` with the highest dot product with each query row.
 
-    Returns ``(index, score)``, both ``(len(queries), min(k, len(base)))``, best first and
-    ties broken by the lower index. Queries are taken ``block_rows`` at a time, so memory
-    is ``block_rows x len(base)`` scores. With ids given, a base row with the query's own id
-    is never a candidate (its score is -inf and its index -1 when nothing else is left).
+    Exact search: for unit vectors the dot product is the cosine, so these are the k
+    nearest rows by cosine distance. Queries are taken ``block_rows`` at a time, so memory
+    is ``block_rows x len(base)`` scores.
+
+    Parameters
+    ----------
+    queries : numpy.ndarray
+        Shape ``(nq, d)``.
+    base : numpy.ndarray
+        Shape ``(nb, d)``.
+    k : int
+        Neighbours per query.
+    query_ids, base_ids : numpy.ndarray, optional
+        Ids of the rows; when given, a base row with the query's own id is never a
+        candidate (both or neither).
+    block_rows : int, default 2048
+        Queries per matrix product.
+
+    Returns
+    -------
+    index : numpy.ndarray
+        int64, shape ``(nq, min(k, nb))``: rows of ``base``, best first, ties broken by
+        the lower index; -1 where no candidate is left.
+    score : numpy.ndarray
+        float32, same shape: the dot products (-inf where the index is -1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> base = np.array([[1, 0, 0], [0.6, 0.8, 0]], np.float32)
+    >>> index, score = top_k(base, base, k=2, query_ids=np.array([0, 1]), base_ids=np.array([0, 1]))
+    >>> index.tolist(), [round(float(s), 2) for s in score[:, 0]]
+    ([[1, -1], [0, -1]], [0.6, 0.6])
     """
     k = min(k, len(base))
     index = np.full((len(queries), k), -1, dtype=np.int64)
@@ -82,7 +124,40 @@ def _best_columns(s: np.ndarray, k: int) -> np.ndarray:
 
 
 def hyperplanes(dim: int, tables: int, bits: int, seed: int) -> np.ndarray:
-    """``(tables * bits, dim)`` Gaussian normals of the random hyperplanes, from the seed."""
+    """Normals of the random hyperplanes of ``hyperplane_keys``, drawn from the seed.
+
+    Each entry is standard normal, so each normal's direction is uniform on the sphere, as
+    random-hyperplane LSH needs [1]_. The generator is seeded by ``(seed, dim, tables,
+    bits)``, so equal arguments give equal planes on every machine.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension of the vectors.
+    tables : int
+        Number of hash tables.
+    bits : int
+        Hyperplanes (code bits) per table, at most 64.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(tables * bits, dim)``; rows ``t * bits:(t + 1) * bits`` are table
+        t's planes.
+
+    References
+    ----------
+    .. [1] M. S. Charikar, "Similarity estimation techniques from rounding algorithms", STOC
+       2002, pp. 380-388. doi:10.1145/509907.509965
+
+    Examples
+    --------
+    >>> planes = hyperplanes(3, tables=2, bits=4, seed=0)
+    >>> planes.shape, planes.dtype, bool((planes == hyperplanes(3, 2, 4, 0)).all())
+    ((8, 3), dtype('float32'), True)
+    """
     return np.random.default_rng([seed, dim, tables, bits]).standard_normal((tables * bits, dim)).astype(np.float32)
 
 
@@ -97,9 +172,56 @@ def hyperplane_keys(vectors: np.ndarray, planes: np.ndarray, tables: int, bits: 
     one of its m least certain bits (the smallest projections), so two rows collide when
     their codes agree after flipping at most one such bit each.
 
-    Returns ``(row, table, key, fine)`` int arrays, one entry per row, table and probe:
-    ``key`` is a 64-bit hash of the table and code; ``fine`` extends it by the signs of
-    the next table's planes, to split buckets that are too large.
+    Parameters
+    ----------
+    vectors : numpy.ndarray
+        Shape ``(n, dim)``, usually unit embeddings.
+    planes : numpy.ndarray
+        Shape ``(tables * bits, dim)``, from ``hyperplanes``.
+    tables : int
+        Number of hash tables.
+    bits : int
+        Code bits per table, at most 64.
+    probes : int, default 0
+        Extra buckets per row and table (multi-probe [2]_), at most ``bits``.
+
+    Returns
+    -------
+    row : numpy.ndarray
+        int64 row of each entry; entries ordered by row, then table, then probe (the
+        row's own code first).
+    table : numpy.ndarray
+        int32 table of each entry.
+    key : numpy.ndarray
+        int64 bucket key: a 64-bit hash of the table and the (probed) code.
+    fine : numpy.ndarray
+        int64 finer key: ``key`` hashed with the code of the next table (the last table
+        with the first's), to split buckets that are too large.
+
+    Raises
+    ------
+    ValueError
+        When ``probes > bits``.
+
+    References
+    ----------
+    .. [1] M. S. Charikar, "Similarity estimation techniques from rounding algorithms", STOC
+       2002, pp. 380-388. doi:10.1145/509907.509965
+    .. [2] Q. Lv, W. Josephson, Z. Wang, M. Charikar, K. Li, "Multi-probe LSH: efficient
+       indexing for high-dimensional similarity search", VLDB 2007, pp. 950-961.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> planes = hyperplanes(3, tables=2, bits=4, seed=0)
+    >>> v = np.array([[1, 0, 0], [2, 0, 0], [0, 0, 1]], np.float32)
+    >>> row, table, key, fine = hyperplane_keys(v, planes, tables=2, bits=4)
+    >>> row.tolist(), table.tolist()
+    ([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1])
+    >>> bool((key[0:2] == key[2:4]).all())  # same direction: same bucket in every table
+    True
+    >>> len(hyperplane_keys(v, planes, tables=2, bits=4, probes=1)[0])  # 3 rows x 2 tables x 2 codes
+    12
     """
     if probes > bits:
         raise ValueError(f"probes ({probes}) cannot exceed bits ({bits})")
@@ -122,8 +244,37 @@ def hyperplane_keys(vectors: np.ndarray, planes: np.ndarray, tables: int, bits: 
 
 
 def collision_probability(cosine: np.ndarray | float, tables: int, bits: int) -> np.ndarray | float:
-    """Probability that two unit vectors with this cosine share a bucket in some table
-    (without probes)."""
+    """Probability that two unit vectors with this cosine share a bucket in some table.
+
+    One random hyperplane separates two vectors at angle theta with probability
+    theta / pi [1]_, so with ``p = 1 - arccos(cosine) / pi`` they share a table's code of
+    ``bits`` bits with probability ``p ** bits`` and some table's with
+    ``1 - (1 - p ** bits) ** tables`` (without probes).
+
+    Parameters
+    ----------
+    cosine : float or numpy.ndarray
+        Cosine similarity, clipped to [-1, 1].
+    tables : int
+        Number of hash tables.
+    bits : int
+        Code bits per table.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The probability, shaped like ``cosine``.
+
+    References
+    ----------
+    .. [1] M. S. Charikar, "Similarity estimation techniques from rounding algorithms", STOC
+       2002, pp. 380-388. doi:10.1145/509907.509965
+
+    Examples
+    --------
+    >>> float(collision_probability(1.0, tables=4, bits=8)), float(collision_probability(0.0, 1, 1))
+    (1.0, 0.5)
+    """
     p = 1 - np.arccos(np.clip(cosine, -1, 1)) / np.pi
     return 1 - (1 - p ** bits) ** tables
 
@@ -132,12 +283,54 @@ def collision_probability(cosine: np.ndarray | float, tables: int, bits: int) ->
 
 
 def hinge_loss(anchors, candidates, positive: np.ndarray, negative, radius: float, c: float):
-    """The (R, cR) hinge of NLSHBlock for a batch (torch tensors of unit vectors).
+    """The (R, cR) hinge loss of NLSHBlock for a batch [1]_.
 
-    ``anchors`` (n, d); ``candidates`` (m, d); ``positive[i]`` the column of anchor i's
-    match; ``negative`` a boolean (n, m) mask of the columns that are non-matches of i.
-    Returns the mean over anchors of ``relu(d(p, q) - R) + mean_r relu(cR - d(p, r))``
-    (the constant R - cR is left out: it carries no gradient).
+    With the cosine distance ``d(x, y) = 1 - <x, y>`` of unit vectors, anchor p, its match
+    q and its non-matches r, the loss is the mean over anchors of
+
+    ``relu(d(p, q) - R) + mean_r relu(cR - d(p, r))``,
+
+    zero exactly when matches lie within R and non-matches beyond cR (the paper's constant
+    ``R - cR`` is left out: it carries no gradient).
+
+    Parameters
+    ----------
+    anchors : torch.Tensor
+        Shape ``(n, d)``, unit vectors.
+    candidates : torch.Tensor
+        Shape ``(m, d)``, unit vectors.
+    positive : numpy.ndarray
+        int, shape ``(n,)``: the column of each anchor's match in ``candidates``.
+    negative : torch.Tensor
+        bool, shape ``(n, m)``: the columns that are non-matches of each anchor (an anchor
+        without any has no negative term).
+    radius : float
+        R.
+    c : float
+        The approximation factor, > 1.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss, differentiable.
+
+    References
+    ----------
+    .. [1] R. Wang, L. Kong, Y. Tao, A. Borthwick, D. Golac, H. Johnson, S. Hijazi, D. Deng,
+       Y. Zhang, "Neural Locality Sensitive Hashing for Entity Blocking", SDM 2024,
+       pp. 887-895. doi:10.1137/1.9781611978032.101, arXiv:2401.18064
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> p = torch.tensor([[1.0, 0.0]])
+    >>> near, far = [1.0, 0.0], [0.0, 1.0]  # d = 0 and 1
+    >>> float(hinge_loss(p, torch.tensor([near, far]), np.array([0]), torch.tensor([[False, True]]), 0.1, 3.0))
+    0.0
+    >>> round(float(hinge_loss(p, torch.tensor([far, near]), np.array([0]), torch.tensor([[False, True]]),
+    ...                        0.1, 3.0)), 4)  # 0.9 too far + 0.3 too near
+    1.2
     """
     import torch
 
@@ -150,8 +343,43 @@ def hinge_loss(anchors, candidates, positive: np.ndarray, negative, radius: floa
 
 
 def trainable_layers(model, top: int | None) -> list:
-    """Freeze all but the top ``top`` transformer layers (``None``: train everything).
-    Returns the parameters left trainable."""
+    """Freeze all but the top ``top`` transformer layers of a model, in place.
+
+    The layers are the first module's BERT-style ``encoder.layer`` (of its ``auto_model``
+    when it has one), else its longest ``torch.nn.ModuleList``. Everything else (embeddings,
+    pooling) is frozen too.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A sentence-transformers model (indexable: ``model[0]`` is the transformer).
+    top : int or None
+        Layers left trainable, counted from the top; ``None`` trains everything, 0 nothing.
+
+    Returns
+    -------
+    list of torch.nn.Parameter
+        The parameters left trainable.
+
+    Raises
+    ------
+    ValueError
+        When the model has no recognisable transformer layers.
+
+    Examples
+    --------
+    A stand-in for a transformer: three linear "layers" in ``encoder.layer``.
+
+    >>> import torch
+    >>> body = torch.nn.Module()
+    >>> body.encoder = torch.nn.Module()
+    >>> body.encoder.layer = torch.nn.ModuleList([torch.nn.Linear(2, 2) for _ in range(3)])
+    >>> model = torch.nn.Sequential(body)
+    >>> len(trainable_layers(model, 1))  # the top layer's weight and bias
+    2
+    >>> body.encoder.layer[0].weight.requires_grad
+    False
+    """
     params = list(model.parameters())
     if top is None:
         return params
@@ -183,9 +411,29 @@ def _transformer_layers(model) -> list:
 class TrainingData:
     """Records and labels of a training run, by position in ``texts``.
 
-    ``side`` is each record's source index: in link mode a record's candidates are the
-    records of the other sources, in dedupe mode every other record. ``positives`` and
-    ``negatives`` are (anchor, other) index pairs; ``valid`` are held-out matching pairs.
+    Parameters
+    ----------
+    texts : list of str
+        The serialised records.
+    side : numpy.ndarray
+        int, each record's source index.
+    positives : numpy.ndarray
+        int, shape ``(p, 2)``: labelled matching (anchor, other) pairs.
+    negatives : numpy.ndarray, optional
+        int, shape ``(q, 2)``: labelled non-matching (anchor, other) pairs.
+    valid : numpy.ndarray, optional
+        int, shape ``(v, 2)``: held-out matching pairs, for validation recall.
+    link : bool, default True
+        True: a record's candidates are the records of the other sources (link mode);
+        False: every other record (dedupe mode).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = TrainingData(["COL name VAL ann ", "COL name VAL anne "], side=np.array([0, 1]),
+    ...                     positives=np.array([[0, 1]]))
+    >>> data.negatives.shape, data.link
+    ((0, 2), True)
     """
 
     texts: list[str]
@@ -198,6 +446,40 @@ class TrainingData:
 
 @dataclass
 class TrainingSettings:
+    """Hyper-parameters of ``fine_tune``.
+
+    Parameters
+    ----------
+    radius : float, default 0.1
+        R of the hinge loss, a cosine distance.
+    c : float, default 3.0
+        Approximation factor: non-matches are pushed beyond ``c * radius``.
+    epochs : int, default 2
+        Passes over the positive pairs.
+    batch_pairs : int, default 32
+        Positive pairs per optimiser step.
+    learning_rate : float, default 3e-5
+        AdamW's learning rate.
+    train_layers : int or None, default None
+        Top transformer layers trained (``trainable_layers``); ``None``: all.
+    hard_negatives : bool, default True
+        Mine each anchor's nearest non-match once per epoch.
+    labelled_negatives : bool, default True
+        Add one of each anchor's labelled non-matches to its batch.
+    batch_size : int, default 64
+        Texts per batch when embedding all records.
+    ks : tuple of int, default (1, 3, 5, 10, 20)
+        The k of validation recall at k.
+    seed : int, default 0
+        Seed of torch and of the pair order.
+
+    Examples
+    --------
+    >>> settings = TrainingSettings(epochs=1)
+    >>> settings.epochs, round(settings.c * settings.radius, 2)
+    (1, 0.3)
+    """
+
     radius: float = 0.1
     c: float = 3.0
     epochs: int = 2
@@ -212,7 +494,32 @@ class TrainingSettings:
 
 
 def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks) -> dict[int, float]:
-    """Share of ``pairs`` (a, b) whose b is among a's k nearest candidates, for each k."""
+    """Share of matching pairs (a, b) whose b is among a's k nearest candidates, for each k.
+
+    Parameters
+    ----------
+    vectors : numpy.ndarray
+        Shape ``(len(data.texts), d)``, unit embeddings of the records.
+    data : TrainingData
+        Records and sources (which records are candidates of which).
+    pairs : numpy.ndarray
+        int, shape ``(p, 2)``: matching (a, b) pairs.
+    ks : iterable of int
+        The values of k.
+
+    Returns
+    -------
+    dict
+        ``{k: recall}``; empty when there are no pairs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = TrainingData(list("abcd"), side=np.array([0, 0, 1, 1]), positives=np.array([[0, 2], [1, 3]]))
+    >>> vectors = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], np.float32)
+    >>> recall_at_k(vectors, data, data.positives, (1, 2))
+    {1: 0.0, 2: 1.0}
+    """
     if not len(pairs):
         return {}
     kmax = max(ks)
@@ -222,7 +529,36 @@ def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks) 
 
 
 def nearest(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int) -> np.ndarray:
-    """Each anchor's k nearest candidate records (indexes into ``texts``), best first."""
+    """Each anchor's k nearest candidate records by dot product (``top_k``), best first.
+
+    A record's candidates are the records of the other sources (``data.link``), or every
+    other record.
+
+    Parameters
+    ----------
+    vectors : numpy.ndarray
+        Shape ``(len(data.texts), d)``, unit embeddings of the records.
+    data : TrainingData
+        Records and sources.
+    anchors : numpy.ndarray
+        int, positions in ``data.texts`` (repeats allowed).
+    k : int
+        Neighbours per anchor.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(len(anchors), k)``: positions in ``data.texts``, -1 past the last
+        candidate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = TrainingData(list("abcd"), side=np.array([0, 0, 1, 1]), positives=np.zeros((0, 2), int))
+    >>> vectors = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], np.float32)
+    >>> nearest(vectors, data, np.array([0, 2]), 2).tolist()
+    [[3, 2], [1, 0]]
+    """
     anchors = np.unique(anchors, return_inverse=True)
     out = np.full((len(anchors[0]), k), -1, np.int64)
     for s in np.unique(data.side[anchors[0]]):
@@ -247,13 +583,53 @@ def _hard_negatives(vectors: np.ndarray, data: TrainingData, known: set) -> dict
 
 def fine_tune(model, data: TrainingData, settings: TrainingSettings,
               log: Callable[[str], None] = lambda _: None) -> dict:
-    """Fine-tune ``model`` (a sentence-transformers model, in place) with the hinge loss.
+    """Fine-tune a sentence-transformers model, in place, with the (R, cR) hinge loss [1]_.
 
-    Every epoch: mine hard negatives with the current model, then one pass over the
-    positive pairs in seeded random order. Returns the training report: loss per step and
-    per epoch, validation recall at each k before training and after each epoch, seconds.
+    Every epoch: mine hard negatives (each anchor's nearest non-match) with the current
+    model, then one pass over the positive pairs in seeded random order, ``batch_pairs``
+    at a time. An anchor's negatives (``hinge_loss``) are the other anchors' matches in the
+    batch (in-batch negatives) and, as ``settings`` enable them, its hard negative and one
+    of its labelled non-matches; known matches (and, in link mode, records of the anchor's
+    own source) never count as negatives.
     Deterministic for a given seed on a given machine (torch's CPU kernels and dropout
     draw from the seeded generator).
+
+    Parameters
+    ----------
+    model : sentence_transformers.SentenceTransformer
+        The encoder, trained in place (left in eval mode).
+    data : TrainingData
+        Records and labelled pairs.
+    settings : TrainingSettings
+        Hyper-parameters.
+    log : callable, optional
+        Called with one line per epoch.
+
+    Returns
+    -------
+    dict
+        The training report: ``steps`` (loss per step), ``epochs`` (per epoch: ``loss``,
+        ``seconds`` and, with validation pairs, ``valid_recall``), ``valid_recall_before``,
+        ``trainable_parameters`` and ``seconds``.
+
+    References
+    ----------
+    .. [1] R. Wang, L. Kong, Y. Tao, A. Borthwick, D. Golac, H. Johnson, S. Hijazi, D. Deng,
+       Y. Zhang, "Neural Locality Sensitive Hashing for Entity Blocking", SDM 2024,
+       pp. 887-895. doi:10.1137/1.9781611978032.101, arXiv:2401.18064
+
+    Examples
+    --------
+    Loading the encoder takes seconds, so this example is not run by the doctests:
+
+    >>> import numpy as np
+    >>> from sigil.transforms.encoder import load_model
+    >>> texts = ["COL name VAL ann lee ", "COL name VAL anne lee ", "COL name VAL bob ray ", "COL name VAL rob ray "]
+    >>> data = TrainingData(texts, side=np.array([0, 1, 0, 1]), positives=np.array([[0, 1], [2, 3]]))
+    >>> model = load_model(None, max_seq_length=32)  # doctest: +SKIP
+    >>> report = fine_tune(model, data, TrainingSettings(epochs=1, batch_pairs=2))  # doctest: +SKIP
+    >>> len(report["steps"]), len(report["epochs"])  # doctest: +SKIP
+    (1, 1)
     """
     import torch
 
@@ -325,3 +701,41 @@ def _embed(model, texts: list[str]):
 
     features = model.preprocess(texts)
     return F.normalize(model(features)["sentence_embedding"], p=2, dim=1)
+
+
+def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighbours: int, batch_size: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs labelled by a match rule instead of by hand: every anchor's
+    ``neighbours`` nearest records under ``model`` (the hard cases) and one random record
+    each, labelled by whether ``rule`` (transforms/match_rules.py) holds for them.
+
+    Parameters
+    ----------
+    model : sentence_transformers.SentenceTransformer
+        The encoder before training.
+    data : TrainingData
+        The records' texts and sides.
+    table : pyarrow.Table
+        The same records' columns, read by the rule.
+    rule : schemas.config.MatchRule
+    neighbours : int
+    batch_size : int
+        Texts per encoding batch.
+    rng : numpy.random.Generator
+        Draws the random partners.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The (anchor, other) record positions the rule matches, and those it does not.
+    """
+    anchors = np.flatnonzero(data.side == 0) if data.link else np.arange(len(data.texts))
+    near = nearest(encode(model, data.texts, batch_size), data, anchors, neighbours)
+    others = np.flatnonzero(data.side != 0) if data.link else np.arange(len(data.texts))
+    pairs = np.concatenate([np.column_stack([np.repeat(anchors, near.shape[1]), near.ravel()]),
+                            np.column_stack([anchors, rng.choice(others, len(anchors))])])
+    pairs = np.unique(pairs[(pairs[:, 1] >= 0) & (pairs[:, 0] != pairs[:, 1])], axis=0)
+    cols = rule_columns(rule)
+    sides = {f"{c}_{s}": table.column(c).take(pa.array(pairs[:, i])) for c in cols for i, s in enumerate("ab")}
+    holds = rule_holds(rule, pa.table(sides))
+    return pairs[holds], pairs[~holds]

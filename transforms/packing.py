@@ -12,7 +12,25 @@ import pyarrow as pa
 
 
 def pack_rows(matrix: np.ndarray) -> pa.BinaryArray:
-    """One binary value per row of a 2-d array (its bytes, little-endian)."""
+    """One binary value per row of a 2-d array: the row's bytes, in machine (little-endian) order.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        Shape ``(n, width)``, any fixed-width numeric dtype.
+
+    Returns
+    -------
+    pyarrow.BinaryArray
+        n values of ``width * itemsize`` bytes each; the buffer is shared, not copied,
+        when ``matrix`` is C-contiguous.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pack_rows(np.array([[1, 2], [3, 4]], np.uint16)).to_pylist()
+    [b'\\x01\\x00\\x02\\x00', b'\\x03\\x00\\x04\\x00']
+    """
     matrix = np.ascontiguousarray(matrix)
     n, width = matrix.shape[0], matrix.shape[1] * matrix.itemsize
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
@@ -20,7 +38,27 @@ def pack_rows(matrix: np.ndarray) -> pa.BinaryArray:
 
 
 def pack_ragged(values: np.ndarray, offsets: np.ndarray) -> pa.BinaryArray:
-    """One binary value per row ``values[offsets[i]:offsets[i+1]]``."""
+    """One binary value per row ``values[offsets[i]:offsets[i+1]]``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        All rows' numbers, concatenated.
+    offsets : numpy.ndarray
+        ``rows + 1`` element positions into ``values``, from 0.
+
+    Returns
+    -------
+    pyarrow.BinaryArray
+        One value per row (empty for an empty row), sharing ``values``' buffer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> packed = pack_ragged(np.array([7, 8, 9], np.uint8), np.array([0, 2, 2, 3]))
+    >>> packed.to_pylist()
+    [b'\\x07\\x08', b'', b'\\t']
+    """
     values = np.ascontiguousarray(values)
     byte_offsets = (np.asarray(offsets, dtype=np.int64) * values.itemsize).astype(np.int32)
     return pa.Array.from_buffers(pa.binary(), len(offsets) - 1,
@@ -28,7 +66,30 @@ def pack_ragged(values: np.ndarray, offsets: np.ndarray) -> pa.BinaryArray:
 
 
 def unpack_ragged(packed: pa.Array, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(values, element offsets) of binary values holding ``dtype`` numbers."""
+    """The numbers held by packed binary values, and where each value starts.
+
+    Parameters
+    ----------
+    packed : pyarrow.Array or pyarrow.ChunkedArray
+        Binary (or large binary) values, each holding whole ``dtype`` numbers.
+    dtype : numpy.dtype or type
+        The numbers' dtype.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        All numbers, concatenated (a view of the Arrow buffer where possible).
+    offsets : numpy.ndarray
+        int64, ``len(packed) + 1`` element positions: value i holds
+        ``values[offsets[i]:offsets[i+1]]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values, offsets = unpack_ragged(pack_ragged(np.array([5, 6, 7], np.uint32), np.array([0, 1, 3])), np.uint32)
+    >>> values.tolist(), offsets.tolist()
+    ([5, 6, 7], [0, 1, 3])
+    """
     if isinstance(packed, pa.ChunkedArray):
         packed = packed.combine_chunks()
     if packed.type == pa.large_binary():
@@ -41,13 +102,57 @@ def unpack_ragged(packed: pa.Array, dtype) -> tuple[np.ndarray, np.ndarray]:
 
 
 def unpack_rows(packed: pa.Array, dtype, width: int) -> np.ndarray:
-    """2-d array (rows, width) of binary values each holding ``width`` ``dtype`` numbers."""
+    """A 2-d array of binary values each holding ``width`` numbers: ``pack_rows`` undone.
+
+    Parameters
+    ----------
+    packed : pyarrow.Array or pyarrow.ChunkedArray
+        Binary values of ``width * itemsize`` bytes each.
+    dtype : numpy.dtype or type
+        The numbers' dtype.
+    width : int
+        Numbers per value.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(packed), width)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sig = np.array([[1, 2, 3], [4, 5, 6]], np.uint32)
+    >>> unpack_rows(pack_rows(sig), np.uint32, 3).tolist()
+    [[1, 2, 3], [4, 5, 6]]
+    """
     values, _ = unpack_ragged(packed, dtype)
     return values.reshape(-1, width)
 
 
 def to_list_array(packed: pa.Array, to: pa.DataType) -> pa.Array:
-    """Packed binary -> a ``fixed_size_list`` or ``list`` Arrow array of ``to.value_type``."""
+    """Packed binary values as the list type of a data contract.
+
+    Parameters
+    ----------
+    packed : pyarrow.Array or pyarrow.ChunkedArray
+        Binary values holding numbers of ``to.value_type``.
+    to : pyarrow.DataType
+        A ``fixed_size_list`` (every value then holds ``list_size`` numbers) or ``list``
+        type.
+
+    Returns
+    -------
+    pyarrow.Array
+        One list per value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyarrow as pa
+    >>> packed = pack_rows(np.array([[1, 2], [3, 4]], np.uint32))
+    >>> to_list_array(packed, pa.list_(pa.uint32(), 2)).to_pylist()
+    [[1, 2], [3, 4]]
+    """
     values, offsets = unpack_ragged(packed, to.value_type.to_pandas_dtype())
     flat = pa.array(values, to.value_type)
     if pa.types.is_fixed_size_list(to):
@@ -56,7 +161,28 @@ def to_list_array(packed: pa.Array, to: pa.DataType) -> pa.Array:
 
 
 def from_list_array(lists: pa.Array, dtype) -> pa.BinaryArray:
-    """A ``list``/``fixed_size_list`` Arrow array -> packed binary values."""
+    """A ``list`` or ``fixed_size_list`` Arrow array as packed binary values.
+
+    Parameters
+    ----------
+    lists : pyarrow.Array or pyarrow.ChunkedArray
+        Lists of numbers, without null lists or null elements.
+    dtype : numpy.dtype or type
+        The dtype the numbers are packed as.
+
+    Returns
+    -------
+    pyarrow.BinaryArray
+        One value per list.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyarrow as pa
+    >>> packed = from_list_array(pa.array([[1, 2], [], [3]], pa.list_(pa.int64())), np.uint8)
+    >>> packed.to_pylist()
+    [b'\\x01\\x02', b'', b'\\x03']
+    """
     if isinstance(lists, pa.ChunkedArray):
         lists = lists.combine_chunks()
     offsets = np.asarray(lists.offsets if not pa.types.is_fixed_size_list(lists.type)

@@ -533,11 +533,57 @@ def generate_people(chunk: int, entities: int, *, seed: int = 0, mode: str = "de
     mode="link": sources "a" and "b"; with probability `link_overlap` a person has the
     original in "a" and a corrupted copy in "b", else one original in either source.
 
-    rec_id is ``rec-<entity_id>-org`` or ``rec-<entity_id>-dup-<k>`` (FEBRL's style): unique
-    across chunks and sources, an id and never a field to block on.
+    rec_id is ``rec-<entity_id>-org`` or ``rec-<entity_id>-dup-<k>``, k = 0, 1, ...
+    (FEBRL's style): unique across chunks and sources, an id and never a field to block on.
 
     Corruption of the copies: `corruption` overrides DEFAULT_CORRUPTION's rates per kind,
-    and `error_rate` scales all of them (0: exact copies, apart from missing values).
+    and `error_rate` scales all of them (0: exact copies, apart from missing values). The
+    model (originals, then independently corrupted duplicates) is FEBRL's generator's [1]_;
+    the module docstring gives it in full.
+
+    Parameters
+    ----------
+    chunk : int
+        Chunk index, >= 0; part of the random streams' key and of the entity ids.
+    entities : int
+        Distinct people in the chunk, >= 0.
+    seed : int, default 0
+        Seed, >= 0.
+    mode : {"dedupe", "link"}, default "dedupe"
+        One source with duplicates, or two sources without.
+    duplicate_rate : float, default 0.3
+        dedupe: probability that a person has duplicates, in [0, 1].
+    max_duplicates : int, default 3
+        dedupe: most duplicates of one person, >= 1.
+    link_overlap : float, default 0.5
+        link: probability that a person is in both sources, in [0, 1].
+    error_rate : float, default 1.0
+        Scale of every corruption rate, >= 0.
+    corruption : mapping, optional
+        Rates overriding ``DEFAULT_CORRUPTION``'s, by kind (each >= 0).
+
+    Returns
+    -------
+    pyarrow.RecordBatch
+        ``PEOPLE_SCHEMA`` rows, shuffled.
+
+    Raises
+    ------
+    ValueError
+        On a parameter out of range or an unknown corruption kind, naming it.
+
+    References
+    ----------
+    .. [1] P. Christen, "Probabilistic data generation for deduplication and data linkage",
+       IDEAL 2005. doi:10.1007/11508069_15
+
+    Examples
+    --------
+    >>> batch = generate_people(chunk=0, entities=5, seed=1, duplicate_rate=1.0, max_duplicates=1)
+    >>> batch.num_rows, sorted(batch.column("rec_id").to_pylist())[:3]
+    (10, ['rec-0-dup-0', 'rec-0-org', 'rec-1-dup-0'])
+    >>> generate_people(chunk=0, entities=5, seed=1, duplicate_rate=1.0, max_duplicates=1).equals(batch)
+    True
     """
     _check("mode", mode, mode in MODES, f"one of {MODES}")
     for name, v in (("chunk", chunk), ("entities", entities), ("seed", seed)):
@@ -591,6 +637,25 @@ def truth_pairs(batch: pa.RecordBatch | pa.Table) -> pa.Table:
     With more than one source in the records (link mode) only pairs across sources, with
     source_a < source_b; otherwise (dedupe) every pair of records of one entity, oriented
     so that (source_a, id_a) < (source_b, id_b). Records with a null entity_id are skipped.
+
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch or pyarrow.Table
+        Records with ``source``, ``rec_id`` and ``entity_id`` (e.g. ``generate_people``'s).
+
+    Returns
+    -------
+    pyarrow.Table
+        ``TRUTH_SCHEMA`` rows, ordered by entity.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> records = pa.table({"source": ["p", "p", "p"], "rec_id": ["r2", "r1", "r3"], "entity_id": [7, 7, None]})
+    >>> truth_pairs(records).to_pylist()
+    [{'source_a': 'p', 'id_a': 'r1', 'source_b': 'p', 'id_b': 'r2'}]
+    >>> truth_pairs(generate_people(chunk=0, entities=4, mode="link", link_overlap=1.0)).num_rows
+    4
     """
     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     table = table.select(["source", "rec_id", "entity_id"])

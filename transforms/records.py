@@ -32,26 +32,100 @@ _TYPE_PATTERNS = {
 
 
 class InputError(ValueError):
-    """An input that cannot be read at all (missing path, empty file, missing column)."""
+    """An input that cannot be read at all (missing path, empty file, missing column).
+
+    Unlike a bad row, which is quarantined with a reason, it fails the job, naming the file.
+
+    Examples
+    --------
+    >>> try:
+    ...     list_files("/no/such/input")
+    ... except InputError as err:
+    ...     print(err)
+    input path does not exist: /no/such/input
+    """
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """Rows parsed from one file: string columns plus file/line, and the rows that failed."""
+    """Rows parsed from one file: string columns plus their lines, and the rows that failed.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The good rows: the wanted columns (``large_string``) and ``__line`` (int64, the
+        row's line in its file, 1-based; for Parquet its row number).
+    bad : list of tuple
+        ``(line, reason, raw text)`` of each row that failed (``(..., id)`` after
+        validation, see ``records_from_file``).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> parsed = Parsed(pa.table({"id": ["1"], "__line": [2]}), [(3, "malformed line", "2,x,y")])
+    >>> parsed.table.num_rows, parsed.bad[0][1]
+    (1, 'malformed line')
+    """
 
     table: pa.Table  # columns: the wanted ones (large_string) + "__line" (int64)
     bad: list[tuple]  # (line, reason, raw text[, id])
 
 
 def open_input(path: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local path or any URI pyarrow understands."""
+    """A pyarrow filesystem and path for a local path or any URI pyarrow understands.
+
+    Parameters
+    ----------
+    path : str
+        A local path (made absolute) or a URI (``s3://``, ``hdfs://``, ``file://``, ...).
+
+    Returns
+    -------
+    filesystem : pyarrow.fs.FileSystem
+    path : str
+        The path within ``filesystem``.
+
+    Examples
+    --------
+    >>> fs, path = open_input("/tmp")
+    >>> type(fs).__name__, path
+    ('LocalFileSystem', '/tmp')
+    """
     if "://" not in path:
         path = os.path.abspath(path)
     return pafs.FileSystem.from_uri(path)
 
 
 def list_files(path: str) -> list[str]:
-    """The data files under ``path`` (a file or a directory), sorted; hidden and _-files skipped."""
+    """The data files under ``path`` (a file or a directory, recursively), sorted.
+
+    Files whose names start with ``.`` or ``_`` (``_SUCCESS``, ``.crc``) are skipped.
+
+    Parameters
+    ----------
+    path : str
+        A file or directory: a local path or any URI pyarrow reads.
+
+    Returns
+    -------
+    list of str
+        The files, with the URI's scheme when ``path`` has one.
+
+    Raises
+    ------
+    InputError
+        When ``path`` does not exist or holds no data file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for name in ("b.csv", "_SUCCESS", os.path.join("sub", "a.csv")):
+    ...         os.makedirs(os.path.dirname(os.path.join(d, name)), exist_ok=True)
+    ...         _ = open(os.path.join(d, name), "w").write("x")
+    ...     [os.path.relpath(f, d) for f in list_files(d)]
+    ['b.csv', 'sub/a.csv']
+    """
     fs, p = open_input(path)
     info = fs.get_file_info(p)
     if info.type == pafs.FileType.NotFound:
@@ -69,9 +143,42 @@ def list_files(path: str) -> list[str]:
 
 def read_header(path: str, fmt: str, delimiter: str | None = None, strip: bool = True,
                 header: bool = True, comment: str | None = None) -> list[str]:
-    """Column names of a file, read without reading the data; a CSV/TSV file without a
-    header line has columns ``0, 1, 2, ...`` (as many as its first line that is not a
-    ``comment`` has fields)."""
+    """Column names of a file, read without reading the data.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    fmt : {"csv", "tsv", "jsonl", "parquet"}
+        Its format (JSONL: the keys of its first line; Parquet: its schema).
+    delimiter : str, optional
+        CSV/TSV field delimiter; default ``,`` (csv) or tab (tsv).
+    strip : bool, default True
+        Strip spaces and double quotes around CSV/TSV header names.
+    header : bool, default True
+        Whether a CSV/TSV file has a header line; without one its columns are named
+        ``0, 1, 2, ...``, as many as its first line has fields.
+    comment : str, optional
+        CSV/TSV lines starting with this are skipped.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    InputError
+        On an empty file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "people.csv")
+    ...     _ = open(path, "w").write("# exported\\nid, name ,dob\\n1,ann,19800102\\n")
+    ...     read_header(path, "csv", comment="#"), read_header(path, "csv", header=False, comment="#")
+    (['id', 'name', 'dob'], ['0', '1', '2'])
+    """
     fs, p = open_input(path)
     if fmt == "parquet":
         with fs.open_input_file(p) as f:
@@ -102,7 +209,32 @@ LINE_FORMATS = ("csv", "tsv", "jsonl")  # one record per line: these files can b
 
 
 def line_splits(path: str, split_bytes: int) -> list[tuple[int, int]]:
-    """Byte ranges of about ``split_bytes`` that start at line starts and cover the file."""
+    """Byte ranges of about ``split_bytes`` that start at line starts and cover the file.
+
+    Each range ends just after the first newline at or past a multiple of ``split_bytes``,
+    so a line-oriented file (CSV/TSV/JSONL) is split among tasks without cutting a line.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    split_bytes : int
+        Target range size.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(start, end)`` byte ranges, ``[start, end)``, in order.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "lines.txt")
+    ...     _ = open(path, "w").write("aaaa\\nbbbb\\ncccc\\n")
+    ...     line_splits(path, 6)
+    [(0, 10), (10, 15)]
+    """
     fs, p = open_input(path)
     size = fs.get_file_info(p).size
     bounds = [0]
@@ -124,6 +256,30 @@ def line_splits(path: str, split_bytes: int) -> list[tuple[int, int]]:
 
 
 def count_newlines(path: str, start: int, end: int) -> int:
+    """Newlines in the byte range ``[start, end)`` of a file, read in 16 MiB blocks.
+
+    A task reading a range gets its first line number from the newlines before it.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    start, end : int
+        The byte range.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "lines.txt")
+    ...     _ = open(path, "w").write("aaaa\\nbbbb\\ncccc\\n")
+    ...     count_newlines(path, 0, 10), count_newlines(path, 5, 15)
+    (2, 2)
+    """
     fs, p = open_input(path)
     count = 0
     with fs.open_input_file(p) as f:
@@ -153,7 +309,56 @@ def parse_file(path: str, fmt: str, columns: list[str], *, delimiter: str | None
 
     CSV/TSV only: ``header=False`` reads a file without a header line (see ``read_header``);
     lines starting with ``comment`` are skipped, listed among the bad rows with the reason
-    ``COMMENT`` so that callers can drop them without losing count of lines."""
+    ``COMMENT`` so that callers can drop them without losing count of lines.
+
+    Bad rows: ``malformed line`` (wrong number of fields, or not a JSON object),
+    ``undecodable bytes`` (not UTF-8), ``wrong type`` (a nested JSON/Parquet value).
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    fmt : {"csv", "tsv", "jsonl", "parquet"}
+        Its format.
+    columns : list of str
+        The columns to read; all values become strings (JSON numbers as their JSON text).
+    delimiter : str, optional
+        CSV/TSV field delimiter; default ``,`` (csv) or tab (tsv).
+    strip_header : bool, default True
+        Strip spaces and quotes around CSV/TSV header names.
+    start, end : int, optional
+        Byte range ``[start, end)`` of a CSV/TSV/JSONL file (``line_splits``); whole file
+        by default.
+    first_line : int, default 1
+        The file's line number of the range's first line (``count_newlines``).
+    header : bool, default True
+        Whether a CSV/TSV file has a header line.
+    comment : str, optional
+        CSV/TSV comment prefix.
+
+    Yields
+    ------
+    Parsed
+        One per batch of rows (CSV/TSV: one for the range; JSONL/Parquet: one per
+        ``BATCH_ROWS``).
+
+    Raises
+    ------
+    InputError
+        On an unknown format, a missing column, or an empty file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "people.csv")
+    ...     _ = open(path, "w").write("id,name,dob\\n1,Ann Lee,19800102\\n2,Bob\\n3,Cy,19990101\\n")
+    ...     (parsed,) = parse_file(path, "csv", ["id", "name"])
+    >>> parsed.table.to_pylist()
+    [{'id': '1', 'name': 'Ann Lee', '__line': 2}, {'id': '3', 'name': 'Cy', '__line': 4}]
+    >>> parsed.bad
+    [(3, 'malformed line: expected 3 fields, got 2', '2,Bob')]
+    """
     if fmt in ("csv", "tsv"):
         yield from _parse_csv(path, columns, delimiter or ("\t" if fmt == "tsv" else ","), strip_header,
                               start, end, first_line, header, comment)
@@ -308,8 +513,32 @@ def _parse_json_lines(chunk: list[bytes], lines: np.ndarray, columns: list[str])
 
 
 def nfkc(values: pa.Array) -> pa.Array:
-    """Unicode NFKC. ASCII values are already normal; only the others go through Python's
-    ``unicodedata`` (pyarrow 25's ``utf8_normalize`` returns decomposed forms for NFC/NFKC)."""
+    """Unicode NFKC normalisation [1]_: compatibility decomposition, then canonical composition.
+
+    ASCII values are already normal; only the others go through Python's ``unicodedata``
+    (pyarrow 25's ``utf8_normalize`` returns decomposed forms for NFC/NFKC).
+
+    Parameters
+    ----------
+    values : pyarrow.Array or pyarrow.ChunkedArray
+        Strings.
+
+    Returns
+    -------
+    pyarrow.Array
+        The normalised strings, nulls kept.
+
+    References
+    ----------
+    .. [1] Unicode Standard Annex #15, "Unicode Normalization Forms".
+       https://unicode.org/reports/tr15/
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> nfkc(pa.array(["\ufb01ne", "Ｂ２", None])).to_pylist()  # the "fi" ligature, full-width letters
+    ['fine', 'B2', None]
+    """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     other = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False))
@@ -324,9 +553,40 @@ def nfkc(values: pa.Array) -> pa.Array:
 def normalize(values: pa.Array, steps: tuple[str, ...]) -> pa.Array:
     """Normalised strings: each step vectorised over the array; empty results become null.
 
-    ``nfkc`` Unicode NFKC; ``casefold`` Unicode lower case (Arrow's full-string lowering);
-    ``whitespace`` trims and collapses runs of white space; ``strip_punctuation`` removes
-    punctuation and symbols; ``digits_only`` keeps digits.
+    ``nfkc`` Unicode NFKC [1]_; ``casefold`` Unicode lower case (Arrow's full-string
+    lowering); ``whitespace`` trims and collapses runs of white space;
+    ``strip_punctuation`` removes punctuation and symbols; ``digits_only`` keeps digits.
+
+    Parameters
+    ----------
+    values : pyarrow.Array
+        Strings.
+    steps : tuple of str
+        The steps above, applied in order.
+
+    Returns
+    -------
+    pyarrow.Array
+        The normalised strings; null where a value is null or ends empty.
+
+    Raises
+    ------
+    ValueError
+        On an unknown step.
+
+    References
+    ----------
+    .. [1] Unicode Standard Annex #15, "Unicode Normalization Forms".
+       https://unicode.org/reports/tr15/
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> steps = ("nfkc", "casefold", "whitespace", "strip_punctuation")
+    >>> normalize(pa.array(["  Ann   LEE! ", "---", None]), steps).to_pylist()
+    ['ann lee', None, None]
+    >>> normalize(pa.array(["(02) 9876-5432"]), ("digits_only",)).to_pylist()
+    ['0298765432']
     """
     out = values
     for step in steps:
@@ -346,7 +606,35 @@ def normalize(values: pa.Array, steps: tuple[str, ...]) -> pa.Array:
 
 
 def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[np.ndarray, pa.Array]:
-    """Which values parse as ``kind`` (nulls pass), and their canonical strings."""
+    """Which values parse as ``kind`` (nulls pass), and their canonical strings.
+
+    Parameters
+    ----------
+    values : pyarrow.Array
+        Strings.
+    kind : {"string", "int", "float", "date"}
+        The attribute's type: ``int`` an optionally signed integer, ``float`` a decimal
+        number with an optional exponent, ``date`` a date in ``date_format``.
+    date_format : str, default "%Y%m%d"
+        strptime format of dates.
+
+    Returns
+    -------
+    ok : numpy.ndarray
+        bool per value.
+    canonical : pyarrow.Array
+        The values trimmed; dates as ``YYYY-MM-DD`` (null where not a date); strings
+        unchanged.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> ok, canonical = typed_ok(pa.array(["19800102", "1980-01-02", None]), "date")
+    >>> ok.tolist(), canonical.to_pylist()
+    ([True, False, True], ['1980-01-02', None, None])
+    >>> typed_ok(pa.array([" 12", "1.5"]), "int")[0].tolist()
+    [True, False]
+    """
     if kind == "string":
         return np.ones(len(values), dtype=bool), values
     trimmed = pc.utf8_trim_whitespace(values)
@@ -361,7 +649,24 @@ def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[
 
 
 def staged_schema(attributes: list[str]) -> pa.Schema:
-    """Rows of one parsed file before de-duplication: good rows have a null ``reason``."""
+    """Arrow schema of ingested rows before de-duplication: good rows have a null ``reason``.
+
+    Parameters
+    ----------
+    attributes : list of str
+        Attribute names.
+
+    Returns
+    -------
+    pyarrow.Schema
+        ``source, file, line, id, reason, raw``, then ``<attribute>`` and
+        ``<attribute>_norm`` for each attribute.
+
+    Examples
+    --------
+    >>> staged_schema(["name"]).names
+    ['source', 'file', 'line', 'id', 'reason', 'raw', 'name', 'name_norm']
+    """
     fields = [pa.field("source", pa.string()), pa.field("file", pa.string()), pa.field("line", pa.int64()),
               pa.field("id", pa.string()), pa.field("reason", pa.string()), pa.field("raw", pa.string())]
     for name in attributes:
@@ -374,8 +679,46 @@ def records_from_file(path: str, source, attributes, start: int = 0, end: int | 
     """Parse, validate and normalise one file, or one byte range of it (see ``parse_file``),
     of a source (``staged_schema`` batches).
 
-    ``source`` has ``name, format, id_column, delimiter, strip_header, column_map``;
-    each attribute has ``name, type, date_format, normalize`` (schemas/config.py).
+    Each attribute is normalised (``normalize``) and type-checked (``typed_ok``); ids are
+    trimmed. Bad rows get the reasons of ``parse_file``, ``missing id`` or
+    ``wrong type: column <attribute> expects <type>``. Ids are not de-duplicated here.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    source : schemas.config.Source
+        Its ``name, format, id_column, delimiter, strip_header, column_map``.
+    attributes : list of schemas.config.Attribute
+        Each with ``name, type, date_format, normalize``.
+    start, end, first_line
+        A byte range of the file, as in ``parse_file``.
+
+    Yields
+    ------
+    pyarrow.RecordBatch
+        ``staged_schema`` rows: bad rows (``reason``, ``raw``, and ``id`` when known) in
+        batches of their own, then the good ones (at most ``BATCH_ROWS`` per batch).
+
+    Raises
+    ------
+    InputError
+        As ``parse_file``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sigil.schemas.config import Attribute, Source
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "people.csv")
+    ...     _ = open(path, "w").write("id,name,dob\\n1,Ann  LEE,19800102\\n,Cy,19990101\\n3,Dee,1999-01-01\\n")
+    ...     source = Source(name="a", path=path, id_column="id")
+    ...     attributes = [Attribute(name="name"), Attribute(name="dob", type="date")]
+    ...     rows = [r for b in records_from_file(path, source, attributes) for r in b.to_pylist()]
+    >>> [(r["line"], r["id"], r["reason"]) for r in rows]
+    [(3, None, 'missing id'), (4, '3', 'wrong type: column dob expects date'), (2, '1', None)]
+    >>> rows[-1]["name_norm"], rows[-1]["dob_norm"]
+    ('ann lee', '1980-01-02')
     """
     names = [a.name for a in attributes]
     schema = staged_schema(names)

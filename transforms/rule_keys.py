@@ -36,8 +36,27 @@ MISSING = -1  # the code of a key with a part missing
 
 
 def part_values(table: pa.Table, part: str) -> pa.Array:
-    """A rule part's normalised value per record (``column`` or ``column[start:stop]``),
-    null when missing or blank (after slicing)."""
+    """A rule part's normalised value per record.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Records with ``<column>_norm`` for the part's column.
+    part : str
+        ``column`` or ``column[start:stop]``, a slice of code units (either end optional).
+
+    Returns
+    -------
+    pyarrow.Array
+        Strings; null where missing or blank (after slicing).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> table = pa.table({"dob_norm": ["19800102", "1980", ""]})
+    >>> part_values(table, "dob[0:4]").to_pylist()
+    ['1980', '1980', None]
+    """
     name, _, cut = part.partition("[")
     col = table.column(name + NORM_SUFFIX).combine_chunks()
     if cut:
@@ -47,21 +66,81 @@ def part_values(table: pa.Table, part: str) -> pa.Array:
 
 
 def key_strings(table: pa.Table, parts: list[str]) -> pa.Array:
-    """A rule's key per record: its parts' values joined by \x1f, null when one is missing."""
+    """A rule's key per record, as a string: its parts' values joined by ``\\x1f``.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Records with ``<column>_norm`` for every part's column.
+    parts : list of str
+        The rule's parts (see ``part_values``).
+
+    Returns
+    -------
+    pyarrow.Array
+        Strings; null where a part is missing.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> table = pa.table({"name_norm": ["ann", None], "dob_norm": ["19800102", "19800102"]})
+    >>> key_strings(table, ["name", "dob[0:4]"]).to_pylist()
+    ['ann\\x1f1980', None]
+    """
     values = [part_values(table, part) for part in parts]
     return values[0] if len(values) == 1 else pc.binary_join_element_wise(*values, "\x1f")
 
 
 def encode(*arrays: pa.Array) -> list[np.ndarray]:
-    """int64 codes of the values of ``arrays`` into one dictionary (``MISSING`` for null)."""
+    """Integer codes of the values of several arrays, from one shared dictionary.
+
+    Parameters
+    ----------
+    *arrays : pyarrow.Array
+        Arrays of one type.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        int64 codes, one array per input: equal values get equal codes across all the
+        arrays (0.. in order of first appearance), null gets ``MISSING``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> [c.tolist() for c in encode(pa.array(["a", "b", None]), pa.array(["b", "c"]))]
+    [[0, 1, -1], [1, 2]]
+    """
     encoded = pc.dictionary_encode(pa.concat_arrays(arrays))
     codes = pc.fill_null(encoded.indices, MISSING).to_numpy().astype(np.int64)
     return np.split(codes, np.cumsum([len(x) for x in arrays])[:-1])
 
 
 def combined(positions: list[np.ndarray]) -> np.ndarray:
-    """Dense codes of keys from the codes of their parts, one array per part position:
-    equal exactly where every part is, ``MISSING`` where a part is. No key strings built."""
+    """Dense codes of multi-part keys, from the codes of their parts; no key strings built.
+
+    Parts are combined as mixed-radix numbers, ``code * width + part``, renumbered densely
+    whenever the product could overflow int64.
+
+    Parameters
+    ----------
+    positions : list of numpy.ndarray
+        int64 codes (>= 0, or ``MISSING``) of the part at each position of the key, one
+        array per position, all of one length.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 key codes: equal exactly where every part is equal, ``MISSING`` where a part
+        is missing; 0..k-1 for k distinct keys when there are several positions (a single
+        position's codes are returned as they are).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> combined([np.array([0, 0, 1, -1]), np.array([5, 6, 5, 5])]).tolist()
+    [0, 1, 2, -1]
+    """
     codes, size = positions[0], int(positions[0].max(initial=0)) + 1
     for part in positions[1:]:
         width = int(part.max(initial=0)) + 1
@@ -82,9 +161,40 @@ def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 class RuleKeys:
-    """Every rule's key codes for the records of ``table`` (rows 0..n-1): ``left`` and
-    ``right`` per rule (the same array for a plain rule), and the records per key (of the
-    left side). A part's values and codes are computed once for all the rules."""
+    """Every rule's key codes for the records of ``table``, and the pairs they block.
+
+    Holds ``left`` and ``right`` key codes per rule (the same array for a plain rule) and
+    the number of records per key (of the left side). A part's values and codes are
+    computed once for all the rules. A pair is emitted by the first rule that finds it
+    only, as Splink's blocking rules [1]_ are applied.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The records (rows 0..n-1) with ``<column>_norm`` for every part's column.
+    rules : list
+        Each a list of parts (records pair when every part is present and equal on both)
+        or a ``schemas.config.CrossRule`` (x and y pair when x's ``left`` key equals y's
+        ``right`` key; the two keys' parts share dictionaries position by position).
+    max_size : int
+        Largest key (records on its left side) whose pairs are emitted; larger ones are
+        skipped and reported by ``pairs``.
+
+    References
+    ----------
+    .. [1] Splink, blocking rules. https://moj-analytical-services.github.io/splink/
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyarrow as pa
+    >>> from sigil.schemas.config import CrossRule
+    >>> table = pa.table({"given_norm": ["ann", "lee", "bo"], "surname_norm": ["lee", "ann", "bo"]})
+    >>> swapped = CrossRule(left=["given", "surname"], right=["surname", "given"])
+    >>> x, y, skipped = RuleKeys(table, [swapped], max_size=10).pairs(0, 1, np.zeros(3, np.int32))
+    >>> x.tolist(), y.tolist()  # names swapped; "bo bo" equals its own swap but pairs with no one
+    ([0], [1])
+    """
 
     def __init__(self, table: pa.Table, rules: list, max_size: int):
         self.table, self.max_size, self.rules = table, max_size, []
@@ -105,7 +215,28 @@ class RuleKeys:
                                rule if isinstance(rule, list) else rule.left))
 
     def generated(self, r: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Whether rule ``r`` pairs records x[i] and y[i] (either way round)."""
+        """Whether rule ``r`` pairs records ``x[i]`` and ``y[i]`` (either way round).
+
+        Parameters
+        ----------
+        r : int
+            Index of the rule.
+        x, y : numpy.ndarray
+            Row indices of the pairs.
+
+        Returns
+        -------
+        numpy.ndarray
+            bool per pair; False where the key is larger than ``max_size``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyarrow as pa
+        >>> keys = RuleKeys(pa.table({"name_norm": ["ann", "ann", "bob"]}), [["name"]], max_size=10)
+        >>> keys.generated(0, np.array([0, 0]), np.array([1, 2])).tolist()
+        [True, False]
+        """
         left, right, sizes, _ = self.rules[r]
         out = np.zeros(len(x), bool)
         for a, b in ((x, y), (y, x)) if left is not right else ((x, y),):
@@ -114,9 +245,38 @@ class RuleKeys:
         return out
 
     def pairs(self, t: int, slices: int, sources: np.ndarray, cross_only: bool = False):
-        """Pairs (x < y, row indices) of the keys of slice ``t`` of ``slices``, each from the
-        first rule that finds it (across ``sources`` only when ``cross_only``), and the
-        keys skipped for their size: (rule, key hash as Spark's xxhash64, size)."""
+        """The pairs of the keys of one slice, each from the first rule that finds it.
+
+        Slice t of T holds the keys whose code is t modulo T, so T tasks can each take one.
+
+        Parameters
+        ----------
+        t : int
+            The slice, ``0 <= t < slices``.
+        slices : int
+            Number of slices.
+        sources : numpy.ndarray
+            Source index of each record.
+        cross_only : bool, default False
+            Only pairs of records of different sources (link mode).
+
+        Returns
+        -------
+        x, y : numpy.ndarray
+            int64 row indices of the pairs, ``x < y``, rule by rule.
+        skipped : list of tuple
+            ``(rule, key hash, size)`` of each key of the slice skipped for its size; the
+            hash is Spark's ``xxhash64`` of the key string (``key_strings``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyarrow as pa
+        >>> table = pa.table({"name_norm": ["ann", "ann", "bob", None], "city_norm": ["x", "x", "x", "x"]})
+        >>> x, y, skipped = RuleKeys(table, [["name"], ["city"]], max_size=3).pairs(0, 1, np.zeros(4, np.int32))
+        >>> x.tolist(), y.tolist(), [(rule, size) for rule, _, size in skipped]  # city "x" has 4 records
+        ([0], [1], [(1, 4)])
+        """
         xs, ys, skipped = [], [], []
         for r, (left, right, sizes, parts) in enumerate(self.rules):
             x, y = (self._equal_pairs if left is right else self._cross_pairs)(left, right, sizes, t, slices,

@@ -114,7 +114,29 @@ def _gather(data, starts, ends):
 
 
 def string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The UTF-8 bytes, int64 offsets and validity of a string array, zero-copy where possible."""
+    """The UTF-8 bytes, int64 offsets and validity of a string array, zero-copy where possible.
+
+    Parameters
+    ----------
+    strings : pyarrow.Array or pyarrow.ChunkedArray
+        Strings (any Arrow string type; cast to ``large_string`` when needed).
+
+    Returns
+    -------
+    data : numpy.ndarray
+        uint8, the values' bytes back to back.
+    offsets : numpy.ndarray
+        int64, ``len(strings) + 1`` positions: value i is ``data[offsets[i]:offsets[i+1]]``.
+    valid : numpy.ndarray
+        bool, False where a value is null.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> data, offsets, valid = string_buffers(pa.array(["ab", None, "é"]))
+    >>> bytes(data), offsets.tolist(), valid.tolist()
+    (b'ab\\xc3\\xa9', [0, 2, 2, 4], [True, False, True])
+    """
     strings = pc.cast(strings, pa.large_string()) if strings.type != pa.large_string() else strings
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
@@ -127,7 +149,44 @@ def string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def tokenize(strings: pa.Array, kind: str = "qgram", q: int = 3) -> tuple[pa.LargeBinaryArray, np.ndarray]:
-    """Tokens of every string: a flat binary array and int64 offsets (len(strings) + 1)."""
+    """Tokens of every string, as one flat binary array and offsets.
+
+    ``qgram``: the code-point q-grams ``s[i:i+q]``, ``0 <= i <= len(s) - q`` (a string
+    shorter than q is one token, itself); ``word``: maximal runs of non-whitespace. Null
+    and empty strings have no tokens. Repeated tokens are kept (MinHash ignores repeats).
+
+    Parameters
+    ----------
+    strings : pyarrow.Array or pyarrow.ChunkedArray
+        Strings to tokenise.
+    kind : {"qgram", "word"}, default "qgram"
+        Character q-grams or whitespace-separated words.
+    q : int, default 3
+        q-gram length in Unicode code points (at least 1); ignored for ``word``.
+
+    Returns
+    -------
+    tokens : pyarrow.LargeBinaryArray
+        Every string's tokens as UTF-8 bytes, in string order and, within a string, in
+        order of position.
+    offsets : numpy.ndarray
+        int64, ``len(strings) + 1`` positions: string i's tokens are
+        ``tokens[offsets[i]:offsets[i+1]]``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``kind`` or ``q < 1``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> tokens, offsets = tokenize(pa.array(["ab cd  e", None]), kind="word")
+    >>> tokens.to_pylist(), offsets.tolist()
+    ([b'ab', b'cd', b'e'], [0, 3, 3])
+    >>> tokenize(pa.array(["héllo"]), "qgram", 4)[0].to_pylist()  # code points, not bytes
+    [b'h\\xc3\\xa9ll', b'\\xc3\\xa9llo']
+    """
     if kind not in KINDS:
         raise ValueError(f"tokenizer kind must be one of {KINDS}, got {kind!r}")
     if q < 1:
@@ -146,12 +205,41 @@ def tokenize(strings: pa.Array, kind: str = "qgram", q: int = 3) -> tuple[pa.Lar
 
 def tokenize_columns(columns: list[pa.Array], *, kind: str = "qgram", q: int = 3,
                      join: bool = True, tags: list[str] | None = None) -> tuple[pa.LargeBinaryArray, np.ndarray]:
-    """Tokens of several columns of the same rows.
+    """Tokens of several columns of the same rows, as one token list per row.
 
-    ``join=True`` tokenises the non-null values of each row joined by one space (q-grams
-    then span column boundaries). ``join=False`` tokenises each column alone and unites
-    the tokens per row; with ``tags`` each token is prefixed by its column's tag and
-    ``\\x1f``, so equal text in different columns gives different tokens.
+    Parameters
+    ----------
+    columns : list of pyarrow.Array
+        String columns of equal length.
+    kind : {"qgram", "word"}, default "qgram"
+        Tokeniser, as in ``tokenize``.
+    q : int, default 3
+        q-gram length, as in ``tokenize``.
+    join : bool, default True
+        True: tokenise the non-null values of each row joined by one space (q-grams then
+        span column boundaries). False: tokenise each column alone and unite the tokens
+        per row, in column order.
+    tags : list of str, optional
+        With ``join=False``, one tag per column: each token is prefixed by its column's
+        tag and ``\\x1f``, so equal text in different columns gives different tokens.
+
+    Returns
+    -------
+    tokens : pyarrow.LargeBinaryArray
+        All rows' tokens.
+    offsets : numpy.ndarray
+        int64, ``rows + 1`` positions: row i's tokens are ``tokens[offsets[i]:offsets[i+1]]``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> first, last = pa.array(["abc", "x"]), pa.array(["d", None])
+    >>> tokens, offsets = tokenize_columns([first, last], kind="qgram", q=3)
+    >>> tokens.to_pylist(), offsets.tolist()
+    ([b'abc', b'bc ', b'c d', b'x'], [0, 3, 4])
+    >>> tokens, offsets = tokenize_columns([first, last], kind="word", join=False, tags=["f", "l"])
+    >>> tokens.to_pylist(), offsets.tolist()
+    ([b'f\\x1fabc', b'l\\x1fd', b'f\\x1fx'], [0, 2, 3])
     """
     if join:
         joined = pc.binary_join_element_wise(*[pc.cast(c, pa.large_string()) for c in columns],

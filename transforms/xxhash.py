@@ -112,7 +112,42 @@ def _bytes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def xxhash64(columns: list[pa.Array], seed: int = SPARK_SEED) -> np.ndarray:
-    """int64 per row: Spark's ``xxhash64(*columns)`` of string, int and long columns."""
+    """Spark's ``xxhash64(*columns)`` of string, int and long columns, per row.
+
+    The columns are chained: with ``h_0 = seed``, ``h_i = XXH64(bytes(c_i), seed=h_{i-1})``
+    for a non-null value and ``h_i = h_{i-1}`` for a null, where ``bytes`` is a string's
+    UTF-8 and an int's or a long's 4 or 8 little-endian bytes; XXH64 is Collet's [1]_ as
+    Spark's ``XXH64`` computes it [2]_.
+
+    Parameters
+    ----------
+    columns : list of pyarrow.Array
+        Columns of equal length: strings, or integers (up to 32 bits hashed as Spark's
+        int, 64 bits as its long).
+    seed : int, default 42
+        Seed of the first column, Spark's.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 hash of each row (Spark's signed long).
+
+    References
+    ----------
+    .. [1] Y. Collet, "xxHash fast digest algorithm", XXH64 specification.
+       https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md
+    .. [2] Apache Spark, ``xxhash64`` and ``org.apache.spark.sql.catalyst.expressions.XXH64``.
+       https://spark.apache.org/docs/latest/api/sql/#xxhash64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyarrow as pa
+    >>> hex(int(xxhash64([pa.array([""])], seed=0).view(np.uint64)[0]))  # the spec's XXH64("", 0)
+    '0xef46db3751d8e999'
+    >>> xxhash64([pa.array([None], pa.string())]).tolist()  # nulls leave the seed
+    [42]
+    """
     h = np.full(len(columns[0]), seed, np.uint64)
     for values in columns:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values

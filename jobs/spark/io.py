@@ -1,4 +1,4 @@
-"""Writing datasets with their exact Arrow schema from Spark.
+"""Parquet datasets with their exact Arrow schema, read and written by Spark tasks.
 
 Spark has no unsigned integers and no fixed-size lists, so Spark's own Parquet writer
 cannot honour the data contracts in schemas/datasets.py. Each task here writes its
@@ -20,13 +20,18 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from sigil.transforms.packing import to_list_array
-from sigil.transforms.records import InputError, list_files
-from sigil.transforms.records import open_input
+from sigil.transforms.records import InputError, list_files, open_input
 
 
-def spark_schema(schema: pa.Schema):
-    """The Spark type of an Arrow schema whose types Spark has (for mapInArrow)."""
-    return from_arrow_schema(schema)
+def spark_schema(schema: pa.Schema, packed: bool = False):
+    """The Spark type of an Arrow schema (every field nullable, as Spark's Arrow batches
+    are), for ``mapInArrow`` and ``createDataFrame``. ``packed``: list columns travel as
+    binary (transforms/packing.py), since Spark has neither unsigned integers nor
+    fixed-size lists; ``to_contract`` turns them back into lists when written."""
+    def travelling(t: pa.DataType) -> pa.DataType:
+        return pa.binary() if packed and (pa.types.is_list(t) or pa.types.is_fixed_size_list(t)) else t
+
+    return from_arrow_schema(pa.schema([pa.field(f.name, travelling(f.type)) for f in schema]))
 
 
 def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -179,3 +184,10 @@ def read_input(spark, path: str, what: str, job: str) -> DataFrame:
     except InputError as err:
         raise InputError(f"no {what} at {path}: run 'sigil {job}' first ({err})") from None
     return spark.read.parquet(path)
+
+
+def quarantine_examples(quarantine: DataFrame, n: int = 5) -> list[str]:
+    """The first ``n`` quarantined rows by file and line, as ``file line N: reason`` (what
+    --strict names)."""
+    rows = quarantine.orderBy("file", "line").limit(n).collect()  # driver-ok: n rows
+    return [f"{r['file']} line {r['line']}: {r['reason']}" for r in rows]

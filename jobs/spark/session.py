@@ -1,4 +1,5 @@
-"""The Spark session factory: embedded ``local[*]`` by default, any master under spark-submit."""
+"""The Spark session factory (embedded ``local[*]`` by default, any master under
+spark-submit) and the Hadoop filesystem a run moves its outputs with."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def spark_session(conf: SparkConfig = SparkConfig()):
 
     Workers run the driver's interpreter (``PYSPARK_PYTHON``), so they import the same
     sigil and libraries. Under ``spark-submit`` the master and resources come from the
-    command line and ``conf.master`` is ignored.
+    command line and ``conf.master`` is ignored. The console progress bar is on only on a
+    terminal unless ``conf.progress`` says otherwise: in a log file its carriage returns
+    run together into lines of thousands of characters.
     """
     check_java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -35,6 +38,7 @@ def spark_session(conf: SparkConfig = SparkConfig()):
     builder = SparkSession.builder.appName(conf.app_name)
     if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("SPARK_ENV_LOADED"):
         builder = builder.master(conf.master).config("spark.driver.memory", conf.driver_memory)
+    progress = conf.progress if conf.progress is not None else sys.stderr.isatty()
     settings = {
         "spark.sql.shuffle.partitions": str(conf.shuffle_partitions),
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(conf.arrow_batch_rows),
@@ -43,7 +47,7 @@ def spark_session(conf: SparkConfig = SparkConfig()):
         "spark.sql.autoBroadcastJoinThreshold": f"{conf.broadcast_join_mb}m" if conf.broadcast_join_mb else "-1",
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
-        "spark.ui.showConsoleProgress": "true",
+        "spark.ui.showConsoleProgress": progress,
         "spark.python.worker.reuse": "true",
         **conf.conf,
     }
@@ -52,3 +56,37 @@ def spark_session(conf: SparkConfig = SparkConfig()):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+class HadoopStorage:
+    """``sigil.run.Storage`` through Spark's Hadoop FileSystem: file://, hdfs://, s3a://...,
+    with the credentials and settings of the session."""
+
+    def __init__(self, spark):
+        self._jvm = spark._jvm
+        self._conf = spark._jsc.hadoopConfiguration()
+
+    def _fs(self, path: str):
+        p = self._jvm.org.apache.hadoop.fs.Path(path)
+        return p.getFileSystem(self._conf), p
+
+    def exists(self, path: str) -> bool:
+        fs, p = self._fs(path)
+        return fs.exists(p)
+
+    def move(self, src: str, dst: str) -> None:
+        fs, s = self._fs(src)
+        _, d = self._fs(dst)
+        fs.mkdirs(d.getParent())
+        if not fs.rename(s, d):
+            raise OSError(f"could not move {src} to {dst}")
+
+    def delete(self, path: str) -> None:
+        fs, p = self._fs(path)
+        fs.delete(p, True)
+
+    def write_text(self, path: str, text: str) -> None:
+        fs, p = self._fs(path)
+        out = fs.create(p, True)
+        out.write(bytearray(text.encode()))
+        out.close()

@@ -1,76 +1,89 @@
-"""Record pairs as every stage handles them: oriented (source_a, id_a) < (source_b, id_b),
-read from files (ground truth, labels), joined with the records' columns, and scored
-against the ground truth.
+"""Record pairs on Spark: the ground truth and labels read from files or id patterns (by
+the Arrow functions of transforms/pairs.py, mapped over batches), pairs joined with the
+records' columns or keys, and their quality against the truth.
 
-Every stage that reports quality (block, match, cluster) reads the truth through here.
+Every stage that reports quality (block, nlsh-block, match, cluster) reads the truth
+through here.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from sigil.schemas.config import SigilConfig
+from sigil.transforms.pairs import KEYS, entity_of, entity_pairs, normalised_pairs
+from sigil.transforms.quality import blocking_scores, precision_recall
 from sigil.transforms.records import InputError
 
-KEYS = ["source_a", "id_a", "source_b", "id_b"]
+PAIR_KEYS = StructType([StructField(k, StringType()) for k in KEYS])
 
 
-def truth_from_ids(records: DataFrame, pattern: str, mode: str) -> DataFrame:
-    """Pairs of records whose ids share the entity that ``pattern``'s first group extracts."""
-    ent = records.select("source", "id", F.regexp_extract("id", pattern, 1).alias("entity")).where("entity != ''")
-    a = ent.select(F.col("source").alias("source_a"), F.col("id").alias("id_a"), "entity")
-    b = ent.select(F.col("source").alias("source_b"), F.col("id").alias("id_b"), "entity")
-    pairs = a.join(b, "entity").where(F.struct("source_a", "id_a") < F.struct("source_b", "id_b"))
-    if mode == "link":
-        pairs = pairs.where(F.col("source_a") != F.col("source_b"))
-    return pairs.drop("entity")
+def truth_from_ids(records: DataFrame, pattern: str, mode: str, partitions: int) -> DataFrame:
+    """Pairs of records whose ids share the entity that ``pattern``'s first group extracts
+    (transforms/pairs.entity_of, entity_pairs): records hash-partitioned by entity, every
+    partition's pairs made in one call."""
+
+    def with_entity(batches):
+        for batch in batches:
+            yield pa.RecordBatch.from_pydict({"source": batch.column("source"), "id": batch.column("id"),
+                                              "entity": entity_of(batch.column("id"), pattern)})
+
+    def pairs(batches):
+        batches = list(batches)
+        if batches:
+            yield from entity_pairs(pa.Table.from_batches(batches), mode).to_batches()
+
+    entities = records.select("source", "id").mapInArrow(with_entity, "source string, id string, entity string")
+    return entities.where("entity is not null").repartition(partitions, "entity").mapInArrow(pairs, PAIR_KEYS)
 
 
 def read_pairs(spark, path: str, fmt: str, mode: str, sources: list[str],
                id_columns: tuple[str, str] = ("id_a", "id_b"), extra: tuple[str, ...] = ()) -> DataFrame:
     """Record pairs from a CSV/Parquet file, oriented like candidates, (source_a, id_a) <
-    (source_b, id_b), without duplicates. A file without source columns names the single
-    source (dedupe) or the first and second sources (link); ``extra`` columns (e.g. a
-    label) are kept."""
+    (source_b, id_b), without duplicates (transforms/pairs.normalised_pairs per batch). A
+    file without source columns names the single source (dedupe) or the first and second
+    sources (link); ``extra`` columns (e.g. a label) are kept."""
     df = (spark.read.option("header", True).csv(path) if fmt == "csv" else spark.read.parquet(path))
     df = df.toDF(*[c.strip() for c in df.columns])
     missing = [c for c in (*id_columns, *extra) if c not in df.columns]
     if missing:
         raise InputError(f"{path} has no column(s) {missing}; it has {df.columns}")
-    df = df.withColumnRenamed(id_columns[0], "id_a").withColumnRenamed(id_columns[1], "id_b")
-    if "source_a" not in df.columns:
-        sa, sb = (sources[0], sources[0]) if mode == "dedupe" else (sources[0], sources[1])
-        df = df.withColumn("source_a", F.lit(sa)).withColumn("source_b", F.lit(sb))
-    df = df.select(*[F.trim(F.col(c).cast("string")).alias(c) for c in KEYS], *extra)
-    return oriented(df, *extra).dropDuplicates(KEYS)
+    schema = StructType([*PAIR_KEYS.fields, *(df.schema[c] for c in extra)])
 
+    def normalise(batches):
+        for batch in batches:
+            yield normalised_pairs(batch, id_columns, mode, sources, extra)
 
-def oriented(pairs: DataFrame, *extra: str) -> DataFrame:
-    """Pairs with their sides swapped where needed so that (source_a, id_a) < (source_b, id_b)."""
-    swap = (F.col("source_a") > F.col("source_b")) | ((F.col("source_a") == F.col("source_b"))
-                                                      & (F.col("id_a") > F.col("id_b")))
-    side = lambda a, b: F.when(swap, F.col(b)).otherwise(F.col(a))  # noqa: E731
-    return pairs.select(side("source_a", "source_b").alias("source_a"), side("id_a", "id_b").alias("id_a"),
-                        side("source_b", "source_a").alias("source_b"), side("id_b", "id_a").alias("id_b"), *extra)
-
-
-def oriented_arrays(source_x: pa.Array, id_x: pa.Array, source_y: pa.Array, id_y: pa.Array) -> dict[str, pa.Array]:
-    """``oriented`` of Arrow columns: KEYS with (source_a, id_a) < (source_b, id_b),
-    comparing UTF-8 bytes as Spark does."""
-    swap = pc.or_(pc.greater(source_x, source_y), pc.and_(pc.equal(source_x, source_y), pc.greater(id_x, id_y)))
-    return {"source_a": pc.if_else(swap, source_y, source_x), "id_a": pc.if_else(swap, id_y, id_x),
-            "source_b": pc.if_else(swap, source_x, source_y), "id_b": pc.if_else(swap, id_x, id_y)}
+    return df.mapInArrow(normalise, schema).dropDuplicates(KEYS)
 
 
 def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFrame) -> DataFrame:
     """Truth pairs, oriented like candidates, from the configured file or id pattern."""
     t, mode = config.truth, config.er_mode()
     if t.id_regex is not None:
-        return truth_from_ids(records, t.id_regex, mode)
+        return truth_from_ids(records, t.id_regex, mode, config.spark.shuffle_partitions)
     return read_pairs(spark, t.path, t.format, mode, sources, tuple(t.id_columns))
+
+
+def read_labels(spark, path: str, fmt: str, mode: str, sources: list[str], id_columns: tuple[str, str],
+                label_column: str | None) -> DataFrame:
+    """Labelled pairs (KEYS, label int) from a file; without a label column every pair is a match."""
+    extra = (label_column,) if label_column else ()
+    pairs = read_pairs(spark, path, fmt, mode, sources, tuple(id_columns), extra)
+    return pairs.select(*KEYS, (F.col(label_column).cast("int") if label_column else F.lit(1)).alias("label"))
+
+
+def oriented(pairs: DataFrame, *extra: str) -> DataFrame:
+    """Pairs with their sides swapped where needed so that (source_a, id_a) < (source_b,
+    id_b): transforms/pairs.oriented as Spark expressions, for pairs that stay in the JVM."""
+    swap = (F.col("source_a") > F.col("source_b")) | ((F.col("source_a") == F.col("source_b"))
+                                                      & (F.col("id_a") > F.col("id_b")))
+    side = lambda a, b: F.when(swap, F.col(b)).otherwise(F.col(a))  # noqa: E731
+    return pairs.select(side("source_a", "source_b").alias("source_a"), side("id_a", "id_b").alias("id_a"),
+                        side("source_b", "source_a").alias("source_b"), side("id_b", "id_a").alias("id_b"), *extra)
 
 
 def named(pairs: DataFrame, records: DataFrame, *extra: str) -> DataFrame:
@@ -80,14 +93,6 @@ def named(pairs: DataFrame, records: DataFrame, *extra: str) -> DataFrame:
         pairs = pairs.join(records.select(F.col("rid").alias(f"rid_{side}"), F.col("source").alias(f"source_{side}"),
                                           F.col("id").alias(f"id_{side}")), f"rid_{side}")
     return oriented(pairs.select(*KEYS, *extra), *extra)
-
-
-def read_labels(spark, path: str, fmt: str, mode: str, sources: list[str], id_columns: tuple[str, str],
-                label_column: str | None) -> DataFrame:
-    """Labelled pairs (KEYS, label int) from a file; without a label column every pair is a match."""
-    extra = (label_column,) if label_column else ()
-    pairs = read_pairs(spark, path, fmt, mode, sources, tuple(id_columns), extra)
-    return pairs.select(*KEYS, (F.col(label_column).cast("int") if label_column else F.lit(1)).alias("label"))
 
 
 def with_record_columns(pairs: DataFrame, records: DataFrame, columns: list[str], how: str = "inner",
@@ -144,14 +149,11 @@ def true_pairs(predicted: DataFrame, truth: DataFrame) -> tuple[int, int]:
 def pair_quality(predicted: DataFrame, n_predicted: int, truth: DataFrame) -> dict:
     """Pairwise precision, recall and F1 of ``predicted`` pairs (KEYS columns) against truth."""
     tp, n_truth = true_pairs(predicted, truth)
-    precision = tp / n_predicted if n_predicted else 0.0
-    recall = tp / n_truth if n_truth else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"true_positives": tp, "truth_pairs": n_truth, "precision": precision, "recall": recall, "f1": f1}
+    return {"true_positives": tp, "truth_pairs": n_truth, **precision_recall(tp, n_predicted, n_truth)}
 
 
-def possible_pairs(counts: dict[str, int], mode: str) -> int:
-    n = sum(counts.values())
-    if mode == "dedupe":
-        return n * (n - 1) // 2
-    return (n * n - sum(c * c for c in counts.values())) // 2
+def blocking_quality(candidates: DataFrame, truth: DataFrame, n_candidates: int, counts: dict[str, int],
+                     mode: str) -> dict:
+    """Pair completeness (recall), pair quality (precision), reduction ratio, candidates per record."""
+    found, n_truth = true_pairs(candidates, truth)
+    return blocking_scores(found, n_truth, n_candidates, counts, mode)

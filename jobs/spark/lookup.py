@@ -8,7 +8,7 @@ records' Parquet once instead, ordered by record key, and its tasks find the rec
 each pair by binary search on rid = xxhash64(source, id) (transforms/xxhash.py, the key
 ingest writes): only the pairs cross into Python, and nothing is shuffled.
 
-Larger records fall back to the joins (jobs/pairs.with_record_columns).
+Larger records fall back to the joins (jobs/spark/pairs.with_record_columns).
 """
 
 from __future__ import annotations
