@@ -13,14 +13,24 @@ similarity graph; Leiden or Louvain (igraph, on the driver, up to ``max_local_ed
 edges) or connected components (distributed, any size) give every vertex a community.
 
 Outputs under ``<output>/communities/``: ``members`` (schemas.datasets.COMMUNITY_MEMBERS),
-``assignments`` (VERTEX_ASSIGNMENTS), ``quarantine`` (bad query rows, unknown seeds) and
-``manifest.json``; where graph-ingest found ground-truth communities, the seed queries'
-recall area and the whole graph's NMI and adjusted Rand index.
+``assignments`` (VERTEX_ASSIGNMENTS), ``quarantine`` and ``manifest.json``; where
+graph-ingest found ground-truth communities, the seed queries' recall area and the whole
+graph's NMI and adjusted Rand index.
+
+A query row is answered or quarantined, never both: ``inputs.query_rows`` =
+``metrics.seed_queries.queries`` + ``quarantined.queries``, each quarantined query one row
+(source ``queries``) with one reason: those of reading the file, ``duplicate id``, or ``no
+known seed vertex``. Each seed that is not a vertex of the graph is a row of its own
+(source ``seeds``, ``unknown seed vertex: <seed>``, the query's id), counted in
+``quarantined.seeds``; a query with some known seeds is answered with those. Query files
+with no rows give no communities and a warning.
 
 Run: ``sigil communities --conf FILE`` or ``spark-submit jobs/communities.py --conf FILE``.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -30,14 +40,14 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.components import connected_components
 from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
-from sigil.jobs.spark.parse import parse_parts, split_duplicates
+from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
 from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
                                           top_candidates)
-from sigil.transforms.graph import STAGED_QUERIES, queries_from_file
+from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, buckets, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
 from sigil.transforms.records import InputError, list_files, open_input
@@ -58,26 +68,30 @@ def packed_signatures(sigs: DataFrame, num_perm: int) -> DataFrame:
 
 
 def staged_queries(spark, com: CommunitiesConfig) -> DataFrame:
-    files = [("queries", p, com.queries.format) for p in list_files(com.queries.path)]
+    """Parsed query rows (reason null when good), one task per file; every file checked on
+    the driver first (``input_columns``), so that one that cannot be read fails there."""
+    files = [("queries", p, com.queries.format) for p in list_files(com.queries.path)
+             if input_columns(p, com.queries) is not None]
     return parse_parts(spark, files, NO_SPLIT, lambda _, path, *span: queries_from_file(path, com.queries, com.size),
                        STAGED_QUERIES)
 
 
 def seed_rows(queries: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataFrame]:
     """``(query_id, size, vid)`` of every known seed, and the quarantine rows: duplicate
-    query ids, unknown seed vertices, queries left without a known seed."""
+    query ids and queries left without a known seed (source ``queries``), unknown seed
+    vertices (source ``seeds``, one row per seed)."""
     kept, dupes = split_duplicates(queries, ["query_id"])
-    dupes = dupes.select("file", "line", "query_id", "reason", F.to_json(F.struct("query_id", "seeds", "size")).alias("raw"))
+    row = F.to_json(F.struct("query_id", "seeds", "size")).alias("raw")
     seeds = kept.select("file", "line", "query_id", "size", F.explode("seeds").alias("vertex")).join(
         vertices.select("vertex", "vid"), "vertex", "left").persist(StorageLevel.MEMORY_AND_DISK)
-    unknown = seeds.where("vid is null").select("file", "line", "query_id", F.concat(
+    unknown = seeds.where("vid is null").select(F.lit("seeds").alias("source"), "file", "line", "query_id", F.concat(
         F.lit("unknown seed vertex: "), F.col("vertex")).alias("reason"), F.col("vertex").alias("raw"))
     known = seeds.where("vid is not null")
     empty = kept.join(known.select("query_id").distinct(), "query_id", "left_anti").select(
-        "file", "line", "query_id", F.lit("no known seed vertex").alias("reason"),
-        F.to_json(F.struct("query_id", "seeds", "size")).alias("raw"))
-    quarantine = dupes.unionByName(unknown).unionByName(empty).select(
-        F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw")
+        "file", "line", "query_id", F.lit("no known seed vertex").alias("reason"), row)
+    bad = dupes.select("file", "line", "query_id", "reason", row).unionByName(empty)
+    quarantine = bad.select(F.lit("queries").alias("source"), "*").unionByName(unknown).select(
+        "source", "file", "line", F.col("query_id").alias("id"), "reason", "raw")
     return known.select("query_id", "size", "vid").distinct(), quarantine
 
 
@@ -216,10 +230,17 @@ def vertex_names(path: str) -> np.ndarray:
 
 def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
                  truth: DataFrame | None) -> tuple[DataFrame, dict]:
-    """Run every query; returns the quarantine rows and the metrics."""
+    """Run every query; returns the quarantine rows and the metrics (``query_rows`` read)."""
     com, partitions = config.communities, config.spark.shuffle_partitions
     index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
+    warning = positional_header("communities.queries", com.queries)
+    if warning:
+        job.log(warning, logging.WARNING)
     queries = staged_queries(spark, com).persist(StorageLevel.MEMORY_AND_DISK)
+    with task_input_errors():
+        n_rows = queries.count()
+    if not n_rows:
+        job.log(f"no queries in {com.queries.path}: no communities grown", logging.WARNING)
     seeds, quarantine = seed_rows(queries.where("reason is null"), vertices)
     quarantine = quarantine.unionByName(queries.where("reason is not null").select(
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
@@ -243,7 +264,7 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     found.unpersist()
     if local is not None:
         local.destroy()
-    return quarantine, {"queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
+    return quarantine, {"query_rows": n_rows, "queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
                         "mean_community_size": n_members / row[0] if row[0] else None}
 
 
@@ -382,16 +403,19 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         if com.queries is not None:
             with job.stage("seed queries"):
                 quarantine, seed_metrics = seed_queries(spark, config, job, vertices, signatures, truth)
+                job.manifest["inputs"]["query_rows"] = seed_metrics.pop("query_rows")
                 n_bad = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
+                written = spark.read.parquet(job.path("quarantine"))
+                by_source = dict(written.groupBy("source").count().collect())  # driver-ok: two rows
             seconds = job.manifest["timings"]["seed queries"]
             metrics["seed_queries"] = {**seed_metrics, "seconds_per_query": seconds / max(seed_metrics["queries"], 1)}
             if truth is not None:
                 with job.stage("seed quality"):
                     metrics["seed_queries"].update(seed_quality(spark.read.parquet(job.path("members")), truth))
-            job.manifest["quarantined"]["queries"] = n_bad
+            job.manifest["quarantined"].update(queries=by_source.get("queries", 0), seeds=by_source.get("seeds", 0))
             job.manifest["outputs"]["members"] = seed_metrics["member_rows"]
             job.refuse_quarantined(n_bad, lambda: quarantine_examples(spark.read.parquet(job.path("quarantine"))),
-                                   "query row(s)")
+                                   "query row(s) and unknown seed(s)")
         if com.whole_graph is not None:
             with job.stage("whole graph"):
                 metrics["whole_graph"] = whole_graph(spark, config, job, vertices, signatures, truth)

@@ -10,13 +10,24 @@ self-loops kept or dropped -> degrees, connected components and the statistics.
 Outputs under ``<output>/graph/``: ``vertices`` (schemas.datasets.VERTICES), ``edges``
 (EDGES), ``communities`` (VERTEX_COMMUNITIES, when the input names a ground-truth
 community), ``quarantine`` (QUARANTINE: malformed rows, bad weights, edges naming a vertex
-missing from the vertex table, duplicate vertices) and ``manifest.json`` with the graph
-statistics.
+missing from the vertex table (``unknown vertex``), duplicate vertices) and
+``manifest.json`` with the graph statistics.
+
+Every input file is checked on the driver before any Spark job (transforms/graph.py
+``input_columns``). Rows add up in the manifest: ``inputs.edge_rows`` = ``metrics.
+edge_rows_used`` + ``quarantined.edges`` (comment lines counted apart, blank lines and
+headers are no rows), and with a vertex table (or a GML/GraphML graph's nodes)
+``metrics.vertex_rows`` = ``metrics.vertex_rows_used`` + ``quarantined.vertices``. An input
+without a single edge row (empty, a header or comments only) fails, naming it; one whose
+edge rows are all quarantined gives an empty graph with a warning (and fails with
+``--strict``).
 
 Run: ``sigil graph-ingest --conf FILE`` or ``spark-submit jobs/graph_ingest.py --conf FILE``.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -26,14 +37,20 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.components import connected_components
 from sigil.jobs.spark.io import quarantine_examples, spark_schema, write_parquet
-from sigil.jobs.spark.parse import parse_parts, split_duplicates
+from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphConfig, SigilConfig
-from sigil.transforms.graph import (LOCAL_FORMATS, STAGED_EDGES, STAGED_VERTICES, edges_from_file,
-                                   read_local_graph, vertices_from_file)
+from sigil.transforms.graph import (LOCAL_FORMATS, STAGED_EDGES, STAGED_VERTICES, edges_from_file, input_columns,
+                                   positional_header, read_local_graph, vertices_from_file)
 from sigil.transforms.records import COMMENT, InputError, list_files
+
+
+def input_files(table) -> list[tuple[str, str, str]]:
+    """``(name, file, format)`` of the files of an input table that hold rows, each checked
+    on the driver (``input_columns``): one that cannot be read fails here, naming it."""
+    return [("table", p, table.format) for p in list_files(table.path) if input_columns(p, table) is not None]
 
 
 def staged(spark, graph: GraphConfig) -> tuple[DataFrame, DataFrame | None]:
@@ -47,13 +64,12 @@ def staged(spark, graph: GraphConfig) -> tuple[DataFrame, DataFrame | None]:
         v = spark.createDataFrame(pa.Table.from_batches([p[1] for p in parts], STAGED_VERTICES).to_pandas(),
                                   spark_schema(STAGED_VERTICES))
     else:
-        e = parse_parts(spark, [("edges", p, edges.format) for p in list_files(edges.path)], graph.split_bytes,
+        e = parse_parts(spark, input_files(edges), graph.split_bytes,
                         lambda _, path, *span: edges_from_file(path, edges, *span), STAGED_EDGES)
         v = None
     if vertices is not None:
-        v = parse_parts(spark, [("vertices", p, vertices.format) for p in list_files(vertices.path)],
-                        graph.split_bytes, lambda _, path, *span: vertices_from_file(path, vertices, *span),
-                        STAGED_VERTICES)
+        v = parse_parts(spark, input_files(vertices), graph.split_bytes,
+                        lambda _, path, *span: vertices_from_file(path, vertices, *span), STAGED_VERTICES)
     return e, v
 
 
@@ -104,7 +120,7 @@ def vertex_rows(edges: DataFrame, vertices: DataFrame | None) -> tuple[DataFrame
     checked = (good.join(names.withColumnRenamed("_v", "src"), "src", "left_semi")
                .join(names.withColumnRenamed("_v", "dst"), "dst", "left_semi"))
     unknown = good.join(checked.select("file", "line"), ["file", "line"], "left_anti").select(
-        "file", "line", F.concat(F.lit("unknown vertex: "), F.to_json(F.struct("src", "dst"))).alias("reason"),
+        "file", "line", F.lit("unknown vertex").alias("reason"),
         F.to_json(F.struct("src", "dst", "weight")).alias("raw"))
     quarantine = _quarantined(unknown, "edges").unionByName(_quarantined(dupes, "vertices", "vertex"))
     return known, checked, quarantine
@@ -141,6 +157,7 @@ def statistics(spark, vertices_path: str, edges_path: str, graph: GraphConfig) -
     d = vertices.select(degree.alias("d"))
     row = d.agg(F.min("d"), F.max("d"), F.mean("d"), F.percentile_approx("d", [0.5, 0.9, 0.99], 10_000),
                 F.sum(F.when(F.col("d") == 0, 1).otherwise(0))).first()  # driver-ok: one row
+    quantiles = row[3] or [None] * 3  # null without vertices
     bins = d.groupBy(F.when(F.col("d") == 0, 0).otherwise(F.floor(F.log2("d")) + 1).alias("bin")).count()
     histogram = {("0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"): n
                  for b, n in sorted(bins.collect())}  # driver-ok: at most 64 bins
@@ -154,8 +171,8 @@ def statistics(spark, vertices_path: str, edges_path: str, graph: GraphConfig) -
     return {
         "vertices": n_vertices, "edges": edges.count(), "directed": graph.directed,
         "self_loops": edges.where("src = dst").count(),
-        "degree": {"min": row[0], "max": row[1], "mean": row[2], "p50": row[3][0], "p90": row[3][1],
-                   "p99": row[3][2], "isolated": row[4], "histogram": histogram},
+        "degree": {"min": row[0], "max": row[1], "mean": row[2], "p50": quantiles[0], "p90": quantiles[1],
+                   "p99": quantiles[2], "isolated": row[4] or 0, "histogram": histogram},
         "components": in_edges + (n_vertices - touched),
         "largest_component": max(int(comp[1] or 0), 1 if n_vertices > touched else 0),
         "component_rounds": rounds,
@@ -168,9 +185,26 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'graph' section")
     partitions = config.spark.shuffle_partitions
     with Run("graph", config, HadoopStorage(spark), strict, quiet) as job:
+        for key, table in (("graph.edges", graph.edges), ("graph.vertices", graph.vertices)):
+            warning = table is not None and positional_header(key, table)
+            if warning:
+                job.log(warning, logging.WARNING)
         with job.stage("parse"):
             edges, vertex_table = staged(spark, graph)
             edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
+            with task_input_errors():
+                counts = dict(edges.groupBy(F.when(F.col("reason").isNull(), "good").when(
+                    F.col("reason") == COMMENT, "comment").otherwise("bad")).count().collect())  # driver-ok: 3 rows
+            n_rows = counts.get("good", 0) + counts.get("bad", 0)
+            if not n_rows:
+                raise InputError(f"no edges in {graph.edges.path}: not one edge row (the input is empty, or only "
+                                 "a header, blank or comment lines)")
+            if vertex_table is not None:
+                vertex_table = vertex_table.persist(StorageLevel.MEMORY_AND_DISK)
+                with task_input_errors():
+                    n_vertex_rows = vertex_table.count()
+                if not n_vertex_rows:
+                    raise InputError(f"no vertices in {graph.vertices.path if graph.vertices else graph.edges.path}")
             known, good, unknown = vertex_rows(edges, vertex_table)
             quarantine = _quarantined(edges.where(f"reason is not null and reason != '{COMMENT}'"), "edges")
             if vertex_table is not None:
@@ -179,9 +213,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             if unknown is not None:
                 quarantine = quarantine.unionByName(unknown)
             quarantine = quarantine.persist(StorageLevel.MEMORY_AND_DISK)
-            n_quarantined = quarantine.count()
-            counts = dict(edges.groupBy(F.when(F.col("reason").isNull(), "good").when(
-                F.col("reason") == COMMENT, "comment").otherwise("bad")).count().collect())  # driver-ok: 3 rows
+            by_source = dict(quarantine.groupBy("source").count().collect())  # driver-ok: two rows
+            n_quarantined = sum(by_source.values())
         job.refuse_quarantined(n_quarantined, lambda: quarantine_examples(quarantine))
         with job.stage("dictionary"):
             ids = dense_ids(known, partitions).persist(StorageLevel.MEMORY_AND_DISK)
@@ -200,14 +233,18 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
         with job.stage("statistics"):
             stats = statistics(spark, job.path("vertices"), job.path("edges"), graph)
-        for frame in (edges, quarantine, ids, merged):
-            frame.unpersist()
-        job.manifest["inputs"] = {"edge_rows": counts.get("good", 0) + counts.get("bad", 0),
-                                  "comment_lines": counts.get("comment", 0)}
-        job.manifest["quarantined"] = {"rows": n_quarantined}
+        if not n_good:
+            job.log(f"every edge row of {graph.edges.path} was quarantined: the graph has no edges", logging.WARNING)
+        job.manifest["inputs"] = {"edge_rows": n_rows, "comment_lines": counts.get("comment", 0)}
+        job.manifest["quarantined"] = {"edges": by_source.get("edges", 0), "vertices": by_source.get("vertices", 0)}
         job.manifest["outputs"] = {"vertices": n_vertices, "edges": n_edges, "communities": n_truth}
         job.manifest["metrics"] = {**stats, "edge_rows_used": n_good, "duplicate_edges_merged": n_good - n_merged,
                                    "self_loops_dropped": loops if graph.self_loops == "drop" else 0}
+        if vertex_table is not None:
+            job.manifest["metrics"].update(vertex_rows=n_vertex_rows, vertex_rows_used=n_vertices)
+            vertex_table.unpersist()
+        for frame in (edges, quarantine, ids, merged):
+            frame.unpersist()
         job.log(f"{n_vertices} vertices, {n_edges} edges, {stats['components']} components, "
                 f"{n_quarantined} rows quarantined")
         return job.commit()

@@ -23,27 +23,27 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.expectations import check_expectations
 from sigil.jobs.spark.io import quarantine_examples, task_output, to_contract, write_parquet, write_table
-from sigil.jobs.spark.parse import parse_parts, split_duplicates
+from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
-from sigil.transforms.records import InputError, list_files, read_header, records_from_file
+from sigil.transforms.records import InputError, check_columns, list_files, read_header, records_from_file
 from sigil.transforms.xxhash import xxhash64
 
 
 def input_files(config: SigilConfig) -> list[tuple[str, str]]:
-    """(source name, file) for every input file; fails before any work on a missing
-    path, an empty file or a configured column absent from a file's header."""
+    """(source name, file) for every input file; fails before any work, naming the file, on
+    a missing path, a directory without data files, an empty or unreadable file, a file
+    that is not Parquet where the source says so, or a configured column absent from a
+    file's header (``read_header`` opens every file once)."""
     files = []
     for source in config.ingest.sources:
         wanted = [source.id_column] + [source.column_map.get(a.name, a.name) for a in config.ingest.attributes]
         for path in list_files(source.path):
             header = read_header(path, source.format, source.delimiter, source.strip_header)
             if source.format != "jsonl":  # JSON objects may leave keys out
-                missing = [c for c in wanted if c not in header]
-                if missing:
-                    raise InputError(f"{path}: missing configured column(s) {missing}; the file has {header}")
+                check_columns(path, wanted, header)
             files.append((source.name, path))
     return files
 
@@ -92,12 +92,15 @@ def parse_and_write(spark, config: SigilConfig, records_path: str, quarantine_pa
 
     def reader(name, path, start, end, line):
         tag = hashlib.sha1(f"{path}\0{start}".encode()).hexdigest()[:20]  # one file per part, retry-safe
-        staged = records_from_file(path, sources[name], attributes, start, end, line)
+        staged = records_from_file(path, sources[name], attributes, start, end, line,
+                                   config.ingest.max_record_bytes)
         return write_part(staged, tag, names, records_path, quarantine_path)
 
     counts = parse_parts(spark, [(name, path, sources[name].format) for name, path in input_files(config)],
                          config.ingest.split_bytes, reader, COUNTS).groupBy("kind", "source").agg(F.sum("n").alias("n"))
-    return {(r["kind"], r["source"]): r["n"] for r in counts.collect()}  # driver-ok: two rows per source
+    with task_input_errors():  # e.g. a damaged Parquet page, which the driver's check does not read
+        rows = counts.collect()  # driver-ok: two rows per source
+    return {(r["kind"], r["source"]): r["n"] for r in rows}
 
 
 def settle_duplicates(spark, job: Run, names: list[str]) -> dict[str, int]:
@@ -148,7 +151,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         job.refuse_quarantined(n_quarantined, lambda: quarantine_examples(spark.read.parquet(job.path("quarantine"))))
         if config.ingest.validate_output:
             check_expectations(spark, job, "records", "records")
-        for name in sorted({source for _, source in counts}):
+        for name in sorted(s.name for s in config.ingest.sources):  # every source, 0 where it has no rows
             total = sum(n for (_, source), n in counts.items() if source == name)
             job.manifest["inputs"][name] = total
             job.manifest["quarantined"][name] = bad.get(name, 0) + dupes.get(name, 0)

@@ -10,15 +10,28 @@ allowed (pydantic, ``extra="forbid"``).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sigil.schemas.datasets import NORM_SUFFIX
 
 Normalizer = Literal["nfkc", "casefold", "whitespace", "strip_punctuation", "digits_only"]
+
+
+def _date_format(fmt: str) -> str:
+    """A strptime format that can read back a date it wrote (``%Q`` and the like cannot)."""
+    try:
+        datetime.strptime(datetime(2001, 2, 3).strftime(fmt), fmt)
+    except ValueError as err:
+        raise ValueError(f"not a date format ({err})") from None
+    return fmt
+
+
+DateFormat = Annotated[str, AfterValidator(_date_format)]
 
 
 class Model(BaseModel):
@@ -30,8 +43,9 @@ class SparkConfig(Model):
     app_name: str = Field("sigil", description="Spark application name")
     shuffle_partitions: int = Field(8, ge=1, description="partitions after a shuffle "
                                                          "(`spark.sql.shuffle.partitions`)")
-    driver_memory: str = Field("4g", description="driver memory of the embedded Spark; ignored under "
-                                                 "`spark-submit`")
+    driver_memory: str = Field("4g", pattern=r"^\d+[kKmMgGtT]?[bB]?$",
+                               description="driver memory of the embedded Spark (a JVM size: `512m`, `4g`); "
+                                           "ignored under `spark-submit`")
     arrow_batch_rows: int = Field(100_000, ge=100, description="rows per Arrow batch handed to Python (fewer, "
                                                                "larger batches: the per-batch costs of the "
                                                                "comparisons add up at millions of pairs)")
@@ -69,7 +83,7 @@ class Attribute(Model):
                                   "says otherwise")
     type: Literal["string", "int", "float", "date"] = Field("string", description="a value that does not parse "
                                                                                   "is quarantined")
-    date_format: str = Field("%Y%m%d", description="strptime format of `date` values")
+    date_format: DateFormat = Field("%Y%m%d", description="strptime format of `date` values")
     normalize: tuple[Normalizer, ...] = Field(("nfkc", "casefold", "whitespace"),
                                               description="normalisation steps, applied in order")
 
@@ -95,6 +109,11 @@ class IngestConfig(Model):
     split_bytes: int = Field(128 << 20, ge=1, description="CSV/TSV/JSONL files larger than this are parsed "
                                                            "in several tasks, split at line boundaries (line "
                                                            "numbers stay exact)")
+    max_record_bytes: int = Field(16 << 20, ge=1, description="a CSV/TSV record whose quoted field spans lines "
+                                                              "must end within this many bytes; otherwise its "
+                                                              "first line is quarantined (`malformed line: "
+                                                              "unclosed quote`) and parsing resumes on the next "
+                                                              "line")
 
     @field_validator("sources")
     @classmethod
@@ -181,6 +200,18 @@ class TruthConfig(Model):
             raise ValueError("truth needs exactly one of path or id_regex")
         return self
 
+    @field_validator("id_regex")
+    @classmethod
+    def _has_a_group(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                groups = re.compile(pattern).groups
+            except re.error as err:
+                raise ValueError(f"not a regular expression ({err})") from None
+            if groups < 1:
+                raise ValueError(f"needs a group that extracts the entity, e.g. '^rec-(\\d+)-'; got {pattern!r}")
+        return pattern
+
 
 RULE_PART = r"^[A-Za-z0-9_]+(\[\d*:\d*\])?$"
 
@@ -265,7 +296,7 @@ class Level(Model):
                                         "(edits), `numeric_diff` (relative difference), `date_days`")
     min: float | None = Field(None, ge=0, le=1, description="a similarity level holds at or above this")
     max: float | None = Field(None, ge=0, description="a distance level holds at or below this")
-    date_format: str = Field("%Y%m%d", description="strptime format of `date_days` values")
+    date_format: DateFormat = Field("%Y%m%d", description="strptime format of `date_days` values")
 
     @model_validator(mode="after")
     def _bound(self):
@@ -485,14 +516,26 @@ class GraphGenerateConfig(Model):
         return self
 
 
+def _by_position(data: Any, positions: dict[str, str]) -> Any:
+    """Defaults of a csv/tsv table without a header (``header: false``), whose columns are
+    named by position 0, 1, 2, ...: ``positions`` (column setting -> position)."""
+    if isinstance(data, dict) and data.get("header") is False and data.get("format", "csv") in ("csv", "tsv"):
+        return {**positions, **data}
+    return data
+
+
 class EdgeInput(Model):
-    """An edge list: one edge per row (CSV/TSV/Parquet/JSONL), or a whole GML/GraphML graph."""
+    """An edge list: one edge per row (CSV/TSV/Parquet/JSONL), or a whole GML/GraphML graph.
+    Without a header the end points default to the first two columns; a third column is not
+    taken as the weight unless ``weight_column`` names it (SNAP's third column is often a
+    timestamp)."""
 
     path: str = Field(description="a file or a directory of files")
     format: Literal["csv", "tsv", "parquet", "jsonl", "gml", "graphml"] = Field("csv", description="file format")
     src_column: str = Field("src", description="column of the source vertex (without a header: `0`)")
     dst_column: str = Field("dst", description="column of the destination vertex (without a header: `1`)")
-    weight_column: str | None = Field(None, description="edge weights; default 1 per edge")
+    weight_column: str | None = Field(None, description="edge weights; default 1 per edge (without a header: "
+                                                        "set `2` to weigh by the third column)")
     header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
                                            "columns are named 0, 1, 2, ...")
     delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
@@ -501,6 +544,15 @@ class EdgeInput(Model):
     community_attribute: str | None = Field(None, description="gml/graphml: the node attribute holding a "
                                                               "ground-truth community")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _positions(cls, data: Any) -> Any:
+        return _by_position(data, {"src_column": "0", "dst_column": "1"})
+
+    def columns(self) -> tuple[list[str], list[str]]:
+        """The columns read: (required, optional)."""
+        return [c for c in (self.src_column, self.dst_column, self.weight_column) if c], []
+
 
 class VertexInput(Model):
     """A vertex table: every vertex of the graph (isolated ones too); edges naming a vertex
@@ -508,10 +560,21 @@ class VertexInput(Model):
 
     path: str = Field(description="a file or a directory of files")
     format: TableFormat = Field("csv", description="file format")
-    id_column: str = Field("id", description="column of vertex ids")
+    id_column: str = Field("id", description="column of vertex ids (without a header: `0`)")
     community_column: str | None = Field(None, description="a ground-truth community per vertex")
+    header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
+                                           "columns are named 0, 1, 2, ...")
     delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
                                                                                 "(csv) or a tab (tsv)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positions(cls, data: Any) -> Any:
+        return _by_position(data, {"id_column": "0"})
+
+    def columns(self) -> tuple[list[str], list[str]]:
+        """The columns read: (required, optional)."""
+        return [c for c in (self.id_column, self.community_column) if c], []
 
 
 class GraphConfig(Model):
@@ -553,14 +616,25 @@ class QueryInput(Model):
 
     path: str = Field(description="a file or a directory of files")
     format: TableFormat = Field("csv", description="file format")
-    id_column: str = Field("query_id", description="column of query ids")
+    id_column: str = Field("query_id", description="column of query ids (without a header: `0`)")
     seeds_column: str = Field("seeds", description="column of the seed vertices: a list, or one string split by "
-                                                   "`separator`")
+                                                   "`separator` (without a header: `1`)")
     separator: str = Field(" ", min_length=1, description="separator of the seeds in a string")
     size_column: str | None = Field("size", description="column of a query's target size; where it is absent "
-                                                        "or empty, `communities.size`")
+                                                        "or empty, `communities.size` (without a header: `2`)")
+    header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
+                                           "columns are named 0, 1, 2, ...")
     delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
                                                                                 "(csv) or a tab (tsv)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positions(cls, data: Any) -> Any:
+        return _by_position(data, {"id_column": "0", "seeds_column": "1", "size_column": "2"})
+
+    def columns(self) -> tuple[list[str], list[str]]:
+        """The columns read: (required, optional: a file may lack the size column)."""
+        return [self.id_column, self.seeds_column], [self.size_column] if self.size_column else []
 
 
 class WholeGraphConfig(Model):
@@ -714,8 +788,15 @@ class NlshBlockConfig(Model):
                                                    "(`<output>/block/candidates`)")
 
 
+INPUT_FIELDS = ("path", "input", "embeddings", "load_model")  # fields that name a path a job reads
+# the sections a job reads besides its own (by its output directory's name)
+JOB_READS = {"block": ("block", "truth"), "match": ("match", "truth"), "cluster": ("cluster", "truth"),
+             "nlsh_train": ("nlsh_train", "encoder"), "nlsh_block": ("nlsh_block", "encoder", "truth")}
+
+
 class SigilConfig(Model):
-    output: str = Field(description="directory under which each job writes `<output>/<job>/`")
+    output: str = Field(description="directory under which each job writes `<output>/<job>/`; not a "
+                                    "filesystem's root")
     spark: SparkConfig = Field(SparkConfig(), description="the Spark session")
     generate: GenerateConfig | None = Field(None, description="the generate job: synthetic person records with "
                                                               "duplicates and ground truth "
@@ -747,6 +828,35 @@ class SigilConfig(Model):
         "ground truth: every stage then reports its quality (blocking: pair completeness, pair quality, "
         "reduction ratio; match: pairwise precision, recall, F1; cluster: pairwise and B-cubed precision, "
         "recall, F1)"))
+
+    @field_validator("output")
+    @classmethod
+    def _below_root(cls, output: str) -> str:
+        path = output.strip().split("://", 1)[-1]
+        if "://" in output:  # a URI: its path comes after the authority
+            path = path.partition("/")[2]
+        if not path.strip("/"):
+            raise ValueError(f"must name a directory below the filesystem root, got {output!r}")
+        return output
+
+    def input_paths(self, job: str) -> list[str]:
+        """The paths job ``job`` (its output directory's name) reads as configured: the
+        fields ``path``, ``input``, ``embeddings``, ``load_model`` of its section and of the
+        sections it also reads (the truth for quality, the encoder)."""
+
+        def walk(model) -> list[str]:
+            found = []
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                for item in value if isinstance(value, (list, tuple)) else [value]:
+                    if isinstance(item, BaseModel):
+                        found += walk(item)
+                    elif name in INPUT_FIELDS and isinstance(item, str):
+                        found.append(item)
+            return found
+
+        sections = [getattr(self, name, None) for name in JOB_READS.get(job, (job,))]
+        return [path for section in sections if section is not None for path in walk(section)]
 
     def er_mode(self) -> str:
         """``dedupe`` (one source, or all sources pooled) or ``link`` (pairs across sources only)."""
@@ -809,18 +919,36 @@ def _merged(base: dict, over: dict) -> dict:
 
 def read_yaml(path: Path, seen: tuple = ()) -> dict:
     """A configuration file as a tree. ``extends: other.yaml`` (relative to the file) starts
-    from that file's tree; sections merge key by key, lists and values are replaced."""
+    from that file's tree; sections merge key by key, lists and values are replaced. Only
+    plain YAML is read (``safe_load``: no ``!!python`` tags)."""
     if not path.is_file():
         raise ConfigError(f"configuration file not found: {path}")
     if path.resolve() in seen:
         raise ConfigError(f"{path}: 'extends' forms a cycle")
-    tree = yaml.safe_load(path.read_text()) or {}
+    try:
+        with open(path, encoding="utf-8") as f:  # named, so YAML's errors say where
+            tree = yaml.safe_load(f) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     parent = tree.pop("extends", None)
     if parent is None:
         return tree
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends must name a configuration file, got {parent!r}")
     return _merged(read_yaml(path.parent / parent, (*seen, path.resolve())), tree)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem and where it is."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> SigilConfig:
@@ -832,7 +960,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        _set_dotted(tree, key.strip(), yaml.safe_load(value))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item}: not a YAML value: {_yaml_problem(err)}") from None
+        _set_dotted(tree, key.strip(), parsed)
     try:
         return SigilConfig.model_validate(tree)
     except ValidationError as err:
@@ -848,5 +980,9 @@ def _explain(err: ValidationError) -> str:
             msg = "unknown key"
         elif e["type"] == "literal_error":
             msg = f"got {e['input']!r}; allowed: {e['ctx']['expected']}"
+        elif e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif e["type"] == "string_pattern_mismatch":
+            msg = f"got {e['input']!r}; {msg[0].lower()}{msg[1:]}"
         lines.append(f"  {key}: {msg}")
     return "\n".join(lines)

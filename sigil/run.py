@@ -6,13 +6,22 @@ writes the manifest there, swaps the staging directory into place and then write
 ``_SUCCESS`` marker, so a failed run never leaves a half-written result where a previous
 good one stood. Spark jobs, Beam pipelines and the Airflow tasks use the same ``Run``;
 only the filesystem they move directories with differs (``Storage``).
+
+Before any work a run makes sure it can only replace what it owns: ``<output>/<job>``
+must be absent, empty, or a previous output of the same job (its ``manifest.json`` says
+so), and must not hold or lie inside a path the configuration reads. A lock file,
+``<output>/.<job>.lock``, keeps a second run from writing the same output at once; the
+staging directories that runs killed before they could clean up leave behind are removed
+by the next run that takes the lock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
+import socket
 import sys
 import time
 import uuid
@@ -29,6 +38,7 @@ from sigil.transforms.records import InputError, open_input
 PACKAGES = ("sigil", "pyspark", "apache-beam", "pyarrow", "numpy", "numba", "datasketch", "pandas",
             "great-expectations")
 SUCCESS = "_SUCCESS"  # written into a job's directory once its outputs are in place
+_HELD: set[str] = set()  # the locks this process holds
 
 
 class StrictError(RuntimeError):
@@ -55,6 +65,12 @@ class Storage(Protocol):
     def delete(self, path: str) -> None: ...  # recursive; nothing when missing
 
     def write_text(self, path: str, text: str) -> None: ...
+
+    def read_text(self, path: str) -> str | None: ...  # None when missing
+
+    def create_text(self, path: str, text: str) -> bool: ...  # False when it exists already
+
+    def children(self, path: str) -> list[str] | None: ...  # names in a directory; None when not one
 
 
 class ArrowStorage:
@@ -84,6 +100,35 @@ class ArrowStorage:
         with fs.open_output_stream(p) as out:
             out.write(text.encode())
 
+    def read_text(self, path: str) -> str | None:
+        fs, p = open_input(path)
+        if fs.get_file_info(p).type != pafs.FileType.File:
+            return None
+        with fs.open_input_stream(p) as f:
+            return f.read().decode("utf-8", "replace")
+
+    def create_text(self, path: str, text: str) -> bool:
+        fs, p = open_input(path)
+        fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+        if isinstance(fs, pafs.LocalFileSystem):  # atomic: O_EXCL
+            try:
+                fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            return True
+        if fs.get_file_info(p).type != pafs.FileType.NotFound:  # object stores: best effort
+            return False
+        self.write_text(path, text)
+        return True
+
+    def children(self, path: str) -> list[str] | None:
+        fs, p = open_input(path)
+        if fs.get_file_info(p).type != pafs.FileType.Directory:
+            return None
+        return [info.base_name for info in fs.get_file_info(pafs.FileSelector(p))]
+
 
 class Run:
     """One job run, used as ``with Run(...) as job:``. ``with job.stage("name"):`` times and
@@ -111,13 +156,100 @@ class Run:
             "inputs": {}, "outputs": {}, "quarantined": {}, "metrics": {}, "timings": {},
         }
         self.kept: dict[str, str] = {}
+        self.locked = False
 
     def __enter__(self) -> "Run":
+        self._check_output()
+        self._lock()
+        try:
+            self._clean_stale()
+        except BaseException:
+            self._unlock()
+            raise
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
         if kind is not None:
             self.abort()
+
+    @property
+    def lock_path(self) -> str:
+        return f"{self.config.output.rstrip('/')}/.{self.job}.lock"
+
+    def _check_output(self) -> None:
+        """Refuse, before any work, an output that is not this job's to replace."""
+        for path in self.config.input_paths(self.job):
+            if _overlaps(path, self.final):
+                raise InputError(f"the output {self.final} overlaps the input {path}: choose another output")
+        names = self._storage_call(self.storage.children, self.final)
+        if names is None:
+            if self._storage_call(self.storage.exists, self.final):
+                raise InputError(f"{self.final} exists and is not a directory: choose another output")
+            return
+        if not names:
+            return
+        text = self._storage_call(self.storage.read_text, f"{self.final}/manifest.json")
+        try:
+            owner = json.loads(text).get("job") if text is not None else None
+        except ValueError:
+            owner = None
+        if owner != self.job:
+            raise InputError(f"{self.final} holds files that are not a sigil {self.job} output (no manifest.json of "
+                             f"that job): refusing to replace them; choose another output or move them")
+
+    def _lock(self) -> None:
+        """Take ``<output>/.<job>.lock``; a lock of a dead run on this host is taken over."""
+        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "staging": self.staging,
+                           "started": self.manifest["started"]})
+        for _ in range(2):
+            if self._storage_call(self.storage.create_text, self.lock_path, mine):
+                self.locked = True
+                _HELD.add(self.lock_path)
+                return
+            text = self._storage_call(self.storage.read_text, self.lock_path) or "{}"
+            try:
+                holder = json.loads(text)
+            except ValueError:
+                holder = {}
+            if _alive(holder, self.lock_path):
+                raise InputError(f"another sigil run is writing {self.final} (pid {holder.get('pid')} on "
+                                 f"{holder.get('host')}, since {holder.get('started')}): wait for it to end, or "
+                                 f"remove {self.lock_path} if it is not running")
+            self.log(f"taking over the lock of a run that ended without releasing it ({text.strip()})")
+            self.storage.delete(self.lock_path)
+        raise InputError(f"could not take the lock {self.lock_path}: another run is starting")
+
+    def _unlock(self) -> None:
+        if self.locked:
+            self.locked = False
+            _HELD.discard(self.lock_path)
+            self.storage.delete(self.lock_path)
+
+    def _clean_stale(self) -> None:
+        """Remove the staging directories of this job's runs that were killed: with the lock
+        held, no other run of this job is writing. A run killed in the middle of its swap
+        left the previous output aside (``<job>.old-*``): it is put back."""
+        root = self.config.output.rstrip("/")
+        names = self.storage.children(root) or []
+        stale = [name for name in names if name.startswith(f".{self.job}.tmp-")]
+        for name in sorted(name for name in names if name.startswith(f"{self.job}.old-")):
+            if self.storage.exists(self.final):
+                stale.append(name)
+            else:
+                self.storage.move(f"{root}/{name}", self.final)
+                self.log(f"put back the previous output {name} as {self.final}")
+        for name in stale:
+            self.storage.delete(f"{root}/{name}")
+        if stale:
+            self.log(f"removed {len(stale)} directory(ies) left by killed runs: {stale}")
+
+    def _storage_call(self, method, *args):
+        """A storage operation on the output, with a filesystem refusal (permissions, a
+        read-only folder) as a plain error naming the output."""
+        try:
+            return method(*args)
+        except OSError as err:
+            raise InputError(f"cannot use the output {self.config.output}: {err}") from None
 
     def path(self, dataset: str) -> str:
         return f"{self.staging}/{dataset}"
@@ -171,6 +303,7 @@ class Run:
         storage.move(self.staging, self.final)
         storage.delete(old)
         storage.write_text(f"{self.final}/{SUCCESS}", "")
+        self._unlock()
         self.log(f"wrote {self.final} (manifest.json)")
         return self.manifest
 
@@ -194,10 +327,33 @@ class Run:
             self._keep()
         except Exception as err:  # noqa: BLE001 - keeping is best effort
             self.log(f"could not keep {list(self.kept)}: {err}", logging.WARNING)
-        try:
-            self.storage.delete(self.staging)
-        except Exception:  # noqa: BLE001 - cleanup must not hide the original error
-            pass
+        for cleanup in (lambda: self.storage.delete(self.staging), self._unlock):
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+                pass
+
+
+def _overlaps(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory``, lies inside it, or holds it."""
+    a, b = (p if "://" in p else os.path.abspath(p) for p in (path.rstrip("/"), directory.rstrip("/")))
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _alive(holder: dict, lock: str) -> bool:
+    """Whether the run that wrote a lock may still be running: on another host it may; on
+    this one, when its process exists (and, for this process, while it holds the lock)."""
+    if holder.get("host") != socket.gethostname():
+        return bool(holder)
+    if holder.get("pid") == os.getpid():
+        return lock in _HELD
+    try:
+        os.kill(int(holder.get("pid", -1)), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def previous_manifest(config: SigilConfig, stage: str, job: str | None = None) -> dict:

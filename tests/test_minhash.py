@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigil.transforms.minhash import MinHasher, sha1_prefix64, token_sets
+from sigil.transforms.minhash import MinHasher, sha1_prefix64, signature_batch, token_sets
 from sigil.transforms.tokens import tokenize, tokenize_columns
 
 texts = st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=12)
@@ -46,6 +46,17 @@ def test_joined_and_tagged_columns():
     assert rows(joined, offs) == [[b"ab", b"cd"], [b"ef"], [b"x"]]
     tagged, offs = tokenize_columns([a, b], kind="word", join=False, tags=["f", "g"])
     assert rows(tagged, offs) == [[b"f\x1fab", b"g\x1fcd"], [b"g\x1fef"], [b"f\x1fx"]]
+
+
+def test_joined_columns_keep_rows_whose_values_are_all_null():
+    """Arrow's element-wise join drops all-null rows; each row keeps its (empty) token list."""
+    one, two = pa.array(["ab", None, "cd"]), pa.array([None, None, "ef"])
+    assert rows(*tokenize_columns([one], kind="word")) == [[b"ab"], [], [b"cd"]]
+    assert rows(*tokenize_columns([one, two], kind="word")) == [[b"ab"], [], [b"cd", b"ef"]]
+    batch = pa.RecordBatch.from_pydict({"rid": [1, 2, 3], "source": ["a"] * 3, "id": ["1", "2", "3"],
+                                        "name_norm": one})
+    out = signature_batch(batch, ["name"], MinHasher(num_perm=8))
+    assert out.num_rows == 3 and out["num_tokens"].to_pylist() == [1, 0, 1]
 
 
 @given(st.lists(st.binary(max_size=200), max_size=20))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from itertools import combinations
 
 import pyarrow as pa
@@ -11,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sigil.transforms import pairs
 from sigil.transforms.pairs import KEYS, distinct_pairs, entity_of, entity_pairs, normalised_pairs, oriented, read_pairs
 from sigil.transforms.records import InputError
 
@@ -26,10 +24,6 @@ def by_bytes(x: tuple, y: tuple) -> tuple:
     """The pair (x, y) of (source, id) oriented by UTF-8 bytes: the obviously correct reference."""
     key = lambda r: tuple(v.encode() for v in r)  # noqa: E731
     return (*x, *y) if key(x) <= key(y) else (*y, *x)
-
-
-def test_doctests():
-    assert doctest.testmod(pairs).failed == 0
 
 
 def test_orientation_compares_utf8_bytes_as_spark_does():

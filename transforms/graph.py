@@ -1,11 +1,16 @@
-"""Graph input: edge lists and vertex tables parsed into Arrow, validated, with reasons.
+"""Graph input: edge lists, vertex tables and seed queries parsed into Arrow, validated,
+with reasons.
 
 Like transforms/records.py, every function works on one file (or one byte range of a
 large CSV/TSV/JSONL file), so a Spark task, a Beam ``DoFn`` or a notebook calls the same
 code. A parsed row keeps its file and line; a row that cannot be used gets a reason:
 ``malformed line``, ``undecodable bytes``, ``wrong type``, ``missing source vertex``,
-``missing target vertex``, ``missing id``, ``bad weight``. Comment lines are kept apart with
-the reason ``comment`` (not data, but counted).
+``missing target vertex``, ``missing id``, ``bad weight``, and for queries ``no seeds``,
+``bad size``. Comment lines are kept apart with the reason ``comment`` (not data, but
+counted). A file that cannot be read at all (not readable, not Parquet, a configured column
+missing) raises ``InputError`` naming it: ``input_columns`` checks that on the driver before
+any Spark job, and the readers again. A file of nothing but blank and comment lines gives
+no rows.
 
 GML and GraphML files describe a whole graph in nested syntax that cannot be split; they
 are read with networkx on one machine, after counting their edges against a limit.
@@ -21,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sigil.transforms.records import COMMENT, InputError, open_input, parse_file
+from sigil.transforms.records import BOM, COMMENT, InputError, check_columns, open_input, parse_file, read_header
 
 #: Edges as parsed, before the vertex dictionary: good rows have a null reason.
 STAGED_EDGES = pa.schema([
@@ -59,21 +64,101 @@ def _weights(values) -> tuple[np.ndarray, np.ndarray]:
     return ok, out
 
 
-def _bad_batch(schema: pa.Schema, path: str, rows: list[tuple]) -> pa.RecordBatch:
+def input_columns(path: str, table) -> list[str] | None:
+    """The columns to read from one input file, checked without reading its rows.
+
+    The graph jobs call it on the driver for every file before any Spark job, so that a file
+    that cannot be read fails there, with its name, and not inside a task.
+
+    Parameters
+    ----------
+    path : str
+        The file: a local path or any URI pyarrow reads.
+    table : schemas.config.EdgeInput, VertexInput or QueryInput
+        Its ``format, header, delimiter`` (and ``comment``), and ``columns()``: the required
+        and the optional columns.
+
+    Returns
+    -------
+    list of str or None
+        The required columns and the optional ones the file has (JSONL: all, since an
+        object may leave keys out); None for a file that holds no rows: empty, or nothing
+        but blank and comment lines.
+
+    Raises
+    ------
+    records.InputError
+        When the file cannot be read (as Parquet, for ``parquet``), starts with a UTF-16
+        byte-order mark, or lacks a required column.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sigil.schemas.config import EdgeInput
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "edges.txt")
+    ...     _ = open(path, "w").write("0 1\\n1 2\\n")
+    ...     print(input_columns(path, EdgeInput(path=path, delimiter=" ", header=False)))
+    ...     try:
+    ...         input_columns(path, EdgeInput(path=path, delimiter=" "))
+    ...     except InputError as err:
+    ...         print(str(err).split(": ", 1)[1])
+    ['0', '1']
+    missing configured column(s) ['src', 'dst']; the file has ['0', '1']
+    """
+    required, optional = table.columns()
+    fs, p = open_input(path)
+    try:
+        size, head = fs.get_file_info(p).size, b""
+        if size and table.format != "parquet":
+            with fs.open_input_stream(p) as f:
+                head = f.read(1 << 20)
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err}") from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{path}: UTF-16 text (a byte-order mark); {table.format} files must be UTF-8")
+    comment = getattr(table, "comment", None) if table.format in ("csv", "tsv") else None
+    if not size or size == len(head) and all(line in (b"", b"\r") or comment and line.startswith(comment.encode())
+                                             for line in head.removeprefix(BOM).split(b"\n")):
+        return None  # nothing but blank lines (and csv/tsv comment lines)
+    if table.format == "jsonl":
+        return list(dict.fromkeys([*required, *optional]))
+    names = read_header(path, table.format, table.delimiter, header=table.header, comment=comment)
+    check_columns(path, required, names)
+    return list(dict.fromkeys([*required, *(c for c in optional if c in names)]))
+
+
+def positional_header(key: str, table) -> str | None:
+    """A warning when a csv/tsv table with a header names all its columns by position
+    (``0``, ``1``, ...), as a headerless one does: its first line is then read as the
+    header, not as data (a SNAP file's first edge or vertex would be lost)."""
+    columns = [c for group in table.columns() for c in group]
+    if table.format in ("csv", "tsv") and table.header and all(c.isdigit() for c in columns):
+        return (f"{key}: the columns are named by position {columns} but header is true, so each file's first "
+                f"line is read as its header; set {key}.header: false if the files have none")
+    return None
+
+
+def _bad_batch(schema: pa.Schema, path: str, rows: list[tuple], id_column: str | None = None) -> pa.RecordBatch:
+    """``schema`` rows of ``(line, reason, raw[, id])`` tuples, the id (when known) in ``id_column``."""
     cols = {"file": [path] * len(rows), "line": [r[0] for r in rows], "reason": [r[1] for r in rows],
             "raw": [r[2] for r in rows]}
+    if id_column:
+        cols[id_column] = [r[3] if len(r) > 3 else None for r in rows]
     return pa.RecordBatch.from_pydict({**cols, **{f.name: [None] * len(rows) for f in schema if f.name not in cols}},
                                       schema=schema)
 
 
-def _rejected(table: pa.Table, lines: np.ndarray, reasons: np.ndarray) -> list[tuple]:
-    """(line, reason, the row as JSON) of every row with a reason (not None)."""
+def _rejected(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, ids: pa.Array | None = None) -> list[tuple]:
+    """(line, reason, the row as JSON[, id]) of every row with a reason (not None)."""
     idx = np.flatnonzero(~np.equal(reasons, None))
     if not len(idx):
         return []
     data = table.drop_columns([c for c in ("__line",) if c in table.column_names])
-    raw = data.take(pa.array(idx, pa.int64())).to_pylist()
-    return [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False, default=str)) for i, r in zip(idx, raw)]
+    take = pa.array(idx, pa.int64())
+    raw = data.take(take).to_pylist()
+    rows = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False, default=str)) for i, r in zip(idx, raw)]
+    return rows if ids is None else [(*r, k) for r, k in zip(rows, ids.take(take).to_pylist())]
 
 
 def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str, weight: str | None,
@@ -163,7 +248,12 @@ def edges_from_file(path: str, edges, start: int = 0, end: int | None = None,
     pyarrow.RecordBatch
         ``STAGED_EDGES`` rows: bad rows (with a ``reason`` and the ``raw`` text, see
         ``edge_table`` and ``records.parse_file``) in a batch of their own, then the good
-        ones (null ``reason``).
+        ones (null ``reason``). Nothing for an empty file.
+
+    Raises
+    ------
+    records.InputError
+        When the file cannot be read at all (``input_columns``).
 
     Examples
     --------
@@ -177,7 +267,9 @@ def edges_from_file(path: str, edges, start: int = 0, end: int | None = None,
     [(2, None, 'comment'), (4, None, 'bad weight: not a finite number >= 0'),
      (5, None, 'missing target vertex'), (3, 'a', None)]
     """
-    columns = list(dict.fromkeys(c for c in (edges.src_column, edges.dst_column, edges.weight_column) if c))
+    columns = input_columns(path, edges)
+    if columns is None:
+        return
     for parsed in parse_file(path, edges.format, columns, delimiter=edges.delimiter, start=start, end=end,
                              first_line=first_line, header=edges.header, comment=edges.comment):
         good, bad = edge_table(parsed.table, parsed.table["__line"].to_numpy(), path, edges.src_column,
@@ -199,7 +291,7 @@ def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = No
     path : str
         The file: a local path or any URI pyarrow reads.
     vertices : schemas.config.VertexInput
-        Its ``format, id_column, community_column, delimiter``.
+        Its ``format, id_column, community_column, header, delimiter``.
     start, end, first_line
         A byte range of the file, as in ``edges_from_file``.
 
@@ -207,6 +299,12 @@ def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = No
     ------
     pyarrow.RecordBatch
         ``STAGED_VERTICES`` rows: bad rows in a batch of their own, then the good ones.
+        Nothing for an empty file.
+
+    Raises
+    ------
+    records.InputError
+        When the file cannot be read at all (``input_columns``).
 
     Examples
     --------
@@ -219,9 +317,11 @@ def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = No
     >>> [(r["line"], r["vertex"], r["community"], r["reason"]) for b in batches for r in b.to_pylist()]
     [(3, None, None, 'missing id'), (2, 'a', '1', None), (4, 'b', None, None)]
     """
-    columns = list(dict.fromkeys(c for c in (vertices.id_column, vertices.community_column) if c))
+    columns = input_columns(path, vertices)
+    if columns is None:
+        return
     for parsed in parse_file(path, vertices.format, columns, delimiter=vertices.delimiter, start=start, end=end,
-                             first_line=first_line):
+                             first_line=first_line, header=vertices.header):
         t = parsed.table
         ids = _trimmed(t[vertices.id_column])
         ok = ids.is_valid().to_numpy(zero_copy_only=False)
@@ -270,6 +370,8 @@ def read_local_graph(path: str, fmt: str, max_edges: int, weight: str | None = N
     Vertices are named by their GML ``label`` (or ``id`` when labels are absent), GraphML
     ``id``. The graph's line numbers are not known; ``line`` is the element's position.
     An edge whose weight is not a finite number >= 0 gets the reason ``bad weight``.
+    Repeated edges are all kept (a GML file is read as a multigraph whatever its header
+    says), so that graph-ingest sums them as it sums an edge list's.
 
     Parameters
     ----------
@@ -318,22 +420,26 @@ def read_local_graph(path: str, fmt: str, max_edges: int, weight: str | None = N
     import networkx as nx
 
     fs, p = open_input(path)
-    with fs.open_input_stream(p) as f:
-        text = f.read()
+    try:
+        with fs.open_input_stream(p) as f:
+            text = f.read()
+    except OSError as err:
+        raise InputError(f"{path}: not readable ({err})") from None
     n_edges = count_edges(text, fmt)
     if n_edges > max_edges:
         raise InputError(f"{path}: {n_edges} edges in a {fmt} file, more than graph.max_local_edges="
                          f"{max_edges}; {fmt} is read on one machine, so convert large graphs to an edge list")
     try:
-        if fmt == "gml":
+        if fmt == "gml":  # a multigraph keeps repeated edges, which a simple graph refuses
+            lines = re.sub(r"\bgraph\s*\[", "graph [ multigraph 1 ", text.decode("utf-8"), count=1).splitlines()
             try:
-                g = nx.parse_gml(text.decode("utf-8").splitlines(), label="label")
+                g = nx.parse_gml(lines, label="label")
             except nx.NetworkXError:
-                g = nx.parse_gml(text.decode("utf-8").splitlines(), label="id")
-        else:
-            g = nx.parse_graphml(text.decode("utf-8"))
-    except (nx.NetworkXError, ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable {fmt} graph ({err})") from None
+                g = nx.parse_gml(lines, label="id")
+        else:  # XML bytes: the document declares its encoding
+            g = nx.parse_graphml(text)
+    except Exception as err:  # networkx raises many kinds (NetworkXError, ParseError, KeyError, ...): the file's
+        raise InputError(f"{path}: not a readable {fmt} graph ({type(err).__name__}: {err})") from None
     names = [str(v) for v in g.nodes]
     communities = [g.nodes[v].get(community) if community else None for v in g.nodes]
     vertices = pa.RecordBatch.from_pydict({
@@ -342,14 +448,14 @@ def read_local_graph(path: str, fmt: str, max_edges: int, weight: str | None = N
         "reason": [None] * len(names), "raw": [None] * len(names)}, schema=STAGED_VERTICES)
     rows = []
     for i, (u, v, data) in enumerate(g.edges(data=True), start=1):
-        w = data.get(weight, 1.0) if weight else 1.0
+        given = data.get(weight, 1.0) if weight else 1.0
         try:
-            w = float(w)
+            w = float(given)
             reason = None if np.isfinite(w) and w >= 0 else "bad weight: not a finite number >= 0"
         except (TypeError, ValueError):
             w, reason = None, "bad weight: not a finite number >= 0"
-        rows.append((i, str(u), str(v), w if reason is None else None, reason,
-                     None if reason is None else json.dumps({"src": str(u), "dst": str(v), weight: str(w)})))
+        rows.append((i, str(u), str(v), w if reason is None else None, reason, None if reason is None else
+                     json.dumps({"src": str(u), "dst": str(v), weight: given}, ensure_ascii=False, default=str)))
     edges = pa.RecordBatch.from_pydict({
         "file": [path] * len(rows), **{name: [r[i] for r in rows] for i, name in enumerate(
             ("line", "src", "dst", "weight", "reason", "raw"))}}, schema=STAGED_EDGES)
@@ -380,20 +486,108 @@ def _seed_lists(values, separator: str) -> pa.ListArray:
     return pc.if_else(values.is_valid(), out, pa.nulls(len(values), out.type))
 
 
+def _text(value) -> str | None:
+    """A JSON scalar as the string Arrow casts it to (strings as they are)."""
+    return value if value is None or isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _json_rows(data: bytes, queries, columns: list[str]) -> tuple[pa.Table, list[tuple]]:
+    """The rows of a JSONL query file, read line by line (query files are small, and their
+    seeds may be a string in one row and a list in the next): ``malformed line`` (not a JSON
+    object) and ``wrong type`` (a nested value; seeds may be a list of scalars) get a reason;
+    the other rows come back with seeds as lists of strings and the rest as strings. Blank
+    lines are no rows."""
+    seeds = queries.seeds_column
+    good, lines, bad = {c: [] for c in columns}, [], []
+    for n, line in enumerate(data.removeprefix(BOM).split(b"\n"), start=1):
+        if not line.rstrip(b"\r"):
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, RecursionError) as err:
+            bad.append((n, f"malformed line: {' '.join(str(err).split())}", line.decode("utf-8", "replace")))
+            continue
+        values = {c: obj.get(c) for c in columns}
+        if values[seeds] is not None and not isinstance(values[seeds], list):
+            values[seeds] = _text(values[seeds]).split(queries.separator)
+        nested = [c for c, v in values.items() if isinstance(v, dict) or isinstance(v, list) and (
+            c != seeds or any(isinstance(x, (dict, list)) for x in v))]
+        if nested:
+            known = values[queries.id_column]
+            bad.append((n, f"wrong type: column {nested[0]} holds a nested value", line.decode("utf-8"),
+                        None if isinstance(known, (dict, list)) else _text(known)))
+            continue
+        for c, v in values.items():
+            good[c].append([_text(x) for x in v] if c == seeds and v is not None else _text(v))
+        lines.append(n)
+    table = pa.table({**{c: pa.array(v, pa.list_(pa.large_string()) if c == seeds else pa.large_string())
+                         for c, v in good.items()}, "__line": pa.array(lines, pa.int64())})
+    return table, bad
+
+
+def _scalars(table: pa.Table, queries) -> tuple[pa.Table, list[tuple]]:
+    """Rows of a Parquet query table with a nested value (seeds may be a list of scalars)
+    move out with the reason ``wrong type``; their columns are typed as text in the rest."""
+
+    def allowed(name: str, kind: pa.DataType) -> bool:
+        listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        return not pa.types.is_nested(kind) or name == queries.seeds_column and listed and not pa.types.is_nested(
+            kind.value_type)
+
+    wrong = [c for c in table.column_names if not allowed(c, table.schema.field(c).type)]
+    if not wrong:
+        return table, []
+    present = [table[c].is_valid().to_numpy(zero_copy_only=False) for c in wrong]
+    first = np.select(present, np.arange(len(wrong)), default=-1)  # the first nested column of each row
+    named = queries.id_column not in wrong
+    bad = [(int(line), f"wrong type: column {wrong[k]} holds a nested value", json.dumps(row, default=str),
+            _text(row[queries.id_column]) if named else None)
+           for line, k, row in zip(table["__line"].to_numpy()[first >= 0], first[first >= 0],
+                                   table.filter(pa.array(first >= 0)).drop_columns(["__line"]).to_pylist())]
+    kept = table.filter(pa.array(first < 0))
+    for c in wrong:  # all null now: typed as text
+        kept = kept.set_column(kept.schema.get_field_index(c), c, pa.nulls(kept.num_rows, pa.large_string()))
+    return kept, bad
+
+
+def _query_rows(path: str, queries, columns: list[str]) -> tuple[pa.Table, list[tuple]]:
+    """A query file's rows (``columns`` and ``__line``), and ``(line, reason, raw[, id])`` of
+    those that cannot be read: CSV/TSV as ``records.parse_file`` reads them; Parquet typed,
+    seeds a string or a list (``_scalars``); JSONL line by line (``_json_rows``)."""
+    import pyarrow.parquet as pq
+
+    if queries.format in ("csv", "tsv"):
+        parsed = list(parse_file(path, queries.format, columns, delimiter=queries.delimiter, header=queries.header))
+        return pa.concat_tables([p.table for p in parsed]), [r for p in parsed for r in p.bad]
+    fs, p = open_input(path)
+    try:
+        with fs.open_input_file(p) as f:
+            data = f.read() if queries.format == "jsonl" else pq.read_table(f, columns=columns)
+    except (OSError, pa.ArrowException) as err:
+        raise InputError(f"cannot read {path}: {err}") from None
+    if queries.format == "jsonl":
+        return _json_rows(data, queries, columns)
+    return _scalars(data.append_column("__line", pa.array(np.arange(1, data.num_rows + 1))), queries)
+
+
 def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.RecordBatch]:
     """``STAGED_QUERIES`` batches of one seed-query file.
 
     CSV/TSV seeds are one string split by ``separator``; Parquet/JSONL seeds may also be a
-    list. Seeds are trimmed and blank ones dropped. A missing size is ``default_size``.
-    Reasons, the later overriding the earlier: ``bad size`` (not a positive integer),
-    ``no seeds``, ``missing id``.
+    list. Seeds are trimmed and blank ones dropped. A missing size (or a file without the
+    size column) is ``default_size``. Reasons, the later overriding the earlier: those of
+    reading (``malformed line``, ``undecodable bytes``, ``wrong type``), ``bad size`` (not a
+    positive integer), ``no seeds``, ``missing id``. A bad row keeps its query id when it
+    has one.
 
     Parameters
     ----------
     path : str
         The file: a local path or any URI pyarrow reads.
     queries : schemas.config.QueryInput
-        Its ``format, id_column, seeds_column, separator, size_column, delimiter``.
+        Its ``format, id_column, seeds_column, separator, size_column, header, delimiter``.
     default_size : int
         Target community size of a query without one.
 
@@ -401,11 +595,12 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     ------
     pyarrow.RecordBatch
         ``STAGED_QUERIES`` rows: bad rows in batches of their own, then the good ones.
+        Nothing for an empty file.
 
     Raises
     ------
     records.InputError
-        When a configured column is missing from a Parquet/JSONL file.
+        When the file cannot be read at all (``input_columns``).
 
     Examples
     --------
@@ -416,33 +611,21 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     ...     _ = open(path, "w").write("query_id,seeds,size\\nq1,a b,5\\nq2,,3\\nq3,c,\\n")
     ...     batches = list(queries_from_file(path, QueryInput(path=path), default_size=10))
     >>> [(r["query_id"], r["seeds"], r["size"], r["reason"]) for b in batches for r in b.to_pylist()]
-    [(None, None, None, 'no seeds'), ('q1', ['a', 'b'], 5, None), ('q3', ['c'], 10, None)]
+    [('q2', None, None, 'no seeds'), ('q1', ['a', 'b'], 5, None), ('q3', ['c'], 10, None)]
     """
-    import pyarrow.json as pajson
-    import pyarrow.parquet as pq
-
-    columns = list(dict.fromkeys(c for c in (queries.id_column, queries.seeds_column, queries.size_column) if c))
-    if queries.format in ("csv", "tsv"):
-        parsed = list(parse_file(path, queries.format, columns, delimiter=queries.delimiter))
-        bad = [r for p in parsed for r in p.bad]
-        table = pa.concat_tables([p.table for p in parsed])
-        lines = table["__line"].to_numpy()
-        table = table.drop_columns(["__line"])
-    else:
-        fs, p = open_input(path)
-        with fs.open_input_file(p) as f:
-            table = pq.read_table(f) if queries.format == "parquet" else pajson.read_json(f)
-        missing = [c for c in columns if c not in table.column_names and c != queries.size_column]
-        if missing:
-            raise InputError(f"{path}: missing query column(s) {missing}; the file has {table.column_names}")
-        bad, lines = [], np.arange(1, table.num_rows + 1)
+    columns = input_columns(path, queries)
+    if columns is None:
+        return
+    table, bad = _query_rows(path, queries, columns)
     if bad:
-        yield _bad_batch(STAGED_QUERIES, path, bad)
+        yield _bad_batch(STAGED_QUERIES, path, bad, "query_id")
+    lines = table["__line"].to_numpy()
+    table = table.drop_columns(["__line"])
     ids = _trimmed(table[queries.id_column])
     seeds = _seed_lists(table[queries.seeds_column], queries.separator)
     size = np.full(table.num_rows, default_size, dtype=np.int64)
     reasons = np.full(table.num_rows, None, dtype=object)
-    if queries.size_column and queries.size_column in table.column_names:
+    if queries.size_column in columns:
         given = _trimmed(table[queries.size_column])
         present = given.is_valid().to_numpy(zero_copy_only=False)
         ok = pc.fill_null(pc.match_substring_regex(given, r"^\+?\d{1,9}$"), False).to_numpy(zero_copy_only=False)
@@ -454,7 +637,7 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     reasons[~ids.is_valid().to_numpy(zero_copy_only=False)] = "missing id"
     good = np.equal(reasons, None)
     if not good.all():
-        yield _bad_batch(STAGED_QUERIES, path, _rejected(table, lines, reasons))
+        yield _bad_batch(STAGED_QUERIES, path, _rejected(table, lines, reasons, ids), "query_id")
     keep, n = pa.array(good), int(good.sum())
     yield pa.RecordBatch.from_pydict({
         "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[good], pa.int64()),

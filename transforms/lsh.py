@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 from scipy.integrate import quad
 
 from sigil.schemas import datasets
+from sigil.transforms.packing import unpack_ragged, unpack_rows
+from sigil.transforms.pairs import oriented
 
 OVERSIZED_POLICIES = ("skip", "split")
 
@@ -654,8 +656,6 @@ def exact_scores(batch):
     >>> exact_scores(batch).tolist()
     [0.5]
     """
-    from sigil.transforms.packing import unpack_ragged
-
     return exact_jaccard(*unpack_ragged(batch.column("tokens_a"), np.uint64),
                          *unpack_ragged(batch.column("tokens_b"), np.uint64))
 
@@ -690,20 +690,11 @@ def score_pairs(batch, num_perm: int):
     >>> score_pairs(batch, num_perm=4).to_pylist()
     [{'source_a': 'a', 'id_a': '2', 'source_b': 'b', 'id_b': '1', 'jaccard_estimate': 0.75, 'jaccard': None}]
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from sigil.transforms.packing import unpack_rows
-
     est = jaccard_estimates(unpack_rows(batch.column("signature_a"), np.uint32, num_perm),
                             unpack_rows(batch.column("signature_b"), np.uint32, num_perm))
-    sa, sb, ia, ib = (batch.column(c) for c in ("source_a", "source_b", "id_a", "id_b"))
-    swap = pc.or_(pc.greater(sa, sb), pc.and_(pc.equal(sa, sb), pc.greater(ia, ib)))
-    return pa.RecordBatch.from_pydict({
-        "source_a": pc.if_else(swap, sb, sa), "id_a": pc.if_else(swap, ib, ia),
-        "source_b": pc.if_else(swap, sa, sb), "id_b": pc.if_else(swap, ia, ib),
-        "jaccard_estimate": pa.array(est), "jaccard": batch.column("jaccard").cast(pa.float32()),
-    })
+    keys = oriented(*(batch.column(c) for c in ("source_a", "id_a", "source_b", "id_b")))
+    return pa.RecordBatch.from_pydict({**keys, "jaccard_estimate": pa.array(est),
+                                       "jaccard": batch.column("jaccard").cast(pa.float32())})
 
 
 def lsh_shape(lsh, num_perm: int) -> tuple[int, int]:

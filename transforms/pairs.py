@@ -268,26 +268,6 @@ def entity_pairs(records: pa.Table, mode: str = "dedupe") -> pa.Table:
     return pa.table(keys)
 
 
-def f1(precision: float, recall: float) -> float:
-    """The F1 score of pairs: the harmonic mean of precision and recall, 0 where both are.
-
-    Parameters
-    ----------
-    precision, recall : float
-        In [0, 1].
-
-    Returns
-    -------
-    float
-
-    Example
-    -------
-    >>> f1(1.0, 0.5), f1(0.0, 0.0)
-    (0.6666666666666666, 0.0)
-    """
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
 def read_pairs(path: str, fmt: str, mode: str, sources: Sequence[str], id_columns: Sequence[str] = ("id_a", "id_b"),
                extra: Sequence[str] = ()) -> pa.Table:
     """A pairs file (or a directory of them) read as Spark reads it, normalised

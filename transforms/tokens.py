@@ -21,6 +21,8 @@ Example
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -242,9 +244,12 @@ def tokenize_columns(columns: list[pa.Array], *, kind: str = "qgram", q: int = 3
     ([b'f\\x1fabc', b'l\\x1fd', b'f\\x1fx'], [0, 2, 3])
     """
     if join:
-        joined = pc.binary_join_element_wise(*[pc.cast(c, pa.large_string()) for c in columns],
-                                             pa.scalar(" ", pa.large_string()),
-                                             null_handling="skip")
+        strings = [pc.cast(c, pa.large_string()) for c in columns]
+        # Arrow's join drops the rows whose values are all null (pyarrow 25): those rows get
+        # an empty first value instead, which has no tokens either
+        none = functools.reduce(pc.and_, [pc.is_null(s) for s in strings])
+        strings[0] = pc.if_else(none, pa.scalar("", pa.large_string()), strings[0])
+        joined = pc.binary_join_element_wise(*strings, pa.scalar(" ", pa.large_string()), null_handling="skip")
         return tokenize(joined, kind, q)
     n = len(columns[0])
     parts, rows = [], []

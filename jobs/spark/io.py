@@ -183,7 +183,22 @@ def read_input(spark, path: str, what: str, job: str) -> DataFrame:
         list_files(path)
     except InputError as err:
         raise InputError(f"no {what} at {path}: run 'sigil {job}' first ({err})") from None
-    return spark.read.parquet(path)
+    return read_files(spark, path, "parquet")
+
+
+def read_files(spark, path: str, fmt: str, **options) -> DataFrame:
+    """``spark.read`` of the files at ``path`` (``csv`` with a header, or ``parquet``); a
+    file Spark cannot read (not Parquet, truncated, unreadable) is an InputError naming it,
+    not a Java stack trace."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    reader = spark.read.options(**options)
+    try:
+        return reader.option("header", True).csv(path) if fmt == "csv" else reader.parquet(path)
+    except (PySparkException, Py4JJavaError) as err:
+        text = str(err.java_exception.getMessage()) if isinstance(err, Py4JJavaError) else str(err)
+        raise InputError(f"{path}: cannot be read as {fmt}: {text.strip().splitlines()[0]}") from None
 
 
 def quarantine_examples(quarantine: DataFrame, n: int = 5) -> list[str]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
+from sigil.jobs.spark.io import read_files
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.pairs import KEYS, entity_of, entity_pairs, normalised_pairs
 from sigil.transforms.quality import blocking_scores, precision_recall
-from sigil.transforms.records import InputError
+from sigil.transforms.records import InputError, list_files
 
 PAIR_KEYS = StructType([StructField(k, StringType()) for k in KEYS])
 
@@ -45,12 +47,14 @@ def read_pairs(spark, path: str, fmt: str, mode: str, sources: list[str],
     """Record pairs from a CSV/Parquet file, oriented like candidates, (source_a, id_a) <
     (source_b, id_b), without duplicates (transforms/pairs.normalised_pairs per batch). A
     file without source columns names the single source (dedupe) or the first and second
-    sources (link); ``extra`` columns (e.g. a label) are kept."""
-    df = (spark.read.option("header", True).csv(path) if fmt == "csv" else spark.read.parquet(path))
-    df = df.toDF(*[c.strip() for c in df.columns])
-    missing = [c for c in (*id_columns, *extra) if c not in df.columns]
-    if missing:
-        raise InputError(f"{path} has no column(s) {missing}; it has {df.columns}")
+    sources (link); ``extra`` columns (e.g. a label) are kept. A missing or unreadable
+    file, or a missing column, is an InputError naming the file, before any work."""
+    list_files(path)  # a plain error for a missing path
+    df = read_files(spark, path, fmt)
+    try:  # the columns checked on the driver, by the function the tasks run
+        normalised_pairs(pa.Table.from_pylist([], to_arrow_schema(df.schema)), id_columns, mode, sources, extra)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
     schema = StructType([*PAIR_KEYS.fields, *(df.schema[c] for c in extra)])
 
     def normalise(batches):
@@ -70,10 +74,18 @@ def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFram
 
 def read_labels(spark, path: str, fmt: str, mode: str, sources: list[str], id_columns: tuple[str, str],
                 label_column: str | None) -> DataFrame:
-    """Labelled pairs (KEYS, label int) from a file; without a label column every pair is a match."""
+    """Labelled pairs (KEYS, label int) from a file; without a label column every pair is a
+    match. A label other than 0 or 1 is an InputError naming the first such pair."""
     extra = (label_column,) if label_column else ()
     pairs = read_pairs(spark, path, fmt, mode, sources, tuple(id_columns), extra)
-    return pairs.select(*KEYS, (F.col(label_column).cast("int") if label_column else F.lit(1)).alias("label"))
+    if not label_column:
+        return pairs.select(*KEYS, F.lit(1).alias("label"))
+    label = F.col(label_column).try_cast("double")  # "1", "1.0", 1: a number; "maybe": null
+    bad = pairs.where(label.isNull() | ~label.isin(0, 1))
+    first = bad.limit(1).collect()  # driver-ok: one row
+    if first:
+        raise InputError(f"{path}: {label_column} must be 0 or 1, e.g. {first[0].asDict()}")
+    return pairs.select(*KEYS, label.cast("int").alias("label"))
 
 
 def oriented(pairs: DataFrame, *extra: str) -> DataFrame:

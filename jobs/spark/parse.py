@@ -6,12 +6,15 @@ first-occurrence rule for duplicate keys. Used by every job that reads user file
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
+
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import spark_schema
-from sigil.transforms.records import LINE_FORMATS, count_newlines, line_splits
+from sigil.transforms.records import LINE_FORMATS, InputError, count_newlines, line_splits
 
 
 PARTS = "source string, path string, start long, end long, first_line long"
@@ -50,9 +53,24 @@ def parse_parts(spark, files: list[tuple[str, str, str]], split_bytes: int, read
             for name, path, start, end, line in zip(*(batch[c].to_pylist() for c in PARTS_COLUMNS)):
                 yield from reader(name, path, start, None if end < 0 else end, line)
 
-    # a few parts per task: fewer tasks cost less to schedule, and the cores stay busy
-    tasks = min(n, 4 * spark.sparkContext.defaultParallelism)
+    # a few parts per task: fewer tasks cost less to schedule, and the cores stay busy; and
+    # one task when there is nothing to parse (empty files), which gives no rows
+    tasks = max(1, min(n, 4 * spark.sparkContext.defaultParallelism))
     return parts.repartition(tasks).mapInArrow(parse, spark_schema(schema))
+
+
+@contextmanager
+def task_input_errors():
+    """Around the first action on parsed rows: an InputError that a parse task raised (a
+    file changed or damaged after the driver checked it) reaches the driver wrapped in a
+    Spark error with the worker's traceback; it is raised again as the InputError it was."""
+    try:
+        yield
+    except Exception as err:
+        found = re.search(r"InputError: (.+)", str(err))
+        if found is None:
+            raise
+        raise InputError(found.group(1)) from None
 
 
 def split_duplicates(rows: DataFrame, keys: list[str]) -> tuple[DataFrame, DataFrame]:

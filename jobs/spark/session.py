@@ -3,6 +3,7 @@ spark-submit) and the Hadoop filesystem a run moves its outputs with."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -58,6 +59,22 @@ def spark_session(conf: SparkConfig = SparkConfig()):
     return spark
 
 
+def _as_os_error(method):
+    """A Hadoop FileSystem call whose Java failure (permissions, a read-only folder) comes
+    back as an OSError, as pyarrow's do."""
+
+    @functools.wraps(method)
+    def call(*args):
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            return method(*args)
+        except Py4JJavaError as err:
+            raise OSError(str(err.java_exception.getMessage() or err.java_exception.toString())) from None
+
+    return call
+
+
 class HadoopStorage:
     """``sigil.run.Storage`` through Spark's Hadoop FileSystem: file://, hdfs://, s3a://...,
     with the credentials and settings of the session."""
@@ -70,10 +87,12 @@ class HadoopStorage:
         p = self._jvm.org.apache.hadoop.fs.Path(path)
         return p.getFileSystem(self._conf), p
 
+    @_as_os_error
     def exists(self, path: str) -> bool:
         fs, p = self._fs(path)
         return fs.exists(p)
 
+    @_as_os_error
     def move(self, src: str, dst: str) -> None:
         fs, s = self._fs(src)
         _, d = self._fs(dst)
@@ -81,12 +100,46 @@ class HadoopStorage:
         if not fs.rename(s, d):
             raise OSError(f"could not move {src} to {dst}")
 
+    @_as_os_error
     def delete(self, path: str) -> None:
         fs, p = self._fs(path)
         fs.delete(p, True)
 
+    @_as_os_error
     def write_text(self, path: str, text: str) -> None:
         fs, p = self._fs(path)
         out = fs.create(p, True)
         out.write(bytearray(text.encode()))
         out.close()
+
+    @_as_os_error
+    def read_text(self, path: str) -> str | None:
+        fs, p = self._fs(path)
+        if not fs.isFile(p):
+            return None
+        stream = fs.open(p)
+        try:
+            return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode("utf-8", "replace")
+        finally:
+            stream.close()
+
+    @_as_os_error
+    def create_text(self, path: str, text: str) -> bool:
+        fs, p = self._fs(path)
+        fs.mkdirs(p.getParent())
+        try:
+            out = fs.create(p, False)  # fails when the file exists (atomic on HDFS)
+        except Exception as err:  # noqa: BLE001 - py4j's error for FileAlreadyExistsException
+            if "FileAlreadyExistsException" in str(err):
+                return False
+            raise
+        out.write(bytearray(text.encode()))
+        out.close()
+        return True
+
+    @_as_os_error
+    def children(self, path: str) -> list[str] | None:
+        fs, p = self._fs(path)
+        if not fs.exists(p) or not fs.getFileStatus(p).isDirectory():
+            return None
+        return [status.getPath().getName() for status in fs.listStatus(p)]
