@@ -1,6 +1,6 @@
-"""Record pairs on Spark: the ground truth and labels read from files or id patterns (by
-the Arrow functions of transforms/pairs.py, mapped over batches), pairs joined with the
-records' columns or keys, and their quality against the truth.
+"""Record pairs on Spark: the ground truth and labels read from files or id patterns (the
+rules of transforms/pairs.py, as Spark expressions), pairs joined with the records'
+columns or keys, and their quality against the truth.
 
 Every stage that reports quality (block, nlsh-block, match, cluster) reads the truth
 through here.
@@ -12,63 +12,56 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.types import StringType, StructField, StructType
 
 from sigil.jobs.spark.io import read_files
 from sigil.schemas.config import SigilConfig
-from sigil.transforms.pairs import KEYS, entity_of, entity_pairs, normalised_pairs
+from sigil.transforms.pairs import KEYS, normalised_pairs
 from sigil.transforms.quality import blocking_scores, precision_recall
 from sigil.transforms.records import InputError, list_files
 
-PAIR_KEYS = StructType([StructField(k, StringType()) for k in KEYS])
 
-
-def truth_from_ids(records: DataFrame, pattern: str, mode: str, partitions: int) -> DataFrame:
-    """Pairs of records whose ids share the entity that ``pattern``'s first group extracts
-    (transforms/pairs.entity_of, entity_pairs): records hash-partitioned by entity, every
-    partition's pairs made in one call."""
-
-    def with_entity(batches):
-        for batch in batches:
-            yield pa.RecordBatch.from_pydict({"source": batch.column("source"), "id": batch.column("id"),
-                                              "entity": entity_of(batch.column("id"), pattern)})
-
-    def pairs(batches):
-        batches = list(batches)
-        if batches:
-            yield from entity_pairs(pa.Table.from_batches(batches), mode).to_batches()
-
-    entities = records.select("source", "id").mapInArrow(with_entity, "source string, id string, entity string")
-    return entities.where("entity is not null").repartition(partitions, "entity").mapInArrow(pairs, PAIR_KEYS)
+def truth_from_ids(records: DataFrame, pattern: str, mode: str) -> DataFrame:
+    """Pairs of records whose ids share the entity that ``pattern``'s first group extracts:
+    transforms/pairs.entity_pairs as Spark's own join, so that the truth of millions of
+    records never crosses into Python (tests/test_outputs.py checks both give the same
+    pairs)."""
+    ent = records.select("source", "id", F.regexp_extract("id", pattern, 1).alias("entity")).where("entity != ''")
+    a = ent.select(F.col("source").alias("source_a"), F.col("id").alias("id_a"), "entity")
+    b = ent.select(F.col("source").alias("source_b"), F.col("id").alias("id_b"), "entity")
+    pairs = a.join(b, "entity").where(F.struct("source_a", "id_a") < F.struct("source_b", "id_b"))
+    if mode == "link":
+        pairs = pairs.where(F.col("source_a") != F.col("source_b"))
+    return pairs.drop("entity")
 
 
 def read_pairs(spark, path: str, fmt: str, mode: str, sources: list[str],
                id_columns: tuple[str, str] = ("id_a", "id_b"), extra: tuple[str, ...] = ()) -> DataFrame:
     """Record pairs from a CSV/Parquet file, oriented like candidates, (source_a, id_a) <
-    (source_b, id_b), without duplicates (transforms/pairs.normalised_pairs per batch). A
-    file without source columns names the single source (dedupe) or the first and second
-    sources (link); ``extra`` columns (e.g. a label) are kept. A missing or unreadable
-    file, or a missing column, is an InputError naming the file, before any work."""
+    (source_b, id_b), without duplicates: transforms/pairs.normalised_pairs as Spark
+    expressions. A file without source columns names the single source (dedupe) or the
+    first and second sources (link); ``extra`` columns (e.g. a label) are kept. A missing
+    or unreadable file, or a missing column, is an InputError naming the file, before any
+    work."""
     list_files(path)  # a plain error for a missing path
     df = read_files(spark, path, fmt)
-    try:  # the columns checked on the driver, by the function the tasks run
+    df = df.toDF(*[c.strip() for c in df.columns])
+    try:  # the columns checked by the Arrow function itself: one rule for both
         normalised_pairs(pa.Table.from_pylist([], to_arrow_schema(df.schema)), id_columns, mode, sources, extra)
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
-    schema = StructType([*PAIR_KEYS.fields, *(df.schema[c] for c in extra)])
-
-    def normalise(batches):
-        for batch in batches:
-            yield normalised_pairs(batch, id_columns, mode, sources, extra)
-
-    return df.mapInArrow(normalise, schema).dropDuplicates(KEYS)
+    df = df.withColumnRenamed(id_columns[0], "id_a").withColumnRenamed(id_columns[1], "id_b")
+    if "source_a" not in df.columns:
+        sa, sb = (sources[0], sources[0]) if mode == "dedupe" else (sources[0], sources[1])
+        df = df.withColumn("source_a", F.lit(sa)).withColumn("source_b", F.lit(sb))
+    df = df.select(*[F.trim(F.col(c).cast("string")).alias(c) for c in KEYS], *extra)
+    return oriented(df, *extra).dropDuplicates(KEYS)
 
 
 def read_truth(spark, config: SigilConfig, sources: list[str], records: DataFrame) -> DataFrame:
     """Truth pairs, oriented like candidates, from the configured file or id pattern."""
     t, mode = config.truth, config.er_mode()
     if t.id_regex is not None:
-        return truth_from_ids(records, t.id_regex, mode, config.spark.shuffle_partitions)
+        return truth_from_ids(records, t.id_regex, mode)
     return read_pairs(spark, t.path, t.format, mode, sources, tuple(t.id_columns))
 
 
