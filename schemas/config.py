@@ -683,6 +683,81 @@ class CommunitiesConfig(Model):
         return self
 
 
+class PprQueryInput(Model):
+    """Personalized PageRank queries: an id, the source vertices (a list, or one string split
+    by ``separator``: the query is the PPR of the uniform distribution over them) and
+    optionally the number of vertices to rank."""
+
+    path: str = Field(description="a file or a directory of files")
+    format: TableFormat = Field("csv", description="file format")
+    id_column: str = Field("query_id", description="column of query ids (without a header: `0`)")
+    sources_column: str = Field("sources", description="column of the source vertices (external ids): a list, or "
+                                                       "one string split by `separator` (without a header: `1`)")
+    separator: str = Field(" ", min_length=1, description="separator of the sources in a string")
+    k_column: str | None = Field("k", description="column of a query's k, the vertices it ranks; where it is absent "
+                                                  "or empty, `ppr.k` (without a header: `2`)")
+    header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
+                                           "columns are named 0, 1, 2, ...")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
+                                                                                "(csv) or a tab (tsv)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positions(cls, data: Any) -> Any:
+        return _by_position(data, {"id_column": "0", "sources_column": "1", "k_column": "2"})
+
+    def columns(self) -> tuple[list[str], list[str]]:
+        """The columns read: (required, optional: a file may lack the k column)."""
+        return [self.id_column, self.sources_column], [self.k_column] if self.k_column else []
+
+    @property
+    def seeds_column(self) -> str:
+        """``sources_column``, by the name the query-table reader reads (transforms/graph.py)."""
+        return self.sources_column
+
+    @property
+    def size_column(self) -> str | None:
+        """``k_column``, by the name the query-table reader reads (transforms/graph.py)."""
+        return self.k_column
+
+
+class PprConfig(Model):
+    """Personalized PageRank as PowerWalk computes it (Liu et al., CIKM 2016): ppr-index gives
+    every vertex a fingerprint by random walks; ppr-query answers a batch of queries by the
+    vertex-centric decomposition and the fingerprints (transforms/ppr.py)."""
+
+    walks: int = Field(30, ge=1, description="R, random walks from every vertex: a fingerprint's error falls as "
+                                             "1 / sqrt(R); the fingerprints' rows and time grow about as R")
+    alpha: float = Field(0.15, gt=0, le=1, description="restart probability per step (a walk visits 1 / alpha "
+                                                       "vertices on average); ppr-query uses the fingerprints' own")
+    seed: int = Field(0, description="seed of the walks: step j of walk w from vertex s draws from (seed, s, w, j), "
+                                     "so a rerun or a retried task gives the same fingerprints")
+    floor: float = Field(0.0, ge=0, le=1, description="fingerprint values below this are left out (0: keep all); "
+                                                      "the mass left out is reported")
+    held_graph_mb: int = Field(512, ge=0, description=(
+        "a graph whose CSR takes up to this much memory (8 bytes per vertex and per edge, 16 per edge when "
+        "weighted; undirected edges count twice; ppr-query adds its transition matrix, 16 bytes per edge) is "
+        "read once by every Python worker: ppr-index walks it in the tasks, ppr-query decomposes its queries "
+        "there; larger graphs are walked by joining the walkers with the out-edges in Spark, one step per join, "
+        "and ppr-query refuses them; 0: always join"))
+    held_fingerprints_mb: int = Field(512, ge=0, description=(
+        "ppr-query: fingerprints taking up to this much memory (12 bytes per row) are held by every Python "
+        "worker with the graph, and each task answers its queries in memory; larger ones are joined with the "
+        "decomposition's residuals in Spark; 0: always join"))
+    queries: PprQueryInput | None = Field(None, description="ppr-query: the table of queries")
+    k: int = Field(50, ge=1, description="vertices ranked per query where the query gives no k")
+    steps: int = Field(4, ge=0, description=(
+        "T, decomposition steps from each query's sources before the fingerprints take over: more steps spread "
+        "the rest over more fingerprints (more accurate) and push more vertices per query"))
+    prune: float = Field(1e-4, ge=0, description=(
+        "residual entries below this are not pushed but left to the fingerprints: lower is more accurate and "
+        "pushes up to 1 / prune vertices per query and step"))
+    exact_sample: int = Field(0, ge=0, description=(
+        "ppr-query: compare this many queries (a seeded sample) with exact PPR (power iteration to L1 1e-10) and "
+        "report their L1 error, precision@k and NDCG@k; 0: no check"))
+    exact_seed: int = Field(0, description="seed of that sample")
+
+
 class EncoderConfig(Model):
     """Records as text (``COL <attr> VAL <value> ...`` over ``columns``, raw values) embedded
     by a local sentence-transformers model."""
@@ -791,7 +866,8 @@ class NlshBlockConfig(Model):
 INPUT_FIELDS = ("path", "input", "embeddings", "load_model")  # fields that name a path a job reads
 # the sections a job reads besides its own (by its output directory's name)
 JOB_READS = {"block": ("block", "truth"), "match": ("match", "truth"), "cluster": ("cluster", "truth"),
-             "nlsh_train": ("nlsh_train", "encoder"), "nlsh_block": ("nlsh_block", "encoder", "truth")}
+             "nlsh_train": ("nlsh_train", "encoder"), "nlsh_block": ("nlsh_block", "encoder", "truth"),
+             "ppr_query": ("ppr",)}
 
 
 class SigilConfig(Model):
@@ -818,6 +894,8 @@ class SigilConfig(Model):
                                                                    "vertex neighbourhoods and their LSH index")
     communities: CommunitiesConfig | None = Field(None, description="the communities job: communities grown "
                                                                     "around seed queries, or of every vertex")
+    ppr: PprConfig | None = Field(None, description="the ppr-index and ppr-query jobs: random-walk fingerprints of "
+                                                    "every vertex and batches of personalized PageRank queries")
     encoder: EncoderConfig | None = Field(None, description="records embedded by a sentence-transformers "
                                                             "model (nlsh-train, nlsh-block)")
     nlsh_train: NlshTrainConfig | None = Field(None, description="the nlsh-train job: the encoder fine-tuned as "

@@ -195,6 +195,26 @@ VERTEX_ASSIGNMENTS = pa.schema([
 ])
 
 
+#: PowerWalk fingerprints (ppr-index): per source vertex, ``alpha * visits / walks`` of every
+#: vertex its random walks visited (rows below ``ppr.floor`` left out); ``fingerprint_matrix``
+#: in transforms/ppr.py makes them a matrix.
+FINGERPRINTS = pa.schema([
+    pa.field("source", pa.int64(), nullable=False),
+    pa.field("target", pa.int64(), nullable=False),
+    pa.field("value", pa.float32(), nullable=False),
+])
+
+#: Personalized PageRank queries (ppr-query): each query's k best vertices, rank 1 the
+#: highest estimated PPR score (ties to the smaller vid).
+PPR_RANKINGS = pa.schema([
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("vertex", pa.string(), nullable=False),
+    pa.field("vid", pa.int64(), nullable=False),
+    pa.field("score", pa.float64(), nullable=False),
+])
+
+
 def embeddings(dim: int) -> pa.Schema:
     """Record embeddings of the nlsh-block job: unit float32 vectors."""
     return pa.schema([

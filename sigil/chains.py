@@ -1,7 +1,7 @@
 """Chains of jobs in one Spark session, each with a summary: the entity-resolution chain
 (``sigil er``: ingest -> block -> match -> cluster), the demo (``sigil demo``: generate
 first, on conf/demo.yaml) and the graph chain (``sigil graph``: [graph-generate ->]
-graph-ingest -> graph-index -> communities).
+graph-ingest -> graph-index -> communities [-> ppr-index [-> ppr-query]]).
 
 Each stage is also a job of its own (``sigil match``...) reading the previous stage's
 outputs, so a chain can be resumed from any stage (``--from match``). The jobs are loaded
@@ -18,8 +18,9 @@ from pathlib import Path
 from sigil.schemas.config import ConfigError, SigilConfig, load_config
 
 ER_STAGES = ("ingest", "block", "match", "cluster")
-GRAPH_STAGES = ("graph_generate", "graph_ingest", "graph_index", "communities")
-SECTIONS = {"graph_ingest": "graph"}  # a stage's configuration section, where the names differ
+GRAPH_STAGES = ("graph_generate", "graph_ingest", "graph_index", "communities", "ppr_index", "ppr_query")
+# a stage's configuration section, where the names differ
+SECTIONS = {"graph_ingest": "graph", "ppr_index": "ppr", "ppr_query": "ppr"}
 
 
 def demo_conf() -> Path:
@@ -62,11 +63,14 @@ def demo(conf=None, overrides=(), strict: bool = False, quiet: bool = False) -> 
 
 def graph(conf, overrides=(), strict: bool = False, quiet: bool = False, start: str = "graph_generate") -> dict:
     """The graph chain from ``start`` (graph-generate only when the configuration has a
-    ``graph_generate`` section); prints its summary."""
+    ``graph_generate`` section, the personalized PageRank tail only with a ``ppr`` section,
+    ppr-query only with its queries); prints its summary."""
     config = load_config(conf, overrides)
     stages = GRAPH_STAGES[GRAPH_STAGES.index(start):]
     if config.graph_generate is None and stages[0] == "graph_generate":
         stages = stages[1:]
+    tail = {"ppr_index": config.ppr is not None, "ppr_query": config.ppr is not None and config.ppr.queries is not None}
+    stages = stages[:1] + tuple(s for s in stages[1:] if tail.get(s, True))  # the first runs, or says what it lacks
     manifests = run(config, stages, strict, quiet)
     print(graph_summary(manifests))
     return manifests
@@ -103,8 +107,9 @@ def er_summary(manifests: dict) -> str:
 
 
 def graph_summary(manifests: dict) -> str:
-    """The graph, the index, the seed queries' quality and latency, and the whole-graph
-    communities' agreement with the ground truth where there is one."""
+    """The graph, the index, the seed queries' quality and latency, the whole-graph
+    communities' agreement with the ground truth where there is one, and the personalized
+    PageRank fingerprints and queries (their error against exact PPR where checked)."""
     metric = lambda stage, *keys: _dig(manifests.get(stage, {}).get("metrics", {}), keys)  # noqa: E731
     rows = [("vertices", metric("graph_ingest", "vertices")), ("edges", metric("graph_ingest", "edges")),
             ("components", metric("graph_ingest", "components")),
@@ -118,7 +123,13 @@ def graph_summary(manifests: dict) -> str:
             ("seconds per query (batch)", metric("communities", "seed_queries", "seconds_per_query")),
             ("whole-graph communities", metric("communities", "whole_graph", "communities")),
             ("whole-graph NMI", metric("communities", "whole_graph", "nmi")),
-            ("whole-graph adjusted Rand", metric("communities", "whole_graph", "ari"))]
+            ("whole-graph adjusted Rand", metric("communities", "whole_graph", "ari")),
+            ("PPR fingerprint rows", _dig(manifests, ("ppr_index", "outputs", "fingerprints"))),
+            ("PPR mean walk length", metric("ppr_index", "mean_walk_length")),
+            ("PPR queries", metric("ppr_query", "queries")),
+            ("PPR seconds per query (batch)", metric("ppr_query", "seconds_per_query")),
+            ("PPR mean L1 vs exact", metric("ppr_query", "exactness", "mean_l1")),
+            ("PPR precision@k vs exact", metric("ppr_query", "exactness", "precision_at_k"))]
     rows = [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in rows if v is not None]
     return _table("sigil graph summary", rows, manifests)
 

@@ -21,10 +21,13 @@ JOBS = {
     "graph-ingest": "edge list (+ vertex table) -> vertex dictionary, merged edges, graph statistics",
     "graph-index": "neighbourhood MinHash signatures of every vertex and their LSH index",
     "communities": "batch seed queries over the LSH index, and whole-graph communities",
+    "ppr-index": "personalized PageRank: random-walk fingerprints of every vertex (PowerWalk)",
+    "ppr-query": "personalized PageRank: a batch of queries answered from the fingerprints, top k each",
     "nlsh-train": "fine-tune the record encoder as a neural LSH function from labelled pairs or a match rule",
     "nlsh-block": "neural-LSH blocking: record embeddings -> top-k or hyperplane-LSH candidate pairs",
     "er": "the whole chain: ingest -> block -> match -> cluster, with a summary (--from STAGE)",
-    "graph": "the graph chain: [graph-generate ->] graph-ingest -> graph-index -> communities, with a summary",
+    "graph": "the graph chain: [graph-generate ->] graph-ingest -> graph-index -> communities [-> ppr-index -> "
+             "ppr-query], with a summary",
     "demo": "generate -> ingest -> block -> match -> cluster on generated data, with a summary",
 }
 
@@ -43,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
             j.add_argument("--engine", choices=("spark", "beam"), default="spark")
         if name == "graph":
             j.add_argument("--from", dest="start", choices=("graph_generate", "graph_ingest", "graph_index",
-                                                            "communities"), default="graph_generate",
+                                                            "communities", "ppr_index", "ppr_query"),
+                           default="graph_generate",
                            help="resume the chain at this stage, reading the earlier stages' outputs")
         if name == "er":
             j.add_argument("--from", dest="start", choices=("ingest", "block", "match", "cluster"), default="ingest",

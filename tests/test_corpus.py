@@ -21,7 +21,8 @@ from sigil.cli import main
 # job -> (its output directory, its main dataset)
 OUTPUTS = {"ingest": ("ingest", "records"), "graph-ingest": ("graph", "edges"), "communities": ("communities", "members"),
            "block": ("block", "candidates"), "match": ("match", "pairs"), "cluster": ("cluster", "entities"),
-           "graph-index": ("graph_index", "signatures")}
+           "graph-index": ("graph_index", "signatures"), "ppr-index": ("ppr_index", "fingerprints"),
+           "ppr-query": ("ppr_query", "rankings")}
 
 
 def cases() -> list[Case]:

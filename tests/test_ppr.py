@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigil.transforms.ppr import (Graph, PPRIndex, decompose, exact_ppr, fingerprint_matrix, fingerprints,
-                                  l1_error, ndcg_at_k, precision_at_k, query, top_k)
+from sigil.transforms.ppr import (Graph, PPRIndex, advance, decompose, exact_ppr, fingerprint_matrix, fingerprints,
+                                  l1_error, min_visits, ndcg_at_k, precision_at_k, query, top_k, visit_values)
 
 ALPHA = 0.15
 
@@ -293,6 +293,83 @@ def test_fingerprints_reject_bad_arguments():
         fingerprint_matrix([0, 0], [1, 1], [0.5, 0.5], 2)
 
 
+def stepped(graph: Graph, sources, walks: int, alpha: float, seed: int, order_seed: int = 0) -> dict:
+    """Every walker stepped by ``advance`` until it stops, as ppr-index's joined path does
+    (each round's walkers in a new random order): visits per (source, vertex)."""
+    rng = np.random.default_rng(order_seed)
+    source = np.repeat(np.asarray(sources, np.int64), walks)
+    walk, at, step = np.tile(np.arange(walks), len(sources)), source.copy(), np.zeros(len(source), np.int64)
+    visits = Counter(zip(source.tolist(), at.tolist()))
+    while len(source):
+        shuffle = rng.permutation(len(source))
+        source, walk, at, step = source[shuffle], walk[shuffle], at[shuffle], step[shuffle]
+        nxt = advance(graph.offsets, graph.targets, graph.cumulative, at, source, walk, step, alpha=alpha, seed=seed)
+        go = nxt >= 0
+        source, walk, at, step = source[go], walk[go], nxt[go], step[go] + 1
+        visits.update(zip(source.tolist(), at.tolist()))
+    return visits
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_advance_steps_the_walks_of_fingerprints(data):
+    """Walkers stepped one draw at a time, in any order, visit what ``fingerprints`` counts:
+    the joined path of ppr-index and the walks in memory give the same fingerprints."""
+    n, src, dst, weight, directed = data.draw(small_graphs())
+    graph = Graph.from_edges(np.array(src, np.int64), np.array(dst, np.int64), weight, n=n, directed=directed)
+    sources = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+    walks, seed = data.draw(st.integers(1, 12)), data.draw(st.integers(-(1 << 70), 1 << 70))
+    alpha = data.draw(st.sampled_from([ALPHA, 0.5, 1.0]))
+    visits = stepped(graph, sources, walks, alpha, seed, order_seed=data.draw(st.integers(0, 9)))
+    fp = fingerprints(graph, sources, walks, alpha=alpha, seed=seed)
+    rows = sorted(visits.items(), key=lambda kv: (sources.index(kv[0][0]), kv[0][1]))
+    assert [k for k, _ in rows] == list(zip(fp.source.tolist(), fp.target.tolist()))
+    assert np.array_equal(visit_values([c for _, c in rows], walks, alpha), fp.value)
+
+
+def test_advance_on_a_larger_weighted_graph():
+    graph = graph_of(nx_graph("weighted"), "w")
+    visits = sorted(stepped(graph, np.arange(25), 30, ALPHA, 17, order_seed=3).items())
+    fp = fingerprints(graph, np.arange(25), 30, seed=17)
+    assert [k for k, _ in visits] == list(zip(fp.source.tolist(), fp.target.tolist()))
+    assert np.array_equal(visit_values([c for _, c in visits], 30, ALPHA), fp.value)
+    with pytest.raises(ValueError, match="one value per walker"):
+        advance(graph.offsets, graph.targets, None, [0], [0, 1], [0], [0])
+    with pytest.raises(ValueError, match="rows of the CSR"):
+        advance(graph.offsets, graph.targets, None, [25], [0], [0], [0])
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.005, 0.01, 0.0101, 0.05, 0.3])
+def test_min_visits_is_the_floor_of_fingerprints(floor):
+    """A row is kept by ``floor`` exactly when its visits reach ``min_visits``: the joined
+    path truncates by counts alone."""
+    graph = graph_of(nx_graph("directed"))
+    full = fingerprints(graph, np.arange(25), 30, seed=4)
+    counts = np.rint(full.value.astype(np.float64) * 30 / ALPHA).astype(np.int64)
+    assert np.array_equal(visit_values(counts, 30, ALPHA), full.value)
+    cut = fingerprints(graph, np.arange(25), 30, seed=4, floor=floor)
+    keep = counts >= min_visits(30, ALPHA, floor)
+    assert np.array_equal(cut.source, full.source[keep]) and np.array_equal(cut.value, full.value[keep])
+
+
+def test_graph_from_parquet_is_graph_from_edges(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    edges = np.array([(u, v, d["w"]) for u, v, d in nx_graph("weighted").edges(data=True)])
+    src, dst, w = edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64), edges[:, 2]
+    pq.write_table(pa.table({"src": src, "dst": dst, "weight": w, "multiplicity": np.ones(len(w), np.int64)}),
+                   tmp_path / "part-0.parquet")
+    for directed in (True, False):
+        for weighted in (True, False):
+            read = Graph.from_parquet(str(tmp_path), 25, directed=directed, weighted=weighted)
+            built = Graph.from_edges(src, dst, w if weighted else None, n=25, directed=directed)
+            assert np.array_equal(read.offsets, built.offsets) and np.array_equal(read.targets, built.targets)
+            assert (read.cumulative is None) == (not weighted)
+            if weighted:
+                assert np.array_equal(read.cumulative, built.cumulative)
+
+
 # ---------------------------------------------------------------------------- decomposition
 
 
@@ -354,6 +431,21 @@ def test_multi_source_query_is_the_ppr_of_the_seed_set():
     for steps in (0, 3):
         assert l1_error(query(graph, f, [seeds], steps), expected[None]).item() < 0.05
     assert np.allclose(query(graph, f, [seeds, [20, 3, 1, 3]], 3).toarray()[1], query(graph, f, [seeds], 3).toarray())
+
+
+def test_a_query_scores_the_same_in_any_batch():
+    """Bit for bit: what the batch job answers for a query is what the in-memory index
+    answers for it alone."""
+    g = nx.planted_partition_graph(6, 20, 0.3, 0.02, seed=1)
+    graph = graph_of(g)
+    fp = fingerprints(graph, np.arange(graph.n), 20, seed=2)
+    f = fingerprint_matrix(fp.source, fp.target, fp.value, graph.n)
+    rng = np.random.default_rng(3)
+    queries = [rng.choice(graph.n, rng.integers(1, 4), replace=False) for _ in range(60)]
+    batch = query(graph, f, queries, 4)
+    for i, q in enumerate(queries):
+        alone = query(graph, f, [q], 4)
+        assert np.array_equal(alone.indices, batch[[i]].indices) and np.array_equal(alone.data, batch[[i]].data)
 
 
 # ---------------------------------------------------------------------------- top k and metrics

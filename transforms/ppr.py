@@ -34,7 +34,8 @@ Determinism. Step j of walk w from vertex s draws ``splitmix64(key + (j + 1) * g
 with ``key = mix(mix(mix(seed) ^ s) ^ w)`` (``mix`` the splitmix64 finaliser): a
 counter-based generator keyed by (seed, source vid, walk index), so a source's fingerprint
 is the same in any batch, order or task. Neighbour lists are sorted by (target, weight), so
-the input order of the edges does not matter either.
+the input order of the edges does not matter either. ``advance`` steps walkers one draw at
+a time with the same generator, for walks that a graph too large to hold moves by joins.
 
 Reference: Q. Liu, Z. Li, J. C. S. Lui, J. Cheng, "PowerWalk: Scalable Personalized
 PageRank via Random Walks with Vertex-Centric Decomposition", CIKM 2016,
@@ -176,6 +177,47 @@ class Graph:
         cumulative = None if w is None else _cumulative(offsets, np.ascontiguousarray(w[order]))
         return cls(int(n), offsets, targets, cumulative)
 
+    @classmethod
+    def from_parquet(cls, path: str, n: int, *, directed: bool, weighted: bool) -> "Graph":
+        """The graph of graph-ingest's ``edges`` dataset (schemas.datasets.EDGES: ``src,
+        dst, weight`` by vid), as ppr-index walks it and ppr-query decomposes on it.
+
+        Parameters
+        ----------
+        path : str
+            The dataset's directory: a local path or any URI pyarrow reads.
+        n : int
+            Number of vertices (the vertex dictionary's).
+        directed : bool
+            False for an undirected graph (its edges stored once each, walked both ways).
+        weighted : bool
+            Whether the weights bias the steps; False reads no weights (every edge weighs 1).
+
+        Returns
+        -------
+        Graph
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import pyarrow as pa
+        >>> import pyarrow.parquet as pq
+        >>> edges = pa.table({"src": [0, 1], "dst": [1, 2], "weight": [1.0, 3.0]})
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     pq.write_table(edges, os.path.join(d, "part-0.parquet"))
+        ...     g = Graph.from_parquet(d, 3, directed=False, weighted=True)
+        >>> g.targets.tolist(), g.cumulative.tolist()
+        ([1, 0, 2, 1], [1.0, 0.25, 1.0, 1.0])
+        """
+        import pyarrow.parquet as pq
+
+        from sigil.transforms.records import open_input
+
+        fs, root = open_input(path)
+        edges = pq.read_table(root, filesystem=fs, columns=["src", "dst", "weight"] if weighted else ["src", "dst"])
+        return cls.from_edges(edges["src"].to_numpy(), edges["dst"].to_numpy(),
+                              edges["weight"].to_numpy() if weighted else None, n=n, directed=directed)
+
     @property
     def out_degree(self) -> np.ndarray:
         """int64 number of out-edges of each vertex (0: dangling)."""
@@ -197,6 +239,21 @@ class Graph:
             q.sum_duplicates()  # in place: hence the copy, the graph's arrays stay as they are
             self._cache["transition"] = q
         return self._cache["transition"]
+
+
+def graph_bytes(n: int, arcs: int, *, weighted: bool, queries: bool = False) -> int:
+    """Memory of a ``Graph`` of ``n`` vertices and ``arcs`` out-edges (an undirected edge
+    counts twice, a self-loop once): offsets, targets and, weighted, cumulative weights;
+    with ``queries``, also the transition matrix and dangling weights that ``decompose``
+    builds. What ppr-index and ppr-query check against the memory their tasks may hold.
+
+    Examples
+    --------
+    >>> graph_bytes(3, 4, weighted=False), graph_bytes(3, 4, weighted=True, queries=True)
+    (64, 216)
+    """
+    held = 8 * (n + 1) + 8 * arcs * (2 if weighted else 1)
+    return held + (16 * arcs + 16 * n + 8 if queries else 0)
 
 
 def _stop_mass(graph: Graph, alpha: float) -> np.ndarray:
@@ -266,6 +323,22 @@ def _first_above(cumulative, lo, hi, x):
     return a
 
 
+@numba.njit(cache=True, inline="always")
+def _next(key, step, source, lo, hi, targets, cumulative, weighted, alpha):
+    """Where the walk keyed by ``key`` from ``source`` goes at its draw ``step``, standing at
+    a vertex whose out-edges are ``targets[lo:hi]``: -1 when it stops. The one step of both
+    the walks in memory (``_walk``) and the joined walkers (``advance``)."""
+    u = _uniform(key, step)
+    if u < alpha:
+        return np.int64(-1)
+    if lo == hi:
+        return np.int64(source)  # dangling: continue at the walk's source
+    x = (u - alpha) / (1.0 - alpha)  # given u >= alpha, uniform in [0, 1)
+    if weighted:
+        return targets[_first_above(cumulative, lo, hi, x)]
+    return targets[lo + min(np.int64(x * (hi - lo)), hi - lo - 1)]
+
+
 @numba.njit(cache=True, parallel=True)
 def _walk(offsets, targets, cumulative, weighted, sources, walks, alpha, seed, starts, visits):
     key0 = _mix(seed)
@@ -278,21 +351,22 @@ def _walk(offsets, targets, cumulative, weighted, sources, walks, alpha, seed, s
             visits[pos] = at
             step = 0
             while True:
-                u = _uniform(key, step)
-                step += 1
-                if u < alpha:
+                at = _next(key, step, s, offsets[at], offsets[at + 1], targets, cumulative, weighted, alpha)
+                if at < 0:
                     break
-                lo, hi = offsets[at], offsets[at + 1]
-                if lo == hi:
-                    at = s  # dangling: continue at the walk's source
-                else:
-                    x = (u - alpha) / (1.0 - alpha)  # given u >= alpha, uniform in [0, 1)
-                    if weighted:
-                        at = targets[_first_above(cumulative, lo, hi, x)]
-                    else:
-                        at = targets[lo + min(np.int64(x * (hi - lo)), hi - lo - 1)]
+                step += 1
                 pos += 1
                 visits[pos] = at
+
+
+@numba.njit(cache=True, parallel=True)
+def _advance(offsets, targets, cumulative, weighted, at, source, walk, step, alpha, seed):
+    key0 = _mix(seed)
+    out = np.empty(len(source), np.int64)
+    for i in numba.prange(len(source)):
+        out[i] = _next(_walk_key(key0, source[i], walk[i]), step[i], source[i], offsets[at[i]], offsets[at[i] + 1],
+                       targets, cumulative, weighted, alpha)
+    return out
 
 
 @numba.njit(cache=True, parallel=True)
@@ -445,12 +519,109 @@ def fingerprints(graph: Graph, sources, walks: int, *, alpha: float = 0.15, seed
         nnz.append(a), target.append(b), count.append(c)
     nnz = np.concatenate(nnz) if nnz else np.zeros(0, np.int64)
     target = np.concatenate(target) if target else np.zeros(0, np.int64)
-    value = (alpha / walks * np.concatenate(count)).astype(np.float32) if count else np.zeros(0, np.float32)
+    value = visit_values(np.concatenate(count), walks, alpha) if count else np.zeros(0, np.float32)
     row = np.repeat(np.arange(len(sources)), nnz)
     keep = value >= floor
     dropped = np.zeros(len(sources))
     np.add.at(dropped, row[~keep], value[~keep])
     return Fingerprints(sources[row[keep]], target[keep], value[keep], dropped)
+
+
+def visit_values(count, walks: int, alpha: float = 0.15) -> np.ndarray:
+    """Fingerprint values of visit counts: ``alpha * count / walks`` as float32, the values
+    ``fingerprints`` gives (and the joined walks of ppr-index, from counts Spark adds up).
+
+    Examples
+    --------
+    >>> visit_values(np.array([1, 40]), walks=30).tolist()
+    [0.004999999888241291, 0.20000000298023224]
+    """
+    return (alpha / walks * np.asarray(count)).astype(np.float32)
+
+
+def min_visits(walks: int, alpha: float = 0.15, floor: float = 0.0) -> int:
+    """The fewest visits whose value (``visit_values``) reaches ``floor``: ``fingerprints``
+    keeps exactly the rows of at least this many visits, so that a count alone says whether
+    a row is kept.
+
+    Examples
+    --------
+    >>> min_visits(30, floor=0.01), min_visits(30, floor=0.0101), min_visits(30)
+    (2, 3, 1)
+    """
+    guess = int(floor * walks / alpha)  # the values rise by alpha / walks per visit: the first lies next to it
+    counts = np.arange(max(guess - 2, 1), guess + 4)
+    return int(counts[np.argmax(visit_values(counts, walks, alpha) >= floor)])
+
+
+def advance(offsets, targets, cumulative, at, source, walk, step, *, alpha: float = 0.15,
+            seed: int = 0) -> np.ndarray:
+    """One step of a batch of walkers, drawing exactly what ``fingerprints`` draws [1]_.
+
+    Walker i, walk ``walk[i]`` from vertex ``source[i]``, has moved ``step[i]`` times and
+    stands at row ``at[i]`` of a CSR of out-edges: a ``Graph``'s arrays, or those of some of
+    its vertices (rows numbered as the caller likes, each row's targets in the order and with
+    the cumulative weights that ``Graph`` holds). Its draw number ``step[i]`` from the
+    generator keyed by (seed, source, walk) decides, as in ``fingerprints``: it stops, or
+    follows an out-edge, or from a row without out-edges (a dangling vertex) goes back to
+    its source. Stepping every walker until it stops, counting a visit for each position
+    (the start included), gives ``fingerprints``' counts: this is how ppr-index walks a
+    graph too large for its tasks to hold, one step per join of the walkers with the
+    out-edges of the vertices they stand at (PowerWalk's vertex-centric walks).
+
+    Parameters
+    ----------
+    offsets : array_like
+        int64 positions into ``targets``: row r's out-edges are ``targets[offsets[r]:offsets[r + 1]]``.
+    targets : array_like
+        int64 vid of each out-edge.
+    cumulative : array_like or None
+        float64 cumulative weights of the out-edges (``Graph.cumulative``); None for an
+        unweighted graph.
+    at : array_like
+        The row each walker stands at.
+    source, walk, step : array_like
+        Integer source vid, walk index and steps taken of each walker.
+    alpha : float, default 0.15
+    seed : int, default 0
+        As for ``fingerprints``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 vid each walker moves to; -1 where its walk stops.
+
+    References
+    ----------
+    .. [1] Q. Liu, Z. Li, J. C. S. Lui, J. Cheng, "PowerWalk: Scalable Personalized
+       PageRank via Random Walks with Vertex-Centric Decomposition", CIKM 2016,
+       doi:10.1145/2983323.2983713, arXiv:1608.06054.
+
+    Examples
+    --------
+    Walk 0 from vertex 0 of a triangle, stepped until it stops, visits what its fingerprint
+    counts:
+
+    >>> g = Graph.from_edges([0, 1, 2], [1, 2, 0])
+    >>> at, step, seen = 0, 0, [0]
+    >>> while at >= 0:
+    ...     at = int(advance(g.offsets, g.targets, None, [at], [0], [0], [step], seed=3)[0])
+    ...     step, seen = step + 1, seen + [at] * (at >= 0)
+    >>> fp = fingerprints(g, [0], walks=1, seed=3)
+    >>> np.bincount(seen, minlength=3)[fp.target].tolist() == np.rint(fp.value / 0.15).tolist()
+    True
+    """
+    alpha = _check_alpha(alpha)
+    at, source, walk, step = (np.ascontiguousarray(x, dtype=np.int64) for x in (at, source, walk, step))
+    offsets, targets = np.ascontiguousarray(offsets, dtype=np.int64), np.ascontiguousarray(targets, dtype=np.int64)
+    if not len(at) == len(source) == len(walk) == len(step):
+        raise ValueError("at, source, walk and step need one value per walker")
+    if len(at) and (at.min() < 0 or at.max() >= len(offsets) - 1):
+        raise ValueError(f"at must name rows of the CSR, 0..{len(offsets) - 2}")
+    weighted = cumulative is not None
+    cumulative = np.ascontiguousarray(cumulative, dtype=np.float64) if weighted else np.zeros(0)
+    return _advance(offsets, targets, cumulative, weighted, at, source, walk, step, alpha,
+                    np.uint64(int(seed) % (1 << 64)))
 
 
 def fingerprint_matrix(source, target, value, n: int) -> sp.csr_array:
@@ -583,6 +754,9 @@ def decompose(graph: Graph, queries, steps: int = 4, *, alpha: float = 0.15, pru
         estimate = estimate + alpha * push
         residual = residual - push + (1 - alpha) * (push @ q)
         residual.eliminate_zeros()
+        # rows in vid order: scipy picks its algorithms (and so each row's order of additions)
+        # by the whole matrix, and a query's answer must not depend on the others of its batch
+        residual.sum_duplicates()
     weights = residual.copy()
     weights.data *= _stop_mass(graph, alpha)[weights.indices]
     total = estimate.sum(axis=1) + weights.sum(axis=1)
