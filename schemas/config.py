@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -610,18 +610,18 @@ class GraphIndexConfig(Model):
         return self
 
 
-class QueryInput(Model):
-    """Seed queries: an id, the seed vertices (a list, or one string split by ``separator``)
-    and optionally a target size per query."""
+class _VertexListInput(Model):
+    """A table of queries: an id, a list of vertices (a list, or one string split by
+    ``separator``) and optionally a number per query; subclasses name the last two columns
+    (``LIST``, ``NUMBER``)."""
+
+    LIST: ClassVar[str]
+    NUMBER: ClassVar[str]
 
     path: str = Field(description="a file or a directory of files")
     format: TableFormat = Field("csv", description="file format")
     id_column: str = Field("query_id", description="column of query ids (without a header: `0`)")
-    seeds_column: str = Field("seeds", description="column of the seed vertices: a list, or one string split by "
-                                                   "`separator` (without a header: `1`)")
-    separator: str = Field(" ", min_length=1, description="separator of the seeds in a string")
-    size_column: str | None = Field("size", description="column of a query's target size; where it is absent "
-                                                        "or empty, `communities.size` (without a header: `2`)")
+    separator: str = Field(" ", min_length=1, description="separator of the vertices in a string")
     header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
                                            "columns are named 0, 1, 2, ...")
     delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
@@ -630,11 +630,29 @@ class QueryInput(Model):
     @model_validator(mode="before")
     @classmethod
     def _positions(cls, data: Any) -> Any:
-        return _by_position(data, {"id_column": "0", "seeds_column": "1", "size_column": "2"})
+        return _by_position(data, {"id_column": "0", cls.LIST: "1", cls.NUMBER: "2"})
+
+    @property
+    def list_column(self) -> str:
+        return getattr(self, self.LIST)
+
+    @property
+    def number_column(self) -> str | None:
+        return getattr(self, self.NUMBER)
 
     def columns(self) -> tuple[list[str], list[str]]:
-        """The columns read: (required, optional: a file may lack the size column)."""
-        return [self.id_column, self.seeds_column], [self.size_column] if self.size_column else []
+        """The columns read: (required, optional: a file may lack the number column)."""
+        return [self.id_column, self.list_column], [self.number_column] if self.number_column else []
+
+
+class QueryInput(_VertexListInput):
+    """Seed queries: an id, the seed vertices and optionally a target size per query."""
+
+    LIST, NUMBER = "seeds_column", "size_column"
+    seeds_column: str = Field("seeds", description="column of the seed vertices: a list, or one string split by "
+                                                   "`separator` (without a header: `1`)")
+    size_column: str | None = Field("size", description="column of a query's target size; where it is absent "
+                                                        "or empty, `communities.size` (without a header: `2`)")
 
 
 class WholeGraphConfig(Model):
@@ -683,42 +701,15 @@ class CommunitiesConfig(Model):
         return self
 
 
-class PprQueryInput(Model):
-    """Personalized PageRank queries: an id, the source vertices (a list, or one string split
-    by ``separator``: the query is the PPR of the uniform distribution over them) and
-    optionally the number of vertices to rank."""
+class PprQueryInput(_VertexListInput):
+    """Personalized PageRank queries: an id, the source vertices (the query is the PPR of
+    the uniform distribution over them) and optionally the number of vertices to rank."""
 
-    path: str = Field(description="a file or a directory of files")
-    format: TableFormat = Field("csv", description="file format")
-    id_column: str = Field("query_id", description="column of query ids (without a header: `0`)")
+    LIST, NUMBER = "sources_column", "k_column"
     sources_column: str = Field("sources", description="column of the source vertices (external ids): a list, or "
                                                        "one string split by `separator` (without a header: `1`)")
-    separator: str = Field(" ", min_length=1, description="separator of the sources in a string")
     k_column: str | None = Field("k", description="column of a query's k, the vertices it ranks; where it is absent "
                                                   "or empty, `ppr.k` (without a header: `2`)")
-    header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the "
-                                           "columns are named 0, 1, 2, ...")
-    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
-                                                                                "(csv) or a tab (tsv)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _positions(cls, data: Any) -> Any:
-        return _by_position(data, {"id_column": "0", "sources_column": "1", "k_column": "2"})
-
-    def columns(self) -> tuple[list[str], list[str]]:
-        """The columns read: (required, optional: a file may lack the k column)."""
-        return [self.id_column, self.sources_column], [self.k_column] if self.k_column else []
-
-    @property
-    def seeds_column(self) -> str:
-        """``sources_column``, by the name the query-table reader reads (transforms/graph.py)."""
-        return self.sources_column
-
-    @property
-    def size_column(self) -> str | None:
-        """``k_column``, by the name the query-table reader reads (transforms/graph.py)."""
-        return self.k_column
 
 
 class PprConfig(Model):

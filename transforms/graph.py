@@ -497,7 +497,7 @@ def _json_rows(data: bytes, queries, columns: list[str]) -> tuple[pa.Table, list
     object) and ``wrong type`` (a nested value; seeds may be a list of scalars) get a reason;
     the other rows come back with seeds as lists of strings and the rest as strings. Blank
     lines are no rows."""
-    seeds = queries.seeds_column
+    seeds = queries.list_column
     good, lines, bad = {c: [] for c in columns}, [], []
     for n, line in enumerate(data.removeprefix(BOM).split(b"\n"), start=1):
         if not line.rstrip(b"\r"):
@@ -533,7 +533,7 @@ def _scalars(table: pa.Table, queries) -> tuple[pa.Table, list[tuple]]:
 
     def allowed(name: str, kind: pa.DataType) -> bool:
         listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
-        return not pa.types.is_nested(kind) or name == queries.seeds_column and listed and not pa.types.is_nested(
+        return not pa.types.is_nested(kind) or name == queries.list_column and listed and not pa.types.is_nested(
             kind.value_type)
 
     wrong = [c for c in table.column_names if not allowed(c, table.schema.field(c).type)]
@@ -587,7 +587,7 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     path : str
         The file: a local path or any URI pyarrow reads.
     queries : schemas.config.QueryInput
-        Its ``format, id_column, seeds_column, separator, size_column, header, delimiter``.
+        Its ``format, id_column, list_column, separator, number_column, header, delimiter``.
     default_size : int
         Target community size of a query without one.
 
@@ -622,11 +622,11 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     lines = table["__line"].to_numpy()
     table = table.drop_columns(["__line"])
     ids = _trimmed(table[queries.id_column])
-    seeds = _seed_lists(table[queries.seeds_column], queries.separator)
+    seeds = _seed_lists(table[queries.list_column], queries.separator)
     size = np.full(table.num_rows, default_size, dtype=np.int64)
     reasons = np.full(table.num_rows, None, dtype=object)
-    if queries.size_column in columns:
-        given = _trimmed(table[queries.size_column])
+    if queries.number_column in columns:
+        given = _trimmed(table[queries.number_column])
         present = given.is_valid().to_numpy(zero_copy_only=False)
         ok = pc.fill_null(pc.match_substring_regex(given, r"^\+?\d{1,9}$"), False).to_numpy(zero_copy_only=False)
         reasons[present & ~ok] = "bad size: not a positive integer"
