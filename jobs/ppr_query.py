@@ -3,9 +3,10 @@
 A query names one or more source vertices (external ids); its answer is the k vertices of
 highest PPR of the uniform distribution over them. As PowerWalk does (Liu et al., CIKM 2016,
 arXiv:1608.06054; transforms/ppr.py), each query's residual is pushed ``ppr.steps`` times
-from its sources (entries under ``ppr.prune`` stay), many queries in one sparse product per
-step, and the fingerprints of ppr-index cover what is left: ``ppr ~ estimate + residual @
-F``. The pushes need the graph in the tasks (each Python worker reads graph-ingest's edges
+from its sources (entries under ``ppr.prune`` stay), the residual weights under
+``ppr.resolution`` are sampled (unbiased, seeded by ``ppr.seed`` and the query's sources),
+and the fingerprints of ppr-index cover what is left: ``ppr ~ estimate + residual @ F``.
+Each task answers a batch of queries together, in parallel threads. The pushes need the graph in the tasks (each Python worker reads graph-ingest's edges
 once); the fingerprints go one of two ways (``write_rankings``, ``scored``):
 
 - held: fingerprints that fit ``ppr.held_fingerprints_mb`` are read by every worker too,
@@ -82,6 +83,8 @@ class Held(NamedTuple):
     alpha: float
     steps: int
     prune: float
+    resolution: float
+    seed: int
     fingerprints: str | None
     fingerprints_version: tuple | None
 
@@ -106,14 +109,15 @@ class Held(NamedTuple):
             matrix = fingerprint_matrix(f["source"].to_numpy(), f["target"].to_numpy(), f["value"].to_numpy(), self.n)
             del f  # before the graph is read: one of them at a time besides the matrix
             return PPRIndex(Graph.from_parquet(self.edges, self.n, directed=self.directed, weighted=self.weighted),
-                            matrix, alpha=self.alpha, steps=self.steps, prune=self.prune)
+                            matrix, alpha=self.alpha, steps=self.steps, prune=self.prune, resolution=self.resolution,
+                            seed=self.seed)
         return self._held(build)
 
 
 def holding(config: SigilConfig, index: dict) -> Held:
     """What the tasks will hold, from ppr-index's manifest metrics ``index`` and the memory
     allowed: the graph always (its pushes run there), refused beyond ``ppr.held_graph_mb``;
-    the fingerprints up to ``ppr.held_fingerprints_mb`` (12 bytes a row, as ``PPRIndex``
+    the fingerprints up to ``ppr.held_fingerprints_mb`` (8 bytes a row, as ``PPRIndex``
     holds them)."""
     ppr, n = config.ppr, index["vertices"]
     need = graph_bytes(n, index["arcs"], weighted=index["weighted"], queries=True)
@@ -122,9 +126,10 @@ def holding(config: SigilConfig, index: dict) -> Held:
                          f"{need / (1 << 20):.0f} MB, more than ppr.held_graph_mb={ppr.held_graph_mb}: raise it if "
                          "the Python workers have the memory")
     edges, fingerprints = config.stage_path("graph", "edges"), config.stage_path("ppr_index", "fingerprints")
-    fits = 12 * index["rows"] + 8 * (n + 1) <= ppr.held_fingerprints_mb << 20
+    fits = 8 * index["rows"] + 8 * (n + 1) <= ppr.held_fingerprints_mb << 20
     return Held(edges, dataset_version(edges), n, index["directed"], index["weighted"], ppr.alpha, ppr.steps,
-                ppr.prune, fingerprints if fits else None, dataset_version(fingerprints) if fits else None)
+                ppr.prune, ppr.resolution, ppr.seed, fingerprints if fits else None,
+                dataset_version(fingerprints) if fits else None)
 
 
 def staged_queries(spark, ppr: PprConfig) -> DataFrame:
@@ -202,7 +207,8 @@ def _pushed(queries: DataFrame, held: Held, tasks: int) -> DataFrame:
 
     def push(batches):
         for ids, _, sources in _chunks(batches, QUERIES_PER_CALL):
-            d = decompose(held.graph(), sources, held.steps, alpha=held.alpha, prune=held.prune)
+            d = decompose(held.graph(), sources, held.steps, alpha=held.alpha, prune=held.prune,
+                          resolution=held.resolution, seed=held.seed)
             for part, residual in ((d.estimate, False), (d.residual, True)):
                 c = part.tocoo()
                 yield pa.RecordBatch.from_pydict({
@@ -321,7 +327,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         with job.stage("rankings"):
             n_ranked = write_rankings(job.path("rankings"), queries, fingerprints, vertices, held, tasks)
         metrics = {"path": "held" if held.fingerprints is not None else "joined", "queries": n_queries,
-                   "steps": ppr.steps, "prune": ppr.prune, "alpha": ppr.alpha, "k": ppr.k,
+                   "steps": ppr.steps, "prune": ppr.prune, "resolution": ppr.resolution, "alpha": ppr.alpha, "k": ppr.k,
                    "seconds_per_query": job.manifest["timings"]["rankings"] / max(n_queries, 1)}
         if ppr.exact_sample and n_queries:
             with job.stage("exactness"):

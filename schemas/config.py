@@ -732,7 +732,7 @@ class PprConfig(Model):
         "there; larger graphs are walked by joining the walkers with the out-edges in Spark, one step per join, "
         "and ppr-query refuses them; 0: always join"))
     held_fingerprints_mb: int = Field(512, ge=0, description=(
-        "ppr-query: fingerprints taking up to this much memory (12 bytes per row) are held by every Python "
+        "ppr-query: fingerprints taking up to this much memory (8 bytes per row) are held by every Python "
         "worker with the graph, and each task answers its queries in memory; larger ones are joined with the "
         "decomposition's residuals in Spark; 0: always join"))
     queries: PprQueryInput | None = Field(None, description="ppr-query: the table of queries")
@@ -740,9 +740,13 @@ class PprConfig(Model):
     steps: int = Field(4, ge=0, description=(
         "T, decomposition steps from each query's sources before the fingerprints take over: more steps spread "
         "the rest over more fingerprints (more accurate) and push more vertices per query"))
-    prune: float = Field(1e-4, ge=0, description=(
+    prune: float = Field(1e-3, ge=0, description=(
         "residual entries below this are not pushed but left to the fingerprints: lower is more accurate and "
         "pushes up to 1 / prune vertices per query and step"))
+    resolution: float = Field(1e-4, ge=0, lt=1, description=(
+        "residual weights below this are sampled before the fingerprints cover them (kept at this value with "
+        "probability weight / resolution, seeded by `seed` and the query's sources): unbiased, and each query "
+        "reads about 1 / resolution fingerprints instead of one per vertex its pushes reached; 0: keep all"))
     exact_sample: int = Field(0, ge=0, description=(
         "ppr-query: compare this many queries (a seeded sample) with exact PPR (power iteration to L1 1e-10) and "
         "report their L1 error, precision@k and NDCG@k; 0: no check"))

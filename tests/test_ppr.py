@@ -442,10 +442,29 @@ def test_a_query_scores_the_same_in_any_batch():
     f = fingerprint_matrix(fp.source, fp.target, fp.value, graph.n)
     rng = np.random.default_rng(3)
     queries = [rng.choice(graph.n, rng.integers(1, 4), replace=False) for _ in range(60)]
-    batch = query(graph, f, queries, 4)
-    for i, q in enumerate(queries):
-        alone = query(graph, f, [q], 4)
-        assert np.array_equal(alone.indices, batch[[i]].indices) and np.array_equal(alone.data, batch[[i]].data)
+    for resolution in (0.0, 0.01):
+        batch = query(graph, f, queries, 4, resolution=resolution, seed=5)
+        for i, q in enumerate(queries):
+            alone = query(graph, f, [q[::-1]], 4, resolution=resolution, seed=5)  # its seeds in any order
+            assert np.array_equal(alone.indices, batch[[i]].indices) and np.array_equal(alone.data, batch[[i]].data)
+
+
+def test_sampled_residual_is_unbiased_and_small():
+    """Residual weights under the resolution are kept at it with probability weight /
+    resolution: over seeds, the sampled residual averages to the whole one, every kept
+    weight is at least the resolution, and far fewer entries remain."""
+    g = nx.barabasi_albert_graph(300, 3, seed=4)
+    graph = graph_of(g)
+    whole = decompose(graph, [0, [5, 9]], steps=2, prune=0.01).residual.toarray()
+    draws = [decompose(graph, [0, [5, 9]], steps=2, prune=0.01, resolution=0.005, seed=s).residual.toarray()
+             for s in range(400)]
+    mean = np.mean(draws, axis=0)
+    assert np.abs(mean - whole).sum(axis=1).max() < 0.06 and abs(mean.sum() - whole.sum()) < 0.01
+    kept = draws[0][draws[0] > 0]
+    assert kept.min() >= 0.005 - 1e-12 and (draws[0] > 0).sum() < (whole > 0).sum() / 2
+    assert not np.array_equal(draws[0], draws[1])  # the seed decides
+    assert np.array_equal(draws[0], decompose(graph, [0, [5, 9]], 2, prune=0.01, resolution=0.005, seed=0)
+                          .residual.toarray())
 
 
 # ---------------------------------------------------------------------------- top k and metrics
@@ -481,14 +500,14 @@ def test_metrics():
 
 def test_index_answers_what_the_batch_functions_answer():
     graph = graph_of(nx_graph("weighted"), "w")
-    index = PPRIndex.build(graph, walks=40, seed=9, floor=0.002, steps=3, prune=1e-3)
+    index = PPRIndex.build(graph, walks=40, seed=9, floor=0.002, steps=3, prune=1e-3, resolution=0.02)
     fp = fingerprints(graph, np.arange(25), 40, seed=9, floor=0.002)
     f = fingerprint_matrix(fp.source, fp.target, fp.value, 25)
-    queries = [0, [3, 7], 11]
-    batch = query(graph, f, queries, 3, prune=1e-3)
+    queries = [0, [3, 7], 11] * 20  # enough to rank them in parallel threads
+    batch = query(graph, f, queries, 3, prune=1e-3, resolution=0.02, seed=9)
     assert (index.scores(queries) != batch).nnz == 0
     t = top_k(batch, 5)
     assert all(np.array_equal(a, b) for a, b in zip(index.top_k(queries, 5), t))
     vid, score = index.top([3, 7], 5)
     assert np.array_equal(vid, t.vid[t.query == 1]) and np.array_equal(score, t.score[t.query == 1])
-    assert (PPRIndex(graph, f, steps=3, prune=1e-3).scores(queries) != batch).nnz == 0
+    assert (PPRIndex(graph, f, steps=3, prune=1e-3, resolution=0.02, seed=9).scores(queries) != batch).nnz == 0

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DATA, needs_data
 from sigil.schemas import datasets
-from sigil.schemas.config import load_config
+from sigil.schemas.config import PprConfig, load_config
 from sigil.transforms.ppr import Graph, PPRIndex, exact_ppr, fingerprint_matrix, fingerprints, top_k
 
 FOOTBALL = DATA / "graph" / "football.gml"
@@ -114,8 +114,10 @@ def test_football_in_memory_index_answers_as_the_batch_job(football):
     out, good, _ = football
     graph, vid = _graph(out)
     f = pq.read_table(str(out / "ppr_index" / "fingerprints"))
+    settings = PprConfig(**PPR)  # the job's: its defaults and the fixture's
     index = PPRIndex(graph, fingerprint_matrix(f["source"].to_numpy(), f["target"].to_numpy(), f["value"].to_numpy(),
-                                               graph.n), steps=4, prune=1e-4)
+                                               graph.n), steps=settings.steps, prune=settings.prune,
+                     resolution=settings.resolution, seed=settings.seed)
     rankings = _table(out / "ppr_query" / "rankings", "query_id", "rank")
     for q, sources in good.items():
         got, score = index.top([vid[s] for s in sources], 3 if q == "s0" else 10)

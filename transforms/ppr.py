@@ -65,6 +65,7 @@ _UNIT = 1.0 / 9007199254740992.0  # 2^-53
 _VISITS_PER_CHUNK = 1 << 23  # walk buffer of one chunk of sources: 64 MiB of int64 visits
 _EXACT_MAX_ITER = 100_000
 _PARALLEL_ROWS = 16  # top_k: fewer rows run in the calling thread
+_SAMPLE_SALT = np.uint64(0x5A3C_E7A1_D0B2_9F41)  # residual sampling: a stream apart from the walks'
 
 
 # ---------------------------------------------------------------------------- graph
@@ -227,14 +228,7 @@ class Graph:
         """The transition matrix Q, ``Q[u, v]`` the probability of a step from u to v; a
         dangling vertex's row is empty. Built once per graph."""
         if "transition" not in self._cache:
-            deg = self.out_degree
-            if self.cumulative is None:
-                p = np.repeat(1.0 / np.maximum(deg, 1), deg)
-            else:
-                p = self.cumulative.copy()
-                p[1:] -= self.cumulative[:-1]
-                first = self.offsets[:-1][deg > 0]
-                p[first] = self.cumulative[first]
+            p = _edge_probability(self)
             q = sp.csr_array((p, self.targets, self.offsets), shape=(self.n, self.n), copy=True)
             q.sum_duplicates()  # in place: hence the copy, the graph's arrays stay as they are
             self._cache["transition"] = q
@@ -244,16 +238,45 @@ class Graph:
 def graph_bytes(n: int, arcs: int, *, weighted: bool, queries: bool = False) -> int:
     """Memory of a ``Graph`` of ``n`` vertices and ``arcs`` out-edges (an undirected edge
     counts twice, a self-loop once): offsets, targets and, weighted, cumulative weights;
-    with ``queries``, also the transition matrix and dangling weights that ``decompose``
-    builds. What ppr-index and ppr-query check against the memory their tasks may hold.
+    with ``queries``, also the edge probabilities, the dangling weights and one thread's
+    scratch arrays that the queries use. What ppr-index and ppr-query check against the
+    memory their tasks may hold.
 
     Examples
     --------
     >>> graph_bytes(3, 4, weighted=False), graph_bytes(3, 4, weighted=True, queries=True)
-    (64, 216)
+    (64, 275)
     """
     held = 8 * (n + 1) + 8 * arcs * (2 if weighted else 1)
-    return held + (16 * arcs + 16 * n + 8 if queries else 0)
+    return held + (8 * arcs + 49 * n if queries else 0)
+
+
+def _edge_probability(graph: Graph) -> np.ndarray:
+    """Per out-edge, the probability of stepping along it (Q's entries edge by edge: parallel
+    edges stay apart). Cached on the graph."""
+    if "edge_probability" not in graph._cache:
+        deg = graph.out_degree
+        if graph.cumulative is None:
+            p = np.repeat(1.0 / np.maximum(deg, 1), deg)
+        else:
+            p = graph.cumulative.copy()
+            p[1:] -= graph.cumulative[:-1]
+            first = graph.offsets[:-1][deg > 0]
+            p[first] = graph.cumulative[first]
+        graph._cache["edge_probability"] = p
+    return graph._cache["edge_probability"]
+
+
+@numba.njit(cache=True)
+def _stop_step(offsets, targets, prob, m, alpha, out):
+    change = 0.0
+    for v in range(len(offsets) - 1):
+        acc = 0.0
+        for e in range(offsets[v], offsets[v + 1]):
+            acc += prob[e] * m[targets[e]]
+        out[v] = alpha + (1 - alpha) * acc
+        change = max(change, abs(out[v] - m[v]))
+    return change
 
 
 def _stop_mass(graph: Graph, alpha: float) -> np.ndarray:
@@ -264,11 +287,10 @@ def _stop_mass(graph: Graph, alpha: float) -> np.ndarray:
     if key not in graph._cache:
         m = np.ones(graph.n)
         if (graph.out_degree == 0).any():
-            q = graph.transition()
+            prob, nxt = _edge_probability(graph), np.empty(graph.n)
             for _ in range(_EXACT_MAX_ITER):
-                nxt = alpha + (1 - alpha) * (q @ m)
-                delta = np.abs(nxt - m).max()
-                m = nxt
+                delta = _stop_step(graph.offsets, graph.targets, prob, m, alpha, nxt)
+                m, nxt = nxt, m
                 if delta * (1 - alpha) <= 1e-13 * alpha:  # contraction by 1 - alpha in the sup norm
                     break
         graph._cache[key] = m
@@ -680,29 +702,252 @@ def _start(queries, n: int) -> sp.csr_array:
                         shape=(len(sets), n))
 
 
+class _Batch(NamedTuple):
+    """A batch of queries as the kernels read it: query q's distinct seeds are
+    ``seeds[indptr[q]:indptr[q + 1]]`` (ascending), each of start mass ``mass``, and ``key``
+    its sampling key."""
+
+    indptr: np.ndarray
+    seeds: np.ndarray
+    mass: np.ndarray
+    key: np.ndarray
+
+
+@numba.njit(cache=True)
+def _keys(indptr, seeds, seed_key):
+    out = np.empty(len(indptr) - 1, np.uint64)
+    for q in range(len(indptr) - 1):
+        key = seed_key
+        for i in range(indptr[q], indptr[q + 1]):
+            key = _mix(key ^ np.uint64(seeds[i]))
+        out[q] = key
+    return out
+
+
+def _batch(queries, n: int, seed: int) -> _Batch:
+    start = _start(queries, n)
+    indptr, seeds = start.indptr.astype(np.int64), start.indices.astype(np.int64)
+    seed_key = np.uint64(_mix(np.uint64(int(seed) % (1 << 64)) ^ _SAMPLE_SALT))
+    return _Batch(indptr, seeds, start.data, _keys(indptr, seeds, seed_key))
+
+
+def _work(n: int):
+    """One thread's dense scratch arrays; the kernels leave them as they found them."""
+    return (np.zeros(n), np.zeros(n), np.zeros(n, np.uint8), np.empty(n, np.int64), np.empty(n, np.int64),
+            np.empty(n))
+
+
+@numba.njit(cache=True)
+def _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr, f_indices,
+            f_data, steps, alpha, prune, resolution, r, est, mark, touched, frontier, amount):
+    """Query q's decomposition into ``est`` (normalised estimate) and ``r`` (normalised,
+    sampled residual weights) and, when F has rows, ``est += r @ F``: the vertices touched
+    are ``touched[:count]``, count returned. See ``decompose`` for the math."""
+    count = 0
+    for i in range(batch_indptr[q], batch_indptr[q + 1]):
+        v = batch_seeds[i]
+        r[v] = batch_mass[i]
+        mark[v] = 1
+        touched[count] = v
+        count += 1
+    for _ in range(steps):  # synchronous rounds: every entry >= prune of the round pushes at once
+        pushes = 0
+        for i in range(count):
+            v = touched[i]
+            if r[v] > 0 and r[v] >= prune:
+                frontier[pushes] = v
+                amount[pushes] = r[v]
+                pushes += 1
+        if pushes == 0:
+            break
+        for j in range(pushes):
+            v = frontier[j]
+            est[v] += alpha * amount[j]
+            r[v] = 0.0
+        for j in range(pushes):
+            v, a = frontier[j], (1 - alpha) * amount[j]
+            for e in range(offsets[v], offsets[v + 1]):
+                w = targets[e]
+                r[w] += a * prob[e]
+                if mark[w] == 0:
+                    mark[w] = 1
+                    touched[count] = w
+                    count += 1
+    total = 0.0
+    for i in range(count):
+        v = touched[i]
+        total += est[v] + r[v] * stop[v]
+    # systematic sampling of the weights under the resolution: a running sum from a random
+    # offset keeps an entry (at the resolution) where it crosses a multiple of the resolution,
+    # each with probability x / resolution, for one draw per query
+    level = _uniform(batch_key[q], 0) * resolution
+    for i in range(count):
+        v = touched[i]
+        est[v] /= total
+        x = r[v] * stop[v] / total
+        if x < resolution:
+            level += x
+            x = 0.0
+            if level >= resolution:
+                level -= resolution
+                x = resolution
+        r[v] = x
+    reached = count
+    for i in range(reached):
+        v = touched[i]
+        x = r[v]
+        if x > 0:
+            for e in range(f_indptr[v], f_indptr[v + 1]):
+                w = f_indices[e]
+                est[w] += x * f_data[e]
+                if mark[w] == 0:
+                    mark[w] = 1
+                    touched[count] = w
+                    count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _clear(count, r, est, mark, touched):
+    for i in range(count):
+        v = touched[i]
+        r[v], est[v], mark[v] = 0.0, 0.0, 0
+
+
+@numba.njit(cache=True)
+def _rows(batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr, f_indices,
+          f_data, steps, alpha, prune, resolution, r, est, mark, touched, frontier, amount):
+    """Every query's positive ``est`` and ``r`` entries, in vid order: (queries' row
+    pointers, vids, est, r), one query at a time."""
+    queries = len(batch_indptr) - 1
+    indptr = np.zeros(queries + 1, np.int64)
+    vid, e_out, r_out = np.empty(1024, np.int64), np.empty(1024), np.empty(1024)
+    size = 0
+    for q in range(queries):
+        count = _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr,
+                        f_indices, f_data, steps, alpha, prune, resolution, r, est, mark, touched, frontier, amount)
+        chosen = np.sort(touched[:count])
+        if size + count > len(vid):
+            grown = max(2 * len(vid), size + count)
+            vid = np.concatenate((vid[:size], np.empty(grown - size, np.int64)))
+            e_out = np.concatenate((e_out[:size], np.empty(grown - size)))
+            r_out = np.concatenate((r_out[:size], np.empty(grown - size)))
+        for v in chosen:
+            if est[v] > 0 or r[v] > 0:
+                vid[size], e_out[size], r_out[size] = v, est[v], r[v]
+                size += 1
+        indptr[q + 1] = size
+        _clear(count, r, est, mark, touched)
+    return indptr, vid[:size], e_out[:size], r_out[:size]
+
+
+@numba.njit(cache=True)
+def _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, at):
+    """The k largest positive ``est`` entries of ``touched[:count]`` (ties to the smaller
+    vid) into ``out_*[at:]``; returns how many."""
+    m = 0
+    for i in range(count):
+        v = touched[i]
+        if est[v] > 0:
+            frontier[m], amount[m] = v, est[v]
+            m += 1
+    vids, vals = frontier[:m], amount[:m]
+    if m > k:
+        kth = np.partition(vals, m - k)[m - k]
+        keep = vals >= kth
+        vids, vals = vids[keep], vals[keep]
+    by_vid = np.argsort(vids)
+    vids, vals = vids[by_vid], vals[by_vid]
+    order = np.argsort(-vals, kind="mergesort")
+    got = min(k, len(vids))
+    for j in range(got):
+        out_vid[at + j], out_score[at + j] = vids[order[j]], vals[order[j]]
+    return got
+
+
+@numba.njit(cache=True)
+def _top_range(lo, hi, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr,
+               f_indices, f_data, steps, alpha, prune, resolution, k, r, est, mark, touched, frontier, amount,
+               out_vid, out_score, out_count):
+    """Queries lo..hi-1 answered and ranked: each one's best into ``out_*[q * k:]``."""
+    for q in range(lo, hi):
+        count = _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop,
+                        f_indptr, f_indices, f_data, steps, alpha, prune, resolution, r, est, mark, touched,
+                        frontier, amount)
+        out_count[q] = _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, q * k)
+        _clear(count, r, est, mark, touched)
+
+
+@numba.njit(cache=True, parallel=True)
+def _top_parallel(batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr,
+                  f_indices, f_data, steps, alpha, prune, resolution, k, r, est, mark, touched, frontier, amount,
+                  out_vid, out_score, out_count):
+    """``_top_range`` over the whole batch, a contiguous slice of it per thread (row t of
+    the stacked scratch arrays)."""
+    threads, queries = r.shape[0], len(batch_indptr) - 1
+    for t in numba.prange(threads):
+        _top_range(t * queries // threads, (t + 1) * queries // threads, batch_indptr, batch_seeds, batch_mass,
+                   batch_key, offsets, targets, prob, stop, f_indptr, f_indices, f_data, steps, alpha, prune,
+                   resolution, k, r[t], est[t], mark[t], touched[t], frontier[t], amount[t], out_vid, out_score,
+                   out_count)
+
+
 class Decomposition(NamedTuple):
-    """``ppr ~ estimate + residual @ F``, exact when F holds the exact PPR of every vertex;
-    both ``queries x n`` sparse matrices."""
+    """``ppr ~ estimate + residual @ F``, exact when F holds the exact PPR of every vertex
+    and nothing is sampled; both ``queries x n`` sparse matrices."""
 
     estimate: sp.csr_array
     residual: sp.csr_array
 
 
-def decompose(graph: Graph, queries, steps: int = 4, *, alpha: float = 0.15, prune: float = 1e-4) -> Decomposition:
-    """The vertex-centric decomposition of a batch of queries, shared by all of them [1]_.
+def _check_query(steps, prune, resolution):
+    if steps < 0 or prune < 0 or not 0 <= resolution < 1:
+        raise ValueError(f"steps and prune must be >= 0 and resolution in [0, 1), got {steps}, {prune} and "
+                         f"{resolution}")
+
+
+def _kernel_args(graph: Graph, batch: _Batch, fingerprints, steps, alpha, prune, resolution) -> tuple:
+    if fingerprints is None:
+        f_indptr, f_indices, f_data = np.zeros(graph.n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    else:
+        if fingerprints.shape != (graph.n, graph.n):
+            raise ValueError(f"fingerprints must be n x n = {graph.n} x {graph.n}, got {fingerprints.shape}")
+        f_indptr, f_indices, f_data = fingerprints.indptr, fingerprints.indices, fingerprints.data
+    return (*batch, graph.offsets, graph.targets, _edge_probability(graph), _stop_mass(graph, alpha),
+            f_indptr.astype(np.int64, copy=False), f_indices.astype(np.int32, copy=False), f_data, int(steps), alpha,
+            float(prune), float(resolution))
+
+
+def _csr(indptr, vid, values, n: int) -> sp.csr_array:
+    m = sp.csr_array((values, vid, indptr), shape=(len(indptr) - 1, n), copy=True)  # eliminate_zeros works in place
+    m.eliminate_zeros()
+    return m
+
+
+def decompose(graph: Graph, queries, steps: int = 4, *, alpha: float = 0.15, prune: float = 1e-4,
+              resolution: float = 0.0, seed: int = 0) -> Decomposition:
+    """The vertex-centric decomposition of a batch of queries [1]_.
 
     Starting from each query's distribution p (uniform over its seeds) as residual r, each
-    of ``steps`` rounds pushes, for every query at once, the residual entries ``r[v] >=
-    prune``: ``estimate[v] += alpha r[v]`` and ``r[w] += (1 - alpha) Q[v, w] r[v]`` (one
-    sparse product for the batch); smaller entries stay in the residual (pruning loses no
-    mass: the fingerprints cover them, so the answer stays unbiased). Pushes stop early
-    when nothing is left to push.
+    of ``steps`` synchronous rounds pushes the residual entries ``r[v] >= prune``:
+    ``estimate[v] += alpha r[v]`` and ``r[w] += (1 - alpha) Q[v, w] r[v]``; smaller entries
+    stay in the residual (pruning loses no mass: the fingerprints cover them). Pushes stop
+    early when nothing is left to push. Queries run one at a time over dense scratch
+    arrays (numba), so a query's answer never depends on its batch.
 
     This pushes ``h``, the walk that stops at a dangling vertex (see the module docstring).
     With ``m_v`` the probability that a walk from v stops before jumping back from a
     dangling vertex, and ``Z = sum(estimate) + sum_v r[v] m_v``, the returned rows are
-    ``estimate / Z`` and ``r[v] m_v / Z``, so that ``ppr_p ~ estimate + residual @ F`` with F
-    the fingerprint matrix. Without dangling vertices m = 1 and Z = 1.
+    ``estimate / Z`` and ``w_v = r[v] m_v / Z``, so that ``ppr_p ~ estimate + residual @ F``
+    with F the fingerprint matrix. Without dangling vertices m = 1 and Z = 1.
+
+    With a ``resolution`` rho > 0, residual weights below rho are sampled (Russian
+    roulette): ``w_v`` becomes rho with probability ``w_v / rho`` and 0 otherwise, drawn
+    from a generator keyed by (seed, the query's seeds, v). The residual stays unbiased,
+    while the many tiny weights a few pushes spread over a graph's hubs' neighbourhoods
+    (tens of thousands per query) shrink to about ``sum(w) / rho`` entries, each then
+    costing one fingerprint row in ``query``: FORA's random walks in proportion to the
+    residual [3]_, with the fingerprints as the walks.
 
     Parameters
     ----------
@@ -717,6 +962,10 @@ def decompose(graph: Graph, queries, steps: int = 4, *, alpha: float = 0.15, pru
     prune : float, default 1e-4
         Residual entries below it are not pushed (0: push every entry). A query pushes at
         most 1 / prune vertices per round.
+    resolution : float, default 0
+        rho above; 0 keeps every residual weight.
+    seed : int, default 0
+        The sampling generator's seed.
 
     Returns
     -------
@@ -730,6 +979,8 @@ def decompose(graph: Graph, queries, steps: int = 4, *, alpha: float = 0.15, pru
        doi:10.1145/2983323.2983713, arXiv:1608.06054.
     .. [2] G. Jeh, J. Widom, "Scaling personalized web search", WWW 2003 (the decomposition
        theorem).
+    .. [3] S. Wang, R. Yang, X. Xiao, Z. Wei, Y. Yang, "FORA: Simple and Effective
+       Approximate Single-Source Personalized PageRank", KDD 2017.
 
     Examples
     --------
@@ -737,42 +988,26 @@ def decompose(graph: Graph, queries, steps: int = 4, *, alpha: float = 0.15, pru
     >>> d = decompose(g, [0], steps=1)
     >>> d.estimate.toarray().tolist(), d.residual.toarray().tolist()
     ([[0.15, 0.0, 0.0]], [[0.0, 0.425, 0.425]])
+    >>> decompose(g, [0], steps=1, resolution=0.5, seed=3).residual.toarray().tolist()   # sampled
+    [[0.0, 0.5, 0.5]]
     """
     alpha = _check_alpha(alpha)
-    if steps < 0 or prune < 0:
-        raise ValueError(f"steps and prune must be >= 0, got {steps} and {prune}")
-    residual = _start(queries, graph.n)
-    estimate = sp.csr_array(residual.shape, dtype=np.float64)
-    if steps:
-        q = graph.transition()
-    for _ in range(steps):
-        push = residual.copy()
-        push.data[push.data < prune] = 0
-        push.eliminate_zeros()
-        if not push.nnz:
-            break
-        estimate = estimate + alpha * push
-        residual = residual - push + (1 - alpha) * (push @ q)
-        residual.eliminate_zeros()
-        # rows in vid order: scipy picks its algorithms (and so each row's order of additions)
-        # by the whole matrix, and a query's answer must not depend on the others of its batch
-        residual.sum_duplicates()
-    weights = residual.copy()
-    weights.data *= _stop_mass(graph, alpha)[weights.indices]
-    total = estimate.sum(axis=1) + weights.sum(axis=1)
-    for m in (estimate, weights):
-        m.data /= np.repeat(total, np.diff(m.indptr))
-    return Decomposition(estimate, weights)
+    _check_query(steps, prune, resolution)
+    batch = _batch(queries, graph.n, seed)
+    indptr, vid, estimate, residual = _rows(*_kernel_args(graph, batch, None, steps, alpha, prune, resolution),
+                                            *_work(graph.n))
+    return Decomposition(_csr(indptr, vid, estimate, graph.n), _csr(indptr, vid, residual, graph.n))
 
 
 def query(graph: Graph, fingerprints: sp.csr_array, queries, steps: int = 4, *, alpha: float = 0.15,
-          prune: float = 1e-4) -> sp.csr_array:
+          prune: float = 1e-4, resolution: float = 0.0, seed: int = 0) -> sp.csr_array:
     """Estimated PPR of a batch of queries: ``estimate + residual @ F`` [1]_.
 
     See ``decompose`` for the push and its parameters. More steps move mass from the
     fingerprints (R walks each) to exact pushes; the residual then spreads over many
     vertices, each fingerprint weighted by its share, so the answer averages far more walks
-    than one fingerprint has.
+    than one fingerprint has. ``PPRIndex.top_k`` ranks the same scores without building
+    these rows.
 
     Parameters
     ----------
@@ -780,7 +1015,7 @@ def query(graph: Graph, fingerprints: sp.csr_array, queries, steps: int = 4, *, 
     fingerprints : scipy.sparse.csr_array
         F, ``n x n``, row v the fingerprint of v (``fingerprint_matrix``), computed with the
         same alpha.
-    queries, steps, alpha, prune
+    queries, steps, alpha, prune, resolution, seed
         As for ``decompose``.
 
     Returns
@@ -802,11 +1037,12 @@ def query(graph: Graph, fingerprints: sp.csr_array, queries, steps: int = 4, *, 
     >>> bool(np.allclose(query(g, f, [[0, 1]], steps=2).toarray(), exact_ppr(g, [[0, 1]])))
     True
     """
-    d = decompose(graph, queries, steps, alpha=alpha, prune=prune)
-    # in F's precision: scipy would otherwise convert all of F (float32) on every product
-    out = sp.csr_array(d.estimate + d.residual.astype(fingerprints.dtype) @ fingerprints)
-    out.sum_duplicates()
-    return out
+    alpha = _check_alpha(alpha)
+    _check_query(steps, prune, resolution)
+    batch = _batch(queries, graph.n, seed)
+    indptr, vid, scores, _ = _rows(*_kernel_args(graph, batch, sp.csr_array(fingerprints), steps, alpha, prune,
+                                                 resolution), *_work(graph.n))
+    return _csr(indptr, vid, scores, graph.n)
 
 
 # ---------------------------------------------------------------------------- top k
@@ -1037,9 +1273,10 @@ def ndcg_at_k(estimate, exact, k: int) -> np.ndarray:
 class PPRIndex:
     """PPR queries in memory, on one machine: the graph and every vertex's fingerprint.
 
-    ``scores`` and ``top_k`` call ``query`` and ``top_k`` of this module, so the index
-    answers exactly what the batch functions answer for the same graph, fingerprints and
-    parameters; the transition matrix and the dangling weights are built once.
+    ``scores`` is ``query``; ``top_k`` ranks the same scores without building them, the
+    queries of a batch in parallel threads, each over its own dense scratch arrays (kept
+    between calls). The answers are exactly those of ``top_k(query(...), k)`` for the same
+    graph, fingerprints and parameters.
 
     Parameters
     ----------
@@ -1050,6 +1287,8 @@ class PPRIndex:
         The fingerprints' restart probability.
     steps : int, default 4
     prune : float, default 1e-4
+    resolution : float, default 0
+    seed : int, default 0
         As for ``decompose``.
 
     References
@@ -1069,28 +1308,56 @@ class PPRIndex:
     [0, 2]
     """
 
-    def __init__(self, graph: Graph, fingerprints, *, alpha: float = 0.15, steps: int = 4, prune: float = 1e-4):
-        self.graph, self.alpha, self.steps, self.prune = graph, _check_alpha(alpha), int(steps), float(prune)
+    def __init__(self, graph: Graph, fingerprints, *, alpha: float = 0.15, steps: int = 4, prune: float = 1e-4,
+                 resolution: float = 0.0, seed: int = 0):
+        alpha = _check_alpha(alpha)
+        _check_query(steps, prune, resolution)
+        self.graph, self.alpha, self.steps, self.prune = graph, alpha, int(steps), float(prune)
+        self.resolution, self.seed = float(resolution), int(seed)
         if isinstance(fingerprints, Fingerprints):
             fingerprints = fingerprint_matrix(fingerprints.source, fingerprints.target, fingerprints.value, graph.n)
-        f = sp.csr_array(fingerprints)  # int64 indices, as the queries' matrices: no conversion per product
-        self.fingerprints = sp.csr_array((f.data, f.indices.astype(np.int64), f.indptr.astype(np.int64)), shape=f.shape)
-        graph.transition(), _stop_mass(graph, self.alpha)
+        f = sp.csr_array(fingerprints)  # as the kernels read them (int32 targets: less to load per row): no conversion per call
+        self.fingerprints = sp.csr_array((f.data, f.indices.astype(np.int32), f.indptr.astype(np.int64)), shape=f.shape)
+        _edge_probability(graph), _stop_mass(graph, alpha)
+        self._scratch = []  # per thread: the dense arrays of _work, stacked
 
     @classmethod
     def build(cls, graph: Graph, walks: int = 30, *, alpha: float = 0.15, seed: int = 0, floor: float = 0.0,
-              steps: int = 4, prune: float = 1e-4) -> "PPRIndex":
+              steps: int = 4, prune: float = 1e-4, resolution: float = 0.0) -> "PPRIndex":
         """Fingerprint every vertex (``fingerprints``) and index them."""
         fp = fingerprints(graph, np.arange(graph.n), walks, alpha=alpha, seed=seed, floor=floor)
-        return cls(graph, fp, alpha=alpha, steps=steps, prune=prune)
+        return cls(graph, fp, alpha=alpha, steps=steps, prune=prune, resolution=resolution, seed=seed)
+
+    def _args(self, queries) -> tuple:
+        return _kernel_args(self.graph, _batch(queries, self.graph.n, self.seed), self.fingerprints, self.steps,
+                            self.alpha, self.prune, self.resolution)
+
+    def _work(self, threads: int) -> tuple:
+        if len(self._scratch) < threads:
+            self._scratch = [_work(self.graph.n) for _ in range(threads)]
+        return tuple(np.stack(a) for a in zip(*self._scratch[:threads])) if threads > 1 else self._scratch[0]
 
     def scores(self, queries) -> sp.csr_array:
         """``query``'s scores of a batch of queries (``queries x n``)."""
-        return query(self.graph, self.fingerprints, queries, self.steps, alpha=self.alpha, prune=self.prune)
+        indptr, vid, scores, _ = _rows(*self._args(queries), *self._work(1))
+        return _csr(indptr, vid, scores, self.graph.n)
 
     def top_k(self, queries, k: int) -> TopK:
-        """The k best vertices of each query of a batch."""
-        return top_k(self.scores(queries), k)
+        """The k best vertices of each query of a batch (``top_k`` of ``scores``)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        args = self._args(queries)
+        count = len(args[0]) - 1
+        vid, score, got = np.empty(count * k, np.int64), np.empty(count * k), np.zeros(count, np.int64)
+        # a parallel kernel costs a thread hand-off, milliseconds on a busy machine: not for a few queries
+        threads = min(numba.get_num_threads(), max(1, count // _PARALLEL_ROWS))
+        if threads > 1:
+            _top_parallel(*args, k, *self._work(threads), vid, score, got)
+        else:
+            _top_range(0, count, *args, k, *self._work(1), vid, score, got)
+        keep = np.arange(k)[None, :] < got[:, None]
+        rank = np.broadcast_to(np.arange(1, k + 1, dtype=np.int32), (count, k))[keep]
+        return TopK(np.repeat(np.arange(count), got), rank, vid[keep.ravel()], score[keep.ravel()])
 
     def top(self, seeds, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One query (a vid or a sequence of vids): its k best vids and their scores."""
