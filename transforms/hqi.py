@@ -1,0 +1,762 @@
+"""HQI: batches of hybrid vector queries over a workload-aware layout (Mohoney et al.,
+SIGMOD 2023).
+
+A hybrid query ``(q, k, p)`` asks for the k rows nearest to the vector q in squared
+Euclidean distance ``||x - q||^2`` among the rows whose attributes satisfy the predicate p
+(transforms/predicates.py), ties in distance broken by id. HQI answers whole batches of
+them quickly by laying the data out for the workload and sharing work across a batch.
+
+Layout (``build``). A qd-tree (transforms/qdtree.py) grown from a training workload's
+predicates partitions the rows by their attributes into leaves, so that a query scans only
+the leaves its predicate may match; inside each leaf k-means clusters the vectors. The
+rows are stored sorted by (leaf, cluster), so that every leaf and every cluster is a
+contiguous slice, with their squared norms.
+
+Batch execution (``search``), multi-query optimisation:
+
+* the queries are grouped by predicate (normal forms are equal values): each distinct
+  predicate is routed through the tree once, and evaluated once per leaf it reaches as a
+  mask over the leaf's rows;
+* exact mode (``nprobe=None``): every query of a group probes all rows of each leaf its
+  predicate reaches, so one matrix product per (leaf, predicate) gives the distances of all
+  the group's queries to the leaf's satisfying rows, ``||x||^2 - 2 x.q + ||q||^2`` in
+  float32 from the stored norms;
+* approximate mode: a query probes the ``nprobe`` clusters nearest to it (by centroid
+  distance) among the clusters of its reached leaves that hold a satisfying row, then
+  further clusters in the same order until the probed ones hold k satisfying rows (or none
+  is left); the queries of a group that probe one cluster share one product;
+* each product keeps, per query, the rows whose float32 distance may be among its k
+  smallest: with ``u = 2^-24`` the float32 value differs from the exact one by at most
+  ``e = (2d + 16) u (max ||x||^2 + ||q||^2)`` (dot products and norms err by at most
+  ``d u`` times their magnitude, Higham 2002, section 3.1), so a row is kept when its value
+  is within ``2e`` of the k-th smallest, or of the smallest k-th bound seen for the query
+  so far. The kept rows' distances are recomputed exactly (float64 sums, rounded to
+  float32) and merged per query in (distance, id) order.
+
+Guarantees. Routing never misses a leaf holding a satisfying row (``may_match`` is
+conservative) and the error bound never drops a row of the top k, so exact mode returns
+exactly ``exact_search``'s rows and distances. Approximate mode returns exactly
+``min(k, satisfying rows)`` rows, all satisfying, since it probes until it has them.
+
+Reference: J. Mohoney, A. Pacaci, S. R. Chowdhury, A. Mousavi, I. F. Ilyas, U. F. Minhas,
+J. Pound, T. Rekatsinas, "High-Throughput Vector Similarity Search in Knowledge Graphs",
+SIGMOD 2023, doi:10.1145/3589777, arXiv:2304.01926.
+
+Example
+-------
+>>> from sigil.transforms.hqi_workload import generate_data, generate_workload
+>>> data = generate_data(2000, 8, seed=1)
+>>> ids, vectors, attributes = data_arrays(data)
+>>> train = generate_workload(data, 200, seed=2).column("predicate").to_pylist()
+>>> layout = build(ids, vectors, attributes, train, min_leaf_rows=200, rows_per_cluster=50, seed=0)
+>>> queries, quarantined = parse_workload(generate_workload(data, 50, seed=3), layout.columns.types, 8)
+>>> exact = search(layout, queries)
+>>> truth = exact_search(ids, vectors, attributes, queries)
+>>> bool((exact.id == truth.id).all()), round(recall_at_k(search(layout, queries, nprobe=8), truth, 10), 2)
+(True, 0.88)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from sigil.transforms.predicates import Columns, Predicate, parse_many
+from sigil.transforms.qdtree import QdTree
+
+_U = 2.0**-24  # float32 unit roundoff
+_BLOCK = 1 << 22  # entries of one distance matrix (16 MiB of float32)
+_DENSE = 0.7  # a slice whose mask keeps this share of rows is multiplied whole, masked after
+RESULT_SCHEMA = pa.schema([("query_id", pa.int64()), ("rank", pa.int32()), ("id", pa.int64()),
+                           ("distance", pa.float32())])
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def vectors_of(column) -> np.ndarray:
+    """A column of vectors as a C-contiguous float32 matrix.
+
+    Parameters
+    ----------
+    column : pyarrow (Chunked)Array of fixed_size_list or list, or array_like (n, d)
+        Without nulls.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(n, d)``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> vectors_of(pa.array([[1, 2], [3, 4]], pa.list_(pa.float32(), 2))).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if col.null_count:
+            raise ValueError(f"{col.null_count} vectors are null")
+        if pa.types.is_fixed_size_list(col.type):
+            d = col.type.list_size
+        else:
+            lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+            d = int(lengths[0]) if len(lengths) else 0
+            if (lengths != d).any():
+                raise ValueError("vectors have different lengths")
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        return np.ascontiguousarray(flat.reshape(len(col), d), dtype=np.float32)
+    x = np.ascontiguousarray(column, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"vectors must form an (n, d) matrix, got shape {x.shape}")
+    return x
+
+
+def data_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """Split a table of the data interface into ids, vectors and attribute columns.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        ``id`` (int64), ``vector`` (fixed_size_list<float32>[d]) and attribute columns.
+
+    Returns
+    -------
+    ids : numpy.ndarray
+        int64.
+    vectors : numpy.ndarray
+        float32 ``(n, d)``.
+    attributes : pyarrow.Table
+        The other columns.
+    """
+    ids = table.column("id").to_numpy().astype(np.int64, copy=False)
+    return ids, vectors_of(table.column("vector")), table.drop_columns(["id", "vector"])
+
+
+def _squared_norms(x: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", x, x)
+
+
+class Queries(NamedTuple):
+    """A batch of hybrid queries, one entry per query."""
+
+    query_id: np.ndarray  # int64
+    k: np.ndarray  # int64, >= 0
+    vectors: np.ndarray  # float32 (m, d)
+    predicates: list  # Predicate
+
+
+def parse_workload(table: pa.Table, types, dim: int) -> tuple[Queries, pa.Table]:
+    """The usable queries of a workload table, and the others with the reason each is not.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        ``query_id`` (int64), ``k`` (int), ``vector`` (list of d numbers) and ``predicate``
+        (JSON text), as the workload interface has them.
+    types : mapping of str to str
+        The attribute columns predicates may read (``Layout.columns.types``).
+    dim : int
+        The vectors' dimension.
+
+    Returns
+    -------
+    queries : Queries
+        The usable queries, in table order.
+    quarantined : pyarrow.Table
+        ``query_id`` and ``reason`` of the others: a missing or repeated query id, k not a
+        positive integer, a missing vector, one of another dimension or with NaN or
+        infinite values, or an invalid predicate (the parser's reason).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"query_id": [1, 2, 2], "k": [5, 0, 5], "vector": [[0.0], [1.0], [2.0]],
+    ...               "predicate": ["[]", "[]", '[{"col": "x"}]']})
+    >>> queries, bad = parse_workload(t, {}, 1)
+    >>> queries.query_id.tolist(), bad.column("reason").to_pylist()
+    ([1], ['k must be a positive integer, got 0', 'duplicate query_id'])
+    """
+    m = table.num_rows
+    reasons: list = [None] * m
+
+    def flag(bad, reason):
+        for i in np.flatnonzero(bad):
+            reasons[i] = reasons[i] or (reason(i) if callable(reason) else reason)
+
+    qid = table.column("query_id").combine_chunks()
+    flag(~qid.is_valid().to_numpy(zero_copy_only=False), "missing query_id")
+    ids = qid.fill_null(0).to_numpy().astype(np.int64)
+    first = np.zeros(m, dtype=bool)
+    first[np.unique(ids, return_index=True)[1]] = True
+    flag(~first, "duplicate query_id")
+    k = table.column("k").combine_chunks()
+    kv = k.fill_null(0).to_numpy().astype(np.int64)
+    flag(~k.is_valid().to_numpy(zero_copy_only=False) | (kv < 1),
+         lambda i: f"k must be a positive integer, got {k[i].as_py()}")
+    vec = table.column("vector").combine_chunks()
+    lengths = pc.list_value_length(vec).fill_null(-1).to_numpy(zero_copy_only=False)
+    flag(lengths == -1, "missing vector")
+    flag(lengths != dim, lambda i: f"vector has {lengths[i]} values, expected {dim}")
+    ok_vec = lengths == dim
+    vectors = np.zeros((m, dim), dtype=np.float32)
+    vectors[ok_vec] = vec.filter(pa.array(ok_vec)).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    flag(~np.isfinite(vectors).all(axis=1), "vector has NaN or infinite values")
+    predicates, why = parse_many(table.column("predicate").to_pylist(), types)
+    flag(np.array([w is not None for w in why], dtype=bool), lambda i: f"predicate: {why[i]}")
+    good = np.array([r is None for r in reasons], dtype=bool)
+    queries = Queries(ids[good], kv[good], vectors[good], [p for p, g in zip(predicates, good, strict=True) if g])
+    bad = np.flatnonzero(~good)
+    quarantined = pa.table({"query_id": pa.array([qid[i].as_py() for i in bad], pa.int64()),
+                            "reason": pa.array([reasons[i] for i in bad], pa.string())})
+    return queries, quarantined
+
+
+def _check_queries(queries: Queries, dim: int, types) -> Queries:
+    query_id = np.asarray(queries.query_id, dtype=np.int64)
+    k = np.asarray(queries.k, dtype=np.int64)
+    vectors = np.ascontiguousarray(queries.vectors, dtype=np.float32).reshape(len(query_id), -1) \
+        if len(query_id) else np.zeros((0, dim), np.float32)
+    predicates = list(queries.predicates)
+    if not len(k) == len(vectors) == len(predicates) == len(query_id):
+        raise ValueError("queries need one query_id, k, vector and predicate each")
+    if vectors.shape[1] != dim:
+        raise ValueError(f"query vectors have dimension {vectors.shape[1]}, the data {dim}")
+    if (k < 0).any() or not np.isfinite(vectors).all():
+        raise ValueError("queries need k >= 0 and finite vectors (parse_workload quarantines the others)")
+    for p in predicates:
+        if not isinstance(p, Predicate):
+            raise TypeError(f"predicates must be parsed Predicate values, got {type(p).__name__}")
+        if not p.columns <= set(types):
+            raise ValueError(f"a predicate reads columns {sorted(p.columns - set(types))} the data does not have")
+    return Queries(query_id, k, vectors, predicates)
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Rows partitioned by a qd-tree into leaves and by k-means into clusters per leaf,
+    stored sorted by (leaf, cluster).
+
+    Attributes
+    ----------
+    tree : QdTree
+    ids : numpy.ndarray
+        int64 id of each stored row.
+    vectors : numpy.ndarray
+        float32 ``(n, d)``, C-contiguous.
+    norms : numpy.ndarray
+        float32 squared norm of each vector.
+    columns : Columns
+        The attributes, in the same order.
+    leaf_offsets : numpy.ndarray
+        int64, ``leaves + 1``: leaf l holds rows ``leaf_offsets[l]:leaf_offsets[l+1]``.
+    cluster_offsets : numpy.ndarray
+        int64, ``clusters + 1``: cluster c holds rows ``cluster_offsets[c]:cluster_offsets[c+1]``.
+    leaf_clusters : numpy.ndarray
+        int64, ``leaves + 1``: leaf l's clusters are ``leaf_clusters[l]:leaf_clusters[l+1]``.
+    centroids : numpy.ndarray
+        float32 ``(clusters, d)``, each the mean of its rows.
+    order : numpy.ndarray
+        int64 input position of each stored row.
+    """
+
+    tree: QdTree
+    ids: np.ndarray
+    vectors: np.ndarray
+    norms: np.ndarray
+    columns: Columns
+    leaf_offsets: np.ndarray
+    cluster_offsets: np.ndarray
+    leaf_clusters: np.ndarray
+    centroids: np.ndarray
+    order: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def leaf(self) -> np.ndarray:
+        """int64 leaf of each stored row."""
+        return np.repeat(np.arange(len(self.leaf_offsets) - 1), np.diff(self.leaf_offsets))
+
+    @property
+    def cluster(self) -> np.ndarray:
+        """int64 cluster (numbered over all leaves) of each stored row."""
+        return np.repeat(np.arange(len(self.cluster_offsets) - 1), np.diff(self.cluster_offsets))
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid of each row (BLAS products, in blocks of rows)."""
+    cn = _squared_norms(centroids)
+    out = np.empty(len(x), dtype=np.int64)
+    step = max(1, _BLOCK // max(1, len(centroids)))
+    for lo in range(0, len(x), step):
+        d = x[lo:lo + step] @ centroids.T
+        d *= -2
+        d += cn
+        out[lo:lo + step] = d.argmin(axis=1)
+    return out
+
+
+def kmeans(x: np.ndarray, k: int, *, seed=0, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means from k distinct rows drawn at random; empty clusters are dropped.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32 ``(n, d)``.
+    k : int
+        Clusters wanted (at most n are made).
+    seed : int or sequence of int, default 0
+        Seeds ``numpy.random.default_rng``.
+    iterations : int, default 10
+        Assignment and update rounds.
+
+    Returns
+    -------
+    centroids : numpy.ndarray
+        float32 ``(k', d)``, ``k' <= k``, each the mean of its rows.
+    labels : numpy.ndarray
+        int64 cluster of each row, 0..k'-1.
+
+    References
+    ----------
+    .. [1] S. Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 28(2), 1982.
+
+    Examples
+    --------
+    >>> x = np.float32([[0, 0], [0, 1], [10, 10], [10, 11]])
+    >>> centroids, labels = kmeans(x, 2, seed=1)
+    >>> sorted(centroids.tolist()), bool(labels[0] == labels[1] != labels[2] == labels[3])
+    ([[0.0, 0.5], [10.0, 10.5]], True)
+    """
+    n = len(x)
+    k = min(k, n)
+    if k < 1:
+        return np.zeros((0, x.shape[1]), np.float32), np.zeros(n, np.int64)
+    rng = np.random.default_rng(seed)
+    centroids = x[np.sort(rng.choice(n, k, replace=False))]
+    for _ in range(max(1, iterations)):
+        labels = _nearest(x, centroids)
+        counts = np.bincount(labels, minlength=k)
+        sums = sp.csr_array((np.ones(n, np.float32), (labels, np.arange(n))), shape=(k, n)) @ x
+        centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(np.float32)
+    used = np.flatnonzero(counts)
+    renumber = np.cumsum(counts > 0) - 1
+    return np.ascontiguousarray(centroids[used]), renumber[labels]
+
+
+def build(ids, vectors, attributes, training_predicates, *, min_leaf_rows: int = 1024,
+          rows_per_cluster: int | None = None, clusters_per_leaf: int | None = None, seed: int = 0,
+          iterations: int = 10, types=None) -> Layout:
+    """Lay rows out for a workload: a qd-tree over the attributes, k-means per leaf.
+
+    Parameters
+    ----------
+    ids : array_like
+        Distinct integer id of each row.
+    vectors : array_like or pyarrow array
+        ``(n, d)`` finite vectors (see ``vectors_of``).
+    attributes : pyarrow.Table, mapping of str to array_like, or Columns
+        The attribute columns (strings categorical, numbers numeric).
+    training_predicates : iterable of str or Predicate
+        The training workload's predicates, repeats included.
+    min_leaf_rows : int, default 1024
+        The qd-tree's minimum leaf size.
+    rows_per_cluster : int, optional
+        Each leaf gets ``ceil(rows / rows_per_cluster)`` clusters (default 256 rows each).
+    clusters_per_leaf : int, optional
+        Instead, this many clusters per leaf (fewer in a leaf with fewer rows).
+    seed : int, default 0
+        k-means of leaf l draws from ``default_rng((seed, l))``.
+    iterations : int, default 10
+        Lloyd iterations per leaf.
+    types : mapping, optional
+        Column kinds; by default inferred from ``attributes``.
+
+    Returns
+    -------
+    Layout
+
+    Raises
+    ------
+    ValueError
+        On repeated ids, non-finite vectors, inputs of different lengths, or both
+        ``rows_per_cluster`` and ``clusters_per_leaf``.
+
+    References
+    ----------
+    .. [1] J. Mohoney et al., "High-Throughput Vector Similarity Search in Knowledge
+       Graphs", SIGMOD 2023, doi:10.1145/3589777 (section 4, the workload-aware layout).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> layout = build(np.arange(100), rng.normal(size=(100, 4)), {"year": np.arange(100) % 10},
+    ...                ['[{"col": "year", "op": "<", "value": 3}]'], min_leaf_rows=10, rows_per_cluster=20)
+    >>> layout.leaf_offsets.tolist(), np.diff(layout.leaf_clusters).tolist()
+    ([0, 30, 100], [2, 4])
+    """
+    ids, x, columns = _check_data(ids, vectors, attributes, types)
+    if rows_per_cluster is not None and clusters_per_leaf is not None:
+        raise ValueError("give rows_per_cluster or clusters_per_leaf, not both")
+    if (rows_per_cluster is not None and rows_per_cluster < 1) or (clusters_per_leaf is not None
+                                                                   and clusters_per_leaf < 1):
+        raise ValueError("rows_per_cluster and clusters_per_leaf must be >= 1")
+    rows_per_cluster = 256 if rows_per_cluster is None and clusters_per_leaf is None else rows_per_cluster
+    tree = QdTree.build(columns, training_predicates, min_leaf_rows=min_leaf_rows)
+    leaf = tree.assign(columns)
+    by_leaf = np.argsort(leaf, kind="stable")
+    leaf_offsets = np.r_[0, np.cumsum(np.bincount(leaf, minlength=tree.num_leaves))].astype(np.int64)
+    order, sizes, centroids = [], [], []
+    for lf in range(tree.num_leaves):
+        rows = by_leaf[leaf_offsets[lf]:leaf_offsets[lf + 1]]
+        k = clusters_per_leaf if rows_per_cluster is None else -(-len(rows) // rows_per_cluster)
+        c, labels = kmeans(x[rows], k, seed=(seed, lf), iterations=iterations)
+        order.append(rows[np.argsort(labels, kind="stable")])
+        sizes.append(np.bincount(labels, minlength=len(c)))
+        centroids.append(c)
+    order = np.concatenate(order) if order else np.zeros(0, np.int64)
+    sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    leaf_clusters = np.r_[0, np.cumsum([len(c) for c in centroids])].astype(np.int64)
+    vectors = x[order]
+    return Layout(tree, ids[order], vectors, _squared_norms(vectors), columns.take(order), leaf_offsets,
+                  np.r_[0, np.cumsum(sizes)].astype(np.int64), leaf_clusters,
+                  np.concatenate(centroids) if centroids else np.zeros((0, x.shape[1]), np.float32), order)
+
+
+def _check_data(ids, vectors, attributes, types):
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or (len(ids) and not np.issubdtype(ids.dtype, np.integer)):
+        raise ValueError(f"ids must be a 1-D integer array, got {ids.dtype} of shape {ids.shape}")
+    ids = ids.astype(np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("ids must be distinct")
+    x = vectors_of(vectors)
+    if len(x) != len(ids) or not np.isfinite(x).all():
+        raise ValueError(f"need one finite vector per id: {len(x)} vectors for {len(ids)} ids")
+    columns = attributes if isinstance(attributes, Columns) else Columns.from_table(attributes, types)
+    if columns.num_rows != len(ids):
+        raise ValueError(f"attributes have {columns.num_rows} rows for {len(ids)} ids")
+    return ids, x, columns
+
+
+# ---------------------------------------------------------------------------- execution
+
+
+class SearchStats(NamedTuple):
+    """Work done for a batch, per query in input order where an array."""
+
+    rows_scanned: np.ndarray  # int64: rows of the leaves (exact) or clusters (approximate) probed
+    distance_computations: np.ndarray  # int64: distances computed by the products
+    predicate_evaluations: int  # (slice, distinct predicate) masks evaluated
+    predicate_rows: int  # rows those masks covered
+
+
+class SearchResult(NamedTuple):
+    """Each query's results in rank order, queries in input order."""
+
+    query_id: np.ndarray  # int64
+    rank: np.ndarray  # int32, 0-based
+    id: np.ndarray  # int64
+    distance: np.ndarray  # float32, squared L2, ascending per query (ties by id)
+    stats: SearchStats
+
+    def to_arrow(self) -> pa.Table:
+        """The results with ``RESULT_SCHEMA``."""
+        return pa.Table.from_arrays([pa.array(self.query_id, pa.int64()), pa.array(self.rank, pa.int32()),
+                                     pa.array(self.id, pa.int64()), pa.array(self.distance, pa.float32())],
+                                    schema=RESULT_SCHEMA)
+
+
+@numba.njit(cache=True)
+def _exact_distances(x, rows, q, qpos):
+    """Squared L2 of each (row, query) pair, summed in float64 in dimension order (no
+    reassociation: the same value whichever batch asks), rounded to float32."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for i in range(len(rows)):
+        r, j = rows[i], qpos[i]
+        s = 0.0
+        for t in range(x.shape[1]):
+            diff = np.float64(x[r, t]) - np.float64(q[j, t])
+            s += diff * diff
+        out[i] = s
+    return out
+
+
+def _round_up32(v: np.ndarray) -> np.ndarray:
+    """float64 values as float32 values no smaller (one float32 step up: as safe, cheaper)."""
+    return np.nextafter(v.astype(np.float32), np.float32(np.inf))
+
+
+class _Batch:
+    """The candidates of a batch: per product, each query's rows that may be in its top k."""
+
+    def __init__(self, queries: Queries):
+        self.q = queries
+        self.q2 = -2 * queries.vectors  # exact: a power of two
+        self.qn = _squared_norms(queries.vectors).astype(np.float64)
+        m = len(queries.k)
+        self.bound = np.full(m, np.inf)  # >= each query's true k-th distance
+        self.rows_scanned = np.zeros(m, np.int64)
+        self.computed = np.zeros(m, np.int64)
+        self.evaluations = self.evaluated_rows = 0
+        self.qpos, self.rows = [], []
+        self.slack = (2 * queries.vectors.shape[1] + 16) * _U
+
+    def mask(self, predicate: Predicate, columns: Columns, lo: int, hi: int):
+        """The predicate over rows lo:hi (None when TRUE)."""
+        if predicate.is_true:
+            return None
+        self.evaluations += 1
+        self.evaluated_rows += hi - lo
+        return predicate.mask(columns, slice(lo, hi))
+
+    def probe(self, vectors, norms, lo: int, hi: int, mask, qs: np.ndarray):
+        """Queries ``qs`` against the rows lo:hi that ``mask`` keeps (all when None)."""
+        self.rows_scanned[qs] += hi - lo
+        valid = hi - lo if mask is None else int(np.count_nonzero(mask))
+        if not valid:
+            return
+        rows = None
+        if mask is not None and valid < _DENSE * (hi - lo):
+            rows = lo + np.flatnonzero(mask)  # sparse: gather the satisfying rows
+            mask = None
+        x = vectors[lo:hi] if rows is None else vectors[rows]
+        xn = norms[lo:hi] if rows is None else norms[rows]
+        self.computed[qs] += len(x)
+        step = max(1, _BLOCK // len(x))
+        for s in range(0, len(qs), step):
+            self._product(x, xn, lo, rows, mask, valid, qs[s:s + step])
+
+    def _product(self, x, xn, lo, rows, mask, valid, qs):
+        d = self.q2[qs] @ x.T
+        d += xn  # ||x||^2 - 2 x.q: the distance less ||q||^2, which orders a query's rows alike
+        if mask is not None:
+            d[:, ~mask] = np.inf
+        qn = self.qn[qs]
+        err = self.slack * (np.float64(xn.max()) + qn)  # limits in float64, then rounded up
+        k = np.minimum(self.q.k[qs], valid)
+        limit = self.bound[qs]
+        if d.shape[1] > k.max():
+            kth = np.partition(d, sorted(set((k - 1).tolist())), axis=1)[np.arange(len(qs)), k - 1] + qn
+            full = k == self.q.k[qs]  # k rows here: the query's k-th distance is at most kth + err
+            self.bound[qs[full]] = np.minimum(limit[full], kth[full] + err[full])
+            limit = np.minimum(limit, kth + err)
+        keep = d <= _round_up32(limit + err - qn)[:, None]
+        if mask is not None:
+            keep &= mask
+        g, r = np.nonzero(keep)
+        self.qpos.append(qs[g])
+        self.rows.append(lo + r if rows is None else rows[r])
+
+    def result(self, ids: np.ndarray, vectors: np.ndarray) -> SearchResult:
+        """Exact distances of the candidates; each query's k best in (distance, id) order."""
+        qpos = np.concatenate(self.qpos) if self.qpos else np.zeros(0, np.int64)
+        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+        dist = _exact_distances(vectors, rows.astype(np.int64), self.q.vectors, qpos.astype(np.int64))
+        rid = ids[rows]
+        order = np.lexsort((rid, dist, qpos))
+        qpos, rid, dist = qpos[order], rid[order], dist[order]
+        rank = np.arange(len(qpos)) - np.searchsorted(qpos, qpos, "left")
+        keep = rank < self.q.k[qpos]
+        stats = SearchStats(self.rows_scanned, self.computed, self.evaluations, self.evaluated_rows)
+        return SearchResult(self.q.query_id[qpos[keep]], rank[keep].astype(np.int32), rid[keep], dist[keep], stats)
+
+
+def _by_predicate(predicates: list) -> list[tuple[Predicate, np.ndarray]]:
+    """The distinct predicates, each with the positions of its queries."""
+    index: dict = {}
+    owner = np.array([index.setdefault(p, len(index)) for p in predicates], dtype=np.int64)
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(len(index) + 1))
+    return [(p, order[bounds[i]:bounds[i + 1]]) for p, i in index.items()]
+
+
+def search(layout: Layout, queries: Queries, *, nprobe: int | None = None) -> SearchResult:
+    """Answer a batch of hybrid queries on a layout (see the module docstring).
+
+    Parameters
+    ----------
+    layout : Layout
+    queries : Queries
+        Parsed queries (``parse_workload``); k may be 0 (no results).
+    nprobe : int, optional
+        None: exact, every cluster of every reached leaf. Else the number of nearest
+        clusters (holding a satisfying row) each query probes before it probes further
+        ones only to reach k results.
+
+    Returns
+    -------
+    SearchResult
+        ``min(k, satisfying rows)`` results per query in (distance, id) order; in exact
+        mode exactly ``exact_search``'s.
+
+    References
+    ----------
+    .. [1] J. Mohoney et al., "High-Throughput Vector Similarity Search in Knowledge
+       Graphs", SIGMOD 2023, doi:10.1145/3589777 (section 5, batch execution).
+
+    Examples
+    --------
+    >>> from sigil.transforms.predicates import parse
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 4)).astype(np.float32)
+    >>> attrs = {"year": np.arange(100) % 10}
+    >>> layout = build(np.arange(100) * 10, x, attrs, ['[{"col": "year", "op": "<", "value": 3}]'],
+    ...                min_leaf_rows=10, rows_per_cluster=20)
+    >>> p = parse('[{"col": "year", "op": "=", "value": 4}]', layout.columns.types)
+    >>> r = search(layout, Queries(np.array([7]), np.array([3]), x[[4]], [p]))
+    >>> r.id.tolist(), r.rank.tolist(), float(r.distance[0]), r.stats.rows_scanned.tolist()
+    ([40, 740, 940], [0, 1, 2], 0.0, [70])
+    """
+    if nprobe is not None and nprobe < 1:
+        raise ValueError(f"nprobe must be None (exact) or >= 1, got {nprobe}")
+    queries = _check_queries(queries, layout.dim, layout.columns.types)
+    batch = _Batch(queries)
+    for predicate, qs in _by_predicate(queries.predicates):
+        qs = qs[queries.k[qs] > 0]
+        if not len(qs) or predicate.is_false:
+            continue
+        leaves = layout.tree.route(predicate)
+        masks = {lf: batch.mask(predicate, layout.columns, *layout.leaf_offsets[lf:lf + 2]) for lf in leaves}
+        if nprobe is None:
+            for lf in leaves:
+                batch.probe(layout.vectors, layout.norms, *layout.leaf_offsets[lf:lf + 2], masks[lf], qs)
+        else:
+            _probe_clusters(layout, batch, leaves, masks, qs, nprobe)
+    return batch.result(layout.ids, layout.vectors)
+
+
+def _probe_clusters(layout: Layout, batch: _Batch, leaves, masks: dict, qs: np.ndarray, nprobe: int):
+    """Approximate mode for the queries ``qs`` of one predicate: each probes its nprobe
+    nearest clusters holding a satisfying row, and more, in the same order, until they
+    hold its k."""
+    clusters, valid = [], []
+    for lf in leaves:
+        c0, c1 = layout.leaf_clusters[lf:lf + 2]
+        bounds = layout.cluster_offsets[c0:c1 + 1] - layout.leaf_offsets[lf]
+        m = masks[lf]
+        satisfied = np.diff(bounds) if m is None else np.diff(np.r_[0, np.cumsum(m)][bounds])
+        clusters.append(np.arange(c0, c1))
+        valid.append(satisfied)
+    if not clusters:
+        return
+    clusters, valid = np.concatenate(clusters), np.concatenate(valid)
+    clusters, valid = clusters[valid > 0], valid[valid > 0]
+    if not len(clusters):
+        return
+    centroids = layout.centroids[clusters]
+    leaf_of = np.searchsorted(layout.leaf_clusters, clusters, "right") - 1
+    step = max(1, _BLOCK // len(clusters))
+    for s in range(0, len(qs), step):
+        sub = qs[s:s + step]
+        d = batch.q.vectors[sub] @ centroids.T
+        d *= -2
+        d += _squared_norms(centroids)
+        order = np.argsort(d, axis=1, kind="stable")
+        reach = np.cumsum(valid[order], axis=1)
+        probes = np.minimum(np.maximum(nprobe, (reach < batch.q.k[sub, None]).sum(axis=1) + 1), len(clusters))
+        g, j = np.nonzero(np.arange(len(clusters)) < probes[:, None])
+        picked = order[g, j]
+        by_cluster = np.lexsort((g, picked))
+        picked, g, j = picked[by_cluster], g[by_cluster], j[by_cluster]
+        starts = np.flatnonzero(np.r_[True, picked[1:] != picked[:-1]])
+        ends = np.r_[starts[1:], len(picked)]
+        # clusters some query ranks first go first: early k-th bounds prune later products
+        first = np.minimum.reduceat(j, starts) if len(starts) else starts
+        for a, b in zip(starts[np.argsort(first, kind="stable")], ends[np.argsort(first, kind="stable")], strict=True):
+            c = clusters[picked[a]]
+            lf = leaf_of[picked[a]]
+            lo, hi = layout.cluster_offsets[c:c + 2]
+            m = masks[lf]
+            mask = None if m is None else m[lo - layout.leaf_offsets[lf]:hi - layout.leaf_offsets[lf]]
+            batch.probe(layout.vectors, layout.norms, lo, hi, mask, sub[g[a:b]])
+
+
+def exact_search(ids, vectors, attributes, queries: Queries, *, types=None) -> SearchResult:
+    """Brute force, one query at a time: the predicate's mask over all rows, float32
+    distances to the satisfying rows, the exact top k in (distance, id) order.
+
+    Parameters
+    ----------
+    ids, vectors, attributes
+        As for ``build``.
+    queries : Queries
+    types : mapping, optional
+        Column kinds; by default inferred from ``attributes``.
+
+    Returns
+    -------
+    SearchResult
+
+    Examples
+    --------
+    >>> from sigil.transforms.predicates import parse
+    >>> x = np.float32([[0, 0], [1, 0], [0, 1], [3, 3]])
+    >>> attrs = {"genre": ["a", "b", "b", "b"]}
+    >>> p = parse('[{"col": "genre", "op": "=", "value": "b"}]', {"genre": "categorical"})
+    >>> r = exact_search([10, 11, 12, 13], x, attrs, Queries(np.array([0]), np.array([2]), x[[0]], [p]))
+    >>> r.id.tolist(), r.distance.tolist()
+    ([11, 12], [1.0, 1.0])
+    """
+    ids, x, columns = _check_data(ids, vectors, attributes, types)
+    queries = _check_queries(queries, x.shape[1], columns.types)
+    batch = _Batch(queries)
+    norms = _squared_norms(x)
+    for i, predicate in enumerate(queries.predicates):
+        if queries.k[i] > 0 and not predicate.is_false:
+            batch.probe(x, norms, 0, len(x), batch.mask(predicate, columns, 0, len(x)), np.array([i]))
+    return batch.result(ids, x)
+
+
+def recall_at_k(result: SearchResult, truth: SearchResult, k: int, *, rtol: float = 1e-5) -> float:
+    """Mean recall@k, tie-aware: a returned row among a query's first k counts when its
+    distance is at most the true k-th distance (relative tolerance ``rtol``).
+
+    Parameters
+    ----------
+    result : SearchResult
+        The answers to judge.
+    truth : SearchResult
+        Exact answers of the same queries with at least k results each where the data has
+        them (e.g. ``exact_search`` with the same k), each query's rows together in rank
+        order, as ``search`` and ``exact_search`` return them.
+    k : int
+    rtol : float, default 1e-5
+
+    Returns
+    -------
+    float
+        The mean over queries with a true result of ``correct / min(k, true results)``;
+        1.0 when no query has one. Whether a row satisfies the predicate is not checked.
+
+    Examples
+    --------
+    >>> stats = SearchStats(np.zeros(1, np.int64), np.zeros(1, np.int64), 0, 0)
+    >>> truth = SearchResult(np.array([1, 1]), np.int32([0, 1]), np.array([5, 6]), np.float32([1, 2]), stats)
+    >>> found = SearchResult(np.array([1, 1]), np.int32([0, 1]), np.array([5, 9]), np.float32([1, 2]), stats)
+    >>> recall_at_k(found, truth, 2), recall_at_k(found._replace(distance=np.float32([1, 3])), truth, 2)
+    (1.0, 0.5)
+    """
+    top = truth.rank < k
+    qids, first, expected = np.unique(truth.query_id[top], return_index=True, return_counts=True)
+    if not len(qids):
+        return 1.0
+    kth = truth.distance[top][first + expected - 1]
+    mine = result.rank < k
+    at = np.searchsorted(qids, result.query_id[mine])
+    known = (at < len(qids)) & (qids[np.minimum(at, len(qids) - 1)] == result.query_id[mine])
+    at, dist = at[known], result.distance[mine][known]
+    correct = np.bincount(at[dist <= kth[at] + rtol * np.maximum(1.0, np.abs(kth[at]))], minlength=len(qids))
+    return float(np.mean(np.minimum(correct, expected) / expected))
