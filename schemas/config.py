@@ -727,7 +727,7 @@ class PprConfig(Model):
                                                       "the mass left out is reported")
     held_graph_mb: int = Field(512, ge=0, description=(
         "a graph whose CSR takes up to this much memory (8 bytes per vertex and per edge, 16 per edge when "
-        "weighted; undirected edges count twice; ppr-query adds its transition matrix, 16 bytes per edge) is "
+        "weighted; undirected edges count twice; ppr-query adds 8 bytes per edge and 49 per vertex for its pushes) is "
         "read once by every Python worker: ppr-index walks it in the tasks, ppr-query decomposes its queries "
         "there; larger graphs are walked by joining the walkers with the out-edges in Spark, one step per join, "
         "and ppr-query refuses them; 0: always join"))

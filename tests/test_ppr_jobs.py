@@ -221,3 +221,13 @@ def test_index_paths_give_identical_fingerprints(spark, tmp_path, make):
     assert h["truncation"]["dropped_max"] == pytest.approx(j["truncation"]["dropped_max"])
     assert j["rounds"] < j["step_cap"] and j["walks_cut"] == 0
     assert h["weighted"] == (make is _directed_weighted)
+
+
+@needs_data(FOOTBALL)
+def test_the_notebook_reads_the_run(football, monkeypatch):
+    from conftest import run_notebook
+
+    out, *_ = football
+    outputs, text = run_notebook("ppr.ipynb", str(out), monkeypatch)
+    assert "the batch job's answer: the same" in text and "precision@k" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # the neighbourhood, the curves

@@ -1319,7 +1319,7 @@ class PPRIndex:
         f = sp.csr_array(fingerprints)  # as the kernels read them (int32 targets: less to load per row): no conversion per call
         self.fingerprints = sp.csr_array((f.data, f.indices.astype(np.int32), f.indptr.astype(np.int64)), shape=f.shape)
         _edge_probability(graph), _stop_mass(graph, alpha)
-        self._scratch = []  # per thread: the dense arrays of _work, stacked
+        self._scratch = {}  # threads -> the dense arrays of _work
 
     @classmethod
     def build(cls, graph: Graph, walks: int = 30, *, alpha: float = 0.15, seed: int = 0, floor: float = 0.0,
@@ -1333,9 +1333,12 @@ class PPRIndex:
                             self.alpha, self.prune, self.resolution)
 
     def _work(self, threads: int) -> tuple:
-        if len(self._scratch) < threads:
-            self._scratch = [_work(self.graph.n) for _ in range(threads)]
-        return tuple(np.stack(a) for a in zip(*self._scratch[:threads])) if threads > 1 else self._scratch[0]
+        """Scratch arrays for ``threads`` threads (stacked when more than one), kept for later calls."""
+        if threads not in self._scratch:
+            self._scratch.clear()  # one set at a time: they take 41 bytes per vertex and thread
+            self._scratch[threads] = (tuple(np.stack(a) for a in zip(*(_work(self.graph.n) for _ in range(threads))))
+                                      if threads > 1 else _work(self.graph.n))
+        return self._scratch[threads]
 
     def scores(self, queries) -> sp.csr_array:
         """``query``'s scores of a batch of queries (``queries x n``)."""
