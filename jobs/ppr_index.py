@@ -44,6 +44,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.io import read_input, read_task_tables, spark_schema, task_output, write_parquet
 from sigil.jobs.spark.lookup import dataset_version
 from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.transitions import arcs
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import PprConfig, SigilConfig
@@ -116,11 +117,6 @@ def adjacency(edges: DataFrame, directed: bool, weighted: bool, partitions: int)
     """ADJACENCY rows of every vertex with an out-edge, hash-partitioned by vertex. Each
     task builds its vertices' rows with ``Graph.from_edges`` on their out-edges (renumbered
     in vid order, which keeps their order), so they hold what the whole graph's CSR holds."""
-    arcs = edges.select("src", "dst", "weight")
-    if not directed:
-        arcs = arcs.unionByName(edges.where("src != dst").select(F.col("dst").alias("src"), F.col("src").alias("dst"),
-                                                                 "weight"))
-
     def build(batches):
         batches = list(batches)
         t = pa.Table.from_batches(batches) if batches else None
@@ -136,7 +132,7 @@ def adjacency(edges: DataFrame, directed: bool, weighted: bool, partitions: int)
             "cumulative": pa.ListArray.from_arrays(offsets, pa.array(g.cumulative)) if weighted else
             pa.nulls(len(offsets) - 1, ADJACENCY.field("cumulative").type)})
 
-    built = arcs.repartition(partitions, "src").mapInArrow(build, spark_schema(ADJACENCY))
+    built = arcs(edges, directed).repartition(partitions, "src").mapInArrow(build, spark_schema(ADJACENCY))
     # partitioned as the joins with the walkers need it: only the walkers move each round
     return built.repartition(partitions, "vertex")
 

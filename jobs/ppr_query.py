@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from functools import reduce
 from typing import NamedTuple
 
 import numpy as np
@@ -51,12 +52,13 @@ from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, w
 from sigil.jobs.spark.lookup import dataset_version
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.transitions import stop_mass, transition
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import PprConfig, SigilConfig
 from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
 from sigil.transforms.ppr import (Graph, PPRIndex, decompose, exact_ppr, fingerprint_matrix, graph_bytes, l1_error,
-                                  ndcg_at_k, precision_at_k)
+                                  ndcg_at_k, precision_at_k, query_keys, roulette)
 from sigil.transforms.records import InputError, list_files, open_input
 
 NO_SPLIT = 1 << 62  # query files are read whole, one task each
@@ -72,9 +74,11 @@ _WORKER: dict = {}  # what this Python worker holds for its tasks, until another
 
 class Held(NamedTuple):
     """What the tasks hold, and the key they hold it by: the graph (graph-ingest's edges,
-    their ``dataset_version``, how ppr-index walked them) and, when they fit, the
-    fingerprints (their path and version; None: they are joined)."""
+    their ``dataset_version``, how ppr-index walked them; ``graph_held`` False: pushed by
+    Spark instead) and, when they fit, the fingerprints (their path and version; None:
+    they are joined)."""
 
+    graph_held: bool
     edges: str
     edges_version: tuple
     n: int
@@ -116,19 +120,15 @@ class Held(NamedTuple):
 
 def holding(config: SigilConfig, index: dict) -> Held:
     """What the tasks will hold, from ppr-index's manifest metrics ``index`` and the memory
-    allowed: the graph always (its pushes run there), refused beyond ``ppr.held_graph_mb``;
-    the fingerprints up to ``ppr.held_fingerprints_mb`` (8 bytes a row, as ``PPRIndex``
-    holds them)."""
+    allowed: the graph up to ``ppr.held_graph_mb`` (the pushes run there; larger graphs are
+    pushed by Spark), and with it the fingerprints up to ``ppr.held_fingerprints_mb`` (8
+    bytes a row, as ``PPRIndex`` holds them)."""
     ppr, n = config.ppr, index["vertices"]
-    need = graph_bytes(n, index["arcs"], weighted=index["weighted"], queries=True)
-    if need > ppr.held_graph_mb << 20:
-        raise InputError(f"ppr-query pushes its queries in tasks that hold the graph, which takes about "
-                         f"{need / (1 << 20):.0f} MB, more than ppr.held_graph_mb={ppr.held_graph_mb}: raise it if "
-                         "the Python workers have the memory")
+    graph_held = graph_bytes(n, index["arcs"], weighted=index["weighted"], queries=True) <= ppr.held_graph_mb << 20
     edges, fingerprints = config.stage_path("graph", "edges"), config.stage_path("ppr_index", "fingerprints")
-    fits = 8 * index["rows"] + 8 * (n + 1) <= ppr.held_fingerprints_mb << 20
-    return Held(edges, dataset_version(edges), n, index["directed"], index["weighted"], ppr.alpha, ppr.steps,
-                ppr.prune, ppr.resolution, ppr.seed, fingerprints if fits else None,
+    fits = graph_held and 8 * index["rows"] + 8 * (n + 1) <= ppr.held_fingerprints_mb << 20
+    return Held(graph_held, edges, dataset_version(edges), n, index["directed"], index["weighted"], ppr.alpha,
+                ppr.steps, ppr.prune, ppr.resolution, ppr.seed, fingerprints if fits else None,
                 dataset_version(fingerprints) if fits else None)
 
 
@@ -201,9 +201,15 @@ def _held_scores(queries: DataFrame, held: Held, tasks: int) -> DataFrame:
     return queries.repartition(tasks).mapInArrow(score, SCORES)
 
 
+PUSHED = "query_id string, vertex long, amount double, residual boolean"
+
+
 def _pushed(queries: DataFrame, held: Held, tasks: int) -> DataFrame:
     """``(query_id, vertex, amount, residual)``: every query's decomposition (``decompose``),
-    its estimate and its residual rows, pushed by tasks that hold the graph."""
+    its estimate and its residual rows, pushed by tasks that hold the graph or, for a graph
+    too large for them, by Spark (``_spark_pushed``)."""
+    if not held.graph_held:
+        return _spark_pushed(queries, held, tasks)
 
     def push(batches):
         for ids, _, sources in _chunks(batches, QUERIES_PER_CALL):
@@ -215,7 +221,70 @@ def _pushed(queries: DataFrame, held: Held, tasks: int) -> DataFrame:
                     "query_id": ids.take(pa.array(c.row)), "vertex": c.col.astype(np.int64), "amount": c.data,
                     "residual": np.full(c.nnz, residual)})
 
-    return queries.repartition(tasks).mapInArrow(push, "query_id string, vertex long, amount double, residual boolean")
+    return queries.repartition(tasks).mapInArrow(push, PUSHED)
+
+
+def _spark_pushed(queries: DataFrame, held: Held, tasks: int) -> DataFrame:
+    """``_pushed``'s rows by Spark joins, as ``decompose`` pushes in memory: each round
+    joins the residual entries >= prune with the graph's transitions and adds up what they
+    send (PowerWalk's vertex-centric decomposition as Spark rounds); then the estimate and
+    the residual weighted by the stop mass are divided by each query's total, and the
+    residual weights under the resolution sampled by the same keyed draws (``roulette``).
+    The same answers as the held path but for float rounding (sums in another order)."""
+    spark = queries.sparkSession
+    edges = spark.read.parquet(held.edges)
+    steps = transition(edges, held.directed, held.weighted).persist(StorageLevel.MEMORY_AND_DISK)
+    vertices = spark.range(held.n).withColumnRenamed("id", "vid")
+    dangling = steps.select("src").distinct().count() < held.n
+    mass = stop_mass(vertices, steps, held.alpha) if dangling else None
+    residual = queries.select("query_id", F.explode("vids").alias("vertex"),
+                              (1.0 / F.size("vids")).alias("amount"))
+    estimate = []
+    amount = F.col("amount")
+    for _ in range(held.steps):
+        pushed = (amount > 0) & (amount >= held.prune)
+        estimate.append(residual.where(pushed).select("query_id", "vertex", (held.alpha * amount).alias("amount")))
+        sent = residual.where(pushed).join(steps.withColumnRenamed("src", "vertex"), "vertex").select(
+            "query_id", F.col("dst").alias("vertex"), ((1 - held.alpha) * amount * F.col("p")).alias("amount"))
+        residual = residual.where(~pushed).unionByName(sent).groupBy("query_id", "vertex").agg(
+            F.sum("amount").alias("amount")).repartition(tasks, "query_id").localCheckpoint()
+    weights = residual if mass is None else residual.join(mass.withColumnRenamed("vid", "vertex"), "vertex").select(
+        "query_id", "vertex", (amount * F.col("m")).alias("amount"))
+    rows = weights.withColumn("residual", F.lit(True))
+    if estimate:
+        est = reduce(DataFrame.unionByName, estimate).groupBy("query_id", "vertex").agg(F.sum("amount").alias("amount"))
+        rows = rows.unionByName(est.withColumn("residual", F.lit(False)))
+    total = rows.groupBy("query_id").agg(F.sum("amount").alias("total"))
+    keys = queries.select("query_id", "vids").mapInArrow(_keys(held), "query_id string, key long")
+    normalised = rows.join(total, "query_id").join(keys, "query_id").select(
+        "query_id", "vertex", (amount / F.col("total")).alias("amount"), "residual", "key")
+    out = normalised.mapInArrow(_sampled(held), PUSHED).where("amount > 0")
+    steps.unpersist()
+    return out
+
+
+def _keys(held: Held):
+    """mapInArrow: each query's sampling key (``query_keys``), as a signed long."""
+    def keys(batches):
+        for b in batches:
+            vids = b.column("vids")
+            ends = np.cumsum(pc.list_value_length(vids).to_numpy())
+            sources = np.split(vids.flatten().to_numpy(), ends[:-1])
+            key = query_keys(sources, held.n, held.seed) if b.num_rows else np.zeros(0, np.uint64)
+            yield pa.RecordBatch.from_pydict({"query_id": b.column("query_id"), "key": key.view(np.int64)})
+    return keys
+
+
+def _sampled(held: Held):
+    """mapInArrow: the residual weights sampled by ``roulette``, the estimate as it is."""
+    def sample(batches):
+        for b in batches:
+            amount, residual = b.column("amount").to_numpy(), b.column("residual").to_numpy(zero_copy_only=False)
+            key = b.column("key").to_numpy().view(np.uint64)
+            sampled = roulette(amount, key, b.column("vertex").to_numpy(), held.resolution)
+            yield pa.RecordBatch.from_pydict({"query_id": b.column("query_id"), "vertex": b.column("vertex"),
+                                              "amount": np.where(residual, sampled, amount), "residual": residual})
+    return sample
 
 
 @contextmanager
@@ -326,10 +395,14 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                                "query row(s)")
         with job.stage("rankings"):
             n_ranked = write_rankings(job.path("rankings"), queries, fingerprints, vertices, held, tasks)
-        metrics = {"path": "held" if held.fingerprints is not None else "joined", "queries": n_queries,
+        metrics = {"path": "held" if held.fingerprints is not None else "joined",
+                   "pushes": "tasks" if held.graph_held else "spark", "queries": n_queries,
                    "steps": ppr.steps, "prune": ppr.prune, "resolution": ppr.resolution, "alpha": ppr.alpha, "k": ppr.k,
                    "seconds_per_query": job.manifest["timings"]["rankings"] / max(n_queries, 1)}
         if ppr.exact_sample and n_queries:
+            if not held.graph_held:
+                job.log("ppr.exact_sample: exact PPR reads the whole graph into the tasks that check the sample, "
+                        "beyond ppr.held_graph_mb", logging.WARNING)
             with job.stage("exactness"):
                 metrics["exactness"] = exactness(queries, fingerprints, held, ppr, tasks)
         staged.unpersist()

@@ -731,10 +731,41 @@ def _batch(queries, n: int, seed: int) -> _Batch:
     return _Batch(indptr, seeds, start.data, _keys(indptr, seeds, seed_key))
 
 
+def query_keys(queries, n: int, seed: int = 0) -> np.ndarray:
+    """The residual sampling key of each query (``decompose``'s, from the seed and the
+    query's distinct seeds), uint64: what ``roulette`` needs to sample as ``decompose`` does.
+
+    Examples
+    --------
+    >>> a, b = query_keys([[1, 2], [2, 1, 1], [3]], 4, seed=7)[:2]
+    >>> bool(a == b)
+    True
+    """
+    return _batch(queries, n, seed).key
+
+
 def _work(n: int):
     """One thread's dense scratch arrays; the kernels leave them as they found them."""
     return (np.zeros(n), np.zeros(n), np.zeros(n, np.uint8), np.empty(n, np.int64), np.empty(n, np.int64),
             np.empty(n))
+
+
+@numba.njit(cache=True, inline="always")
+def _roulette(x, key, v, resolution):
+    """A weight under the resolution is kept at the resolution with probability x /
+    resolution (Russian roulette), by the draw keyed by the query and the vertex alone: any
+    engine, in any order, samples the same entries."""
+    if 0 < x < resolution:
+        return resolution if _uniform(key, v) * resolution < x else 0.0
+    return x
+
+
+@numba.vectorize(["float64(float64, uint64, int64, float64)"], cache=True)
+def roulette(x, key, v, resolution):
+    """``_roulette`` over arrays: the residual sampling of ``decompose`` for weights ``x`` at
+    vertices ``v`` of queries keyed ``key`` (``query_keys``), for engines that push
+    elsewhere."""
+    return _roulette(x, key, v, resolution)
 
 
 @numba.njit(cache=True)
@@ -777,21 +808,11 @@ def _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, target
     for i in range(count):
         v = touched[i]
         total += est[v] + r[v] * stop[v]
-    # systematic sampling of the weights under the resolution: a running sum from a random
-    # offset keeps an entry (at the resolution) where it crosses a multiple of the resolution,
-    # each with probability x / resolution, for one draw per query
-    level = _uniform(batch_key[q], 0) * resolution
+    key = batch_key[q]
     for i in range(count):
         v = touched[i]
         est[v] /= total
-        x = r[v] * stop[v] / total
-        if x < resolution:
-            level += x
-            x = 0.0
-            if level >= resolution:
-                level -= resolution
-                x = resolution
-        r[v] = x
+        r[v] = _roulette(r[v] * stop[v] / total, key, v, resolution)
     reached = count
     for i in range(reached):
         v = touched[i]
