@@ -753,6 +753,97 @@ class PprConfig(Model):
     exact_seed: int = Field(0, description="seed of that sample")
 
 
+class HqiGenerateConfig(Model):
+    """Synthetic entities with clustered vectors and correlated attributes, and Zipf-skewed
+    workloads of hybrid queries over them (transforms/hqi_workload.py), generated on the
+    driver."""
+
+    rows: int = Field(20_000, ge=1, le=5_000_000, description="entities, the data's rows (made on the driver: "
+                                                              "about rows x (4 dim + 60) bytes)")
+    dim: int = Field(32, ge=1, le=4096, description="vector dimension")
+    clusters: int = Field(64, ge=1, description="Gaussian clusters of the vectors")
+    center_scale: float = Field(1.0, gt=0, description="standard deviation of the cluster centres' coordinates (the "
+                                                       "points' is 1)")
+    training: int = Field(2_000, ge=0, description="queries of the training workload (drawn like the batch, with "
+                                                   "another seed)")
+    queries: int = Field(1_000, ge=0, description="queries of the batch to answer")
+    k: list[Annotated[int, Field(ge=1)]] = Field([10], min_length=1, description="each query's k, drawn uniformly "
+                                                                                  "from these values")
+    noise: float = Field(1.0, ge=0, description="standard deviation of the noise added to a random row's vector to "
+                                                "make a query's")
+    truth: bool = Field(True, description="also write the batch's exact answers (`truth`, for `hqi.truth`), by brute "
+                                          "force on the driver: queries x rows x dim work")
+    seed: int = Field(0, description="seed of the data; the training workload draws from seed + 1, the batch from "
+                                     "seed + 2")
+
+
+class HqiDataInput(Model):
+    """The rows: Parquet with an integer id, a vector (a list of d numbers, the interface's
+    fixed-size float32 lists or any other) and attribute columns."""
+
+    path: str = Field(description="a Parquet file or a directory of Parquet files")
+    id_column: str = Field("id", description="column of the row ids (integers; a missing or repeated id is "
+                                             "quarantined)")
+    vector_column: str = Field("vector", description="column of the vectors (a null vector, one of another length "
+                                                     "or with NaN or infinite values is quarantined)")
+    attribute_columns: list[str] | None = Field(None, description="the columns predicates may read (strings are "
+                                                                  "categorical, integers and floats numeric); "
+                                                                  "default every other column")
+
+
+class HqiWorkloadInput(Model):
+    """A workload of hybrid queries: Parquet with ``query_id`` (integer), ``k`` (integer),
+    ``vector`` (a list of d numbers) and ``predicate`` (JSON text, transforms/predicates.py)."""
+
+    path: str = Field(description="a Parquet file or a directory of Parquet files")
+
+
+class HqiResultsInput(Model):
+    """Answers to compare with: Parquet with ``query_id``, ``rank``, ``id`` and ``distance``
+    (schemas.datasets.HQI_RESULTS)."""
+
+    path: str = Field(description="a Parquet file or a directory of Parquet files; not this run's own output (give "
+                                  "a copy)")
+
+
+class HqiConfig(Model):
+    """HQI batch hybrid queries (Mohoney et al., SIGMOD 2023; transforms/hqi.py): hqi-index
+    lays the rows out for a training workload, hqi-query answers batches of queries."""
+
+    data: HqiDataInput = Field(description="the rows: ids, vectors, attributes")
+    training: HqiWorkloadInput | None = Field(None, description="hqi-index: the training workload whose predicates "
+                                                                "the qd-tree is cut for (only `predicate` is read); "
+                                                                "none: one leaf")
+    queries: HqiWorkloadInput | None = Field(None, description="hqi-query: the batch of queries")
+    truth: HqiResultsInput | None = Field(None, description="hqi-query: exact answers of the batch; the manifest then "
+                                                            "gives the recall@k of each query's own k, a row whose "
+                                                            "distance ties the k-th counting as found")
+    min_leaf_rows: int = Field(1024, ge=1, description="hqi-index: no qd-tree cut leaves fewer rows on a side")
+    rows_per_cluster: int = Field(256, ge=1, description="hqi-index: a leaf of n rows gets ceil(n / this) k-means "
+                                                         "clusters")
+    clusters_per_leaf: int | None = Field(None, ge=1, description="hqi-index: instead of `rows_per_cluster`, this "
+                                                                  "many clusters per leaf")
+    iterations: int = Field(10, ge=1, description="hqi-index: Lloyd iterations of each leaf's k-means")
+    sample_rows: int = Field(200_000, ge=1, description=(
+        "hqi-index fits the qd-tree and each leaf's k-means on the driver: on every row when the data has no more "
+        "than this, else on this many rows sampled by a seeded hash of the id (about sample_rows x (4 d + 8 per "
+        "attribute) bytes on the driver); every row is then placed in Spark tasks"))
+    seed: int = Field(0, description="seed of the sample and of k-means (leaf l draws from (seed, l))")
+    nprobe: int | None = Field(None, ge=1, description="hqi-query: the nearest clusters (holding a satisfying row) "
+                                                       "each query probes, more until they hold its k; none: exact")
+    engine: Literal["memory", "spark"] | None = Field(None, description=(
+        "hqi-query: `memory`: every Python worker holds the layout and each task answers a slice of the batch; "
+        "`spark`: the layout's leaves, cut into slices, are Spark's groups, each searched for the queries routed "
+        "to it, and Spark merges each query's k best; none: memory when the layout fits `held_mb`. Both give the "
+        "same answers"))
+    held_mb: int = Field(1024, ge=0, description="hqi-query: the most memory (about rows x (4 d + 24 + 9 per "
+                                                 "attribute) bytes) a layout held by every Python worker may take "
+                                                 "when `engine` is unset")
+    slice_rows: int = Field(100_000, ge=1, description="hqi-query, engine spark: a leaf's consecutive clusters are "
+                                                       "searched in slices of at most this many rows (a larger "
+                                                       "cluster alone), one group of Spark's each")
+
+
 class EncoderConfig(Model):
     """Records as text (``COL <attr> VAL <value> ...`` over ``columns``, raw values) embedded
     by a local sentence-transformers model."""
@@ -862,7 +953,7 @@ INPUT_FIELDS = ("path", "input", "embeddings", "load_model")  # fields that name
 # the sections a job reads besides its own (by its output directory's name)
 JOB_READS = {"block": ("block", "truth"), "match": ("match", "truth"), "cluster": ("cluster", "truth"),
              "nlsh_train": ("nlsh_train", "encoder"), "nlsh_block": ("nlsh_block", "encoder", "truth"),
-             "ppr_query": ("ppr",)}
+             "ppr_query": ("ppr",), "hqi_index": ("hqi",), "hqi_query": ("hqi",)}
 
 
 class SigilConfig(Model):
@@ -891,6 +982,12 @@ class SigilConfig(Model):
                                                                     "around seed queries, or of every vertex")
     ppr: PprConfig | None = Field(None, description="the ppr-index and ppr-query jobs: random-walk fingerprints of "
                                                     "every vertex and batches of personalized PageRank queries")
+    hqi_generate: HqiGenerateConfig | None = Field(None, description=(
+        "the hqi-generate job: synthetic entities with vectors and attributes, a training workload and a batch of "
+        "hybrid queries (`transforms/hqi_workload.py`)"))
+    hqi: HqiConfig | None = Field(None, description="the hqi-index and hqi-query jobs: a workload-aware layout of "
+                                                    "vectors and attributes, and batches of hybrid (vector + "
+                                                    "predicate) queries")
     encoder: EncoderConfig | None = Field(None, description="records embedded by a sentence-transformers "
                                                             "model (nlsh-train, nlsh-block)")
     nlsh_train: NlshTrainConfig | None = Field(None, description="the nlsh-train job: the encoder fine-tuned as "

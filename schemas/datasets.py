@@ -223,3 +223,66 @@ def embeddings(dim: int) -> pa.Schema:
         pa.field("id", pa.string(), nullable=False),
         pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
     ])
+
+
+# --- HQI batch hybrid queries ---------------------------------------------------------------
+
+def hqi_data(dim: int, attributes=()) -> pa.Schema:
+    """The data interface of HQI (hqi-generate writes it, hqi-index reads it): an entity's
+    id, its vector and its attribute ``fields`` (strings are categorical, integers and
+    floats numeric)."""
+    return pa.schema([pa.field("id", pa.int64(), nullable=False),
+                      pa.field("vector", pa.list_(pa.float32(), dim), nullable=False), *attributes])
+
+
+def hqi_workload(dim: int) -> pa.Schema:
+    """A batch of hybrid queries: the k rows nearest to ``vector`` (squared L2) among those
+    whose attributes satisfy ``predicate`` (JSON, transforms/predicates.py). hqi-generate
+    writes training and query workloads so; hqi-query reads vectors of any list type."""
+    return pa.schema([
+        pa.field("query_id", pa.int64(), nullable=False),
+        pa.field("k", pa.int32(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+        pa.field("predicate", pa.string(), nullable=False),
+    ])
+
+
+def hqi_layout(dim: int, attributes=()) -> pa.Schema:
+    """The rows as hqi-index lays them out: each with its qd-tree leaf and its cluster
+    (numbered over all leaves, so a leaf's clusters are consecutive), one leaf per file,
+    sorted by leaf, cluster and id."""
+    return pa.schema([
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("leaf", pa.int32(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+        *attributes,
+    ])
+
+
+def hqi_centroids(dim: int) -> pa.Schema:
+    """Every cluster of the layout: its leaf, its k-means centroid and its rows."""
+    return pa.schema([
+        pa.field("leaf", pa.int32(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("centroid", pa.list_(pa.float32(), dim), nullable=False),
+        pa.field("rows", pa.int64(), nullable=False),
+    ])
+
+
+#: Hybrid-query answers (hqi-query, transforms/hqi.py): each query's min(k, satisfying rows)
+#: nearest rows, rank 0 the nearest, in (distance, id) order; distance is squared L2.
+HQI_RESULTS = pa.schema([
+    pa.field("query_id", pa.int64(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("id", pa.int64(), nullable=False),
+    pa.field("distance", pa.float32(), nullable=False),
+])
+
+#: The work each hybrid query cost: rows of the leaves (exact) or clusters (nprobe) it
+#: scanned, and the distances computed for it.
+HQI_QUERY_STATS = pa.schema([
+    pa.field("query_id", pa.int64(), nullable=False),
+    pa.field("rows_scanned", pa.int64(), nullable=False),
+    pa.field("distance_computations", pa.int64(), nullable=False),
+])

@@ -22,7 +22,8 @@ from sigil.cli import main
 OUTPUTS = {"ingest": ("ingest", "records"), "graph-ingest": ("graph", "edges"), "communities": ("communities", "members"),
            "block": ("block", "candidates"), "match": ("match", "pairs"), "cluster": ("cluster", "entities"),
            "graph-index": ("graph_index", "signatures"), "ppr-index": ("ppr_index", "fingerprints"),
-           "ppr-query": ("ppr_query", "rankings")}
+           "ppr-query": ("ppr_query", "rankings"), "hqi-index": ("hqi_index", "layout"),
+           "hqi-query": ("hqi_query", "results")}
 
 
 def cases() -> list[Case]:
@@ -107,12 +108,12 @@ def test_corpus_case(case: Case, spark, tmp_path, capsys):
     if case.job == "ingest":  # every input row is a record or a quarantined row, per source
         for source, n in manifest["inputs"].items():
             assert n == manifest["outputs"][f"records.{source}"] + manifest["quarantined"][source], source
-    graph_rows_add_up(case.job, manifest)
+    rows_add_up(case.job, manifest)
 
 
-def graph_rows_add_up(job: str, manifest: dict) -> None:
-    """graph-ingest and communities: every input row is used or quarantined (comment lines
-    are counted apart; blank lines and headers are no rows)."""
+def rows_add_up(job: str, manifest: dict) -> None:
+    """graph-ingest, communities, hqi-index and hqi-query: every input row is used or
+    quarantined (comment lines are counted apart; blank lines and headers are no rows)."""
     metrics, quarantined = manifest["metrics"], manifest["quarantined"]
     if job == "graph-ingest":
         assert manifest["inputs"]["edge_rows"] == metrics["edge_rows_used"] + quarantined["edges"]
@@ -120,6 +121,10 @@ def graph_rows_add_up(job: str, manifest: dict) -> None:
             assert metrics["vertex_rows"] == metrics["vertex_rows_used"] + quarantined["vertices"]
     if job == "communities" and "query_rows" in manifest["inputs"]:  # a query is answered or quarantined
         assert manifest["inputs"]["query_rows"] == metrics["seed_queries"]["queries"] + quarantined["queries"]
+    if job == "hqi-index":  # a data row is laid out or quarantined
+        assert manifest["inputs"]["data_rows"] == manifest["outputs"]["layout"] + quarantined["data"]
+    if job == "hqi-query":
+        assert manifest["inputs"]["query_rows"] == metrics["queries"] + quarantined["queries"]
 
 
 def test_the_corpus_covers_every_reader():

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,12 +18,20 @@ from sigil.transforms.hqi import (
     Queries,
     SearchResult,
     SearchStats,
+    arrange,
     build,
+    choose_clusters,
     data_arrays,
     exact_search,
+    fit_partitioning,
+    layout_tables,
+    load_layout,
+    nearest,
     parse_workload,
     recall_at_k,
+    save_layout,
     search,
+    slice_layout,
 )
 from sigil.transforms.hqi_workload import generate_data, generate_workload
 from sigil.transforms.predicates import (
@@ -540,6 +549,132 @@ def test_parse_workload_quarantines_with_reasons():
     assert bad.column("reason").to_pylist() == ["vector has NaN or infinite values"]
     _, bad = parse_workload(table.slice(2, 1).set_column(3, "predicate", pa.array(["[{"])), TYPES, 2)
     assert bad.column("reason").to_pylist()[0].startswith("predicate: malformed JSON")
+
+
+# ---------------------------------------------------------------------------- partitioning, slices, storage
+
+
+def _squared(x, c) -> np.ndarray:
+    return ((x[:, None, :].astype(np.float64) - c[None, :, :]) ** 2).sum(axis=2)
+
+
+def test_nearest_is_exact_whatever_the_batch():
+    rng = np.random.default_rng(2)
+    # integers far from the origin: ties, and float32 products that err by more than the gaps
+    c = rng.integers(0, 3, (40, 8)).astype(np.float32) + 3000
+    x = rng.integers(0, 3, (500, 8)).astype(np.float32) + 3000
+    expected = _squared(x, c).argmin(axis=1)  # ties to the lower index
+    assert np.array_equal(nearest(x, c), expected)
+    assert np.array_equal(np.concatenate([nearest(x[i:i + 7], c) for i in range(0, 500, 7)]), expected)
+    y, cy = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(20, 16)).astype(np.float32)
+    assert np.array_equal(nearest(y, cy), _squared(y, cy).argmin(axis=1))
+    assert nearest(y, cy[:1]).tolist() == [0] * 300
+
+
+def test_choose_clusters_follows_exact_distances_whatever_the_batch():
+    rng = np.random.default_rng(3)
+    c = rng.integers(0, 3, (30, 8)).astype(np.float32) + 3000
+    q = rng.integers(0, 3, (200, 8)).astype(np.float32) + 3000
+    k, satisfying = rng.choice([1, 5, 40], 200), rng.integers(1, 6, 30)
+    got = choose_clusters(q, k, c, satisfying, 3)
+    order = np.argsort(_squared(q, c), axis=1, kind="stable")
+    for i in range(len(q)):
+        reach = np.cumsum(satisfying[order[i]])
+        probes = min(max(3, int((reach < k[i]).sum()) + 1), len(c))
+        mine = got[0] == i
+        assert got[1][mine].tolist() == order[i, :probes].tolist() and got[2][mine].tolist() == list(range(probes))
+        alone = choose_clusters(q[i:i + 1], k[i:i + 1], c, satisfying, 3)
+        assert alone[1].tolist() == got[1][mine].tolist()
+
+
+def test_partitioning_fitted_on_a_sample(dataset, train, queries):
+    ids, x, attrs = dataset
+    half = np.arange(0, len(ids), 2)
+    p = fit_partitioning(attrs.take(half), x[half], train, min_leaf_rows=150, rows_per_cluster=40, seed=3, share=0.5)
+    assert p.tree.leaf_rows.min() >= 75 and np.diff(p.leaf_clusters).max() > 1
+    cluster = p.assign(attrs, x)
+    pieces = [p.assign(attrs.slice(i, 97), x[i:i + 97]) for i in range(0, len(ids), 97)]
+    assert np.array_equal(np.concatenate(pieces), cluster)  # a row's place does not depend on its batch
+    layout = arrange(p, ids, x, attrs, cluster)
+    assert np.array_equal(layout.leaf, layout.tree.assign(layout.columns))
+    for lf in range(layout.tree.num_leaves):  # every row in its leaf's nearest cluster
+        lo, hi = layout.leaf_offsets[lf:lf + 2]
+        c0, c1 = layout.leaf_clusters[lf:lf + 2]
+        assert np.array_equal(layout.cluster[lo:hi] - c0, _squared(layout.vectors[lo:hi], p.centroids[c0:c1]).argmin(1))
+    result = search(layout, queries)
+    truth = exact_search(ids, x, attrs, queries)
+    assert np.array_equal(result.id, truth.id) and np.array_equal(result.distance, truth.distance)
+    with pytest.raises(ValueError, match="cluster in 0"):
+        arrange(p, ids, x, attrs, cluster + len(p.centroids))
+
+
+def _merge(parts: list, queries) -> tuple:
+    """Each query's k best of the slices' results, by (distance, id)."""
+    qid, ids, dist = (np.concatenate([getattr(r, f) for r in parts]) for f in ("query_id", "id", "distance"))
+    order = np.lexsort((ids, dist, np.searchsorted(queries.query_id, qid)))
+    qid, ids, dist = qid[order], ids[order], dist[order]
+    rank = np.arange(len(qid)) - np.searchsorted(qid, qid) if len(qid) else qid
+    keep = rank < queries.k[np.searchsorted(queries.query_id, qid)]
+    return qid[keep], ids[keep], dist[keep]
+
+
+@pytest.mark.parametrize("nprobe", [None, 2])
+def test_slices_answer_as_the_whole_layout(layout, queries, nprobe):
+    """What hqi-query's spark engine does: the probes chosen on the whole layout, each slice
+    of two clusters searched alone, the slices' results merged by (distance, id)."""
+    queries = queries._replace(query_id=np.arange(len(queries.k)))  # sorted ids, for the merge
+    whole = search(layout, queries, nprobe=nprobe)
+    pairs = []  # (query, cluster) of every probe, chosen on the whole
+    for i, (p, k, v) in enumerate(zip(queries.predicates, queries.k, queries.vectors, strict=True)):
+        leaves = layout.tree.route(p)
+        clusters = np.concatenate([np.arange(*layout.leaf_clusters[lf:lf + 2]) for lf in leaves]) if len(leaves) \
+            else np.zeros(0, np.int64)
+        if k and nprobe is None:  # every cluster of the leaves it reaches
+            pairs += [(i, c) for c in clusters]
+            continue
+        sat = np.array([p.mask(layout.columns, slice(*layout.cluster_offsets[c:c + 2])).sum() for c in clusters])
+        clusters, sat = clusters[sat > 0], sat[sat > 0]
+        if k and len(clusters):
+            _, pos, _ = choose_clusters(v[None], np.array([k]), layout.centroids[clusters], sat, nprobe)
+            pairs += [(i, c) for c in clusters[pos]]
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    parts, scanned = [], np.zeros(len(queries.k), np.int64)
+    for lf in range(layout.tree.num_leaves):
+        for c0 in range(layout.leaf_clusters[lf], layout.leaf_clusters[lf + 1], 2):
+            c1 = min(c0 + 2, layout.leaf_clusters[lf + 1])
+            lo, hi = layout.cluster_offsets[[c0, c1]]
+            part = slice_layout(layout.ids[lo:hi], layout.vectors[lo:hi], layout.columns.take(slice(lo, hi)),
+                                layout.cluster[lo:hi] - c0, layout.centroids[c0:c1], types=layout.columns.types)
+            mine = pairs[(pairs[:, 1] >= c0) & (pairs[:, 1] < c1)]
+            qs = np.unique(mine[:, 0])
+            sub = Queries(queries.query_id[qs], queries.k[qs], queries.vectors[qs], [queries.predicates[i] for i in qs])
+            probes = None if nprobe is None else (np.searchsorted(qs, mine[:, 0]), mine[:, 1] - c0)
+            r = search(part, sub, probes=probes)
+            parts.append(r)
+            scanned[qs] += r.stats.rows_scanned
+    qid, ids, dist = _merge(parts, queries)
+    assert np.array_equal(qid, whole.query_id) and np.array_equal(ids, whole.id)
+    assert np.array_equal(dist, whole.distance) and np.array_equal(scanned, whole.stats.rows_scanned)
+
+
+def test_save_and_load_layout(tmp_path, dataset, layout, queries):
+    save_layout(layout, str(tmp_path))
+    again = load_layout(str(tmp_path))
+    for field in ("ids", "vectors", "norms", "leaf_offsets", "cluster_offsets", "leaf_clusters", "centroids"):
+        assert np.array_equal(getattr(again, field), getattr(layout, field)), field
+    assert again.tree.to_dict() == layout.tree.to_dict() and again.columns.types == layout.columns.types
+    for nprobe in (None, 3):
+        a, b = search(again, queries, nprobe=nprobe), search(layout, queries, nprobe=nprobe)
+        assert np.array_equal(a.id, b.id) and np.array_equal(a.distance, b.distance)
+    rows, centroids = layout_tables(layout)
+    attrs = dataset[2].take(pa.array(layout.order))
+    assert rows.select(attrs.column_names).equals(attrs.cast(rows.select(attrs.column_names).schema))
+    assert rows.column("price").null_count == attrs.column("price").null_count > 0
+    assert centroids.column("rows").to_pylist() == np.diff(layout.cluster_offsets).tolist()
+    (tmp_path / "centroids" / "part-00000.parquet").unlink()
+    pq.write_table(centroids.slice(1), tmp_path / "centroids" / "part-00000.parquet")
+    with pytest.raises(ValueError, match="number the clusters"):
+        load_layout(str(tmp_path))
 
 
 # ---------------------------------------------------------------------------- generator

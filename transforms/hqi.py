@@ -10,7 +10,10 @@ Layout (``build``). A qd-tree (transforms/qdtree.py) grown from a training workl
 predicates partitions the rows by their attributes into leaves, so that a query scans only
 the leaves its predicate may match; inside each leaf k-means clusters the vectors. The
 rows are stored sorted by (leaf, cluster), so that every leaf and every cluster is a
-contiguous slice, with their squared norms.
+contiguous slice, with their squared norms. The tree and the centroids (a
+``Partitioning``) may also be fitted on a sample (``fit_partitioning``) and every row then
+placed by them (``Partitioning.assign``, ``arrange``), as the hqi-index job does in Spark
+tasks; ``save_layout`` and ``load_layout`` write and read a layout as that job does.
 
 Batch execution (``search``), multi-query optimisation:
 
@@ -24,7 +27,8 @@ Batch execution (``search``), multi-query optimisation:
 * approximate mode: a query probes the ``nprobe`` clusters nearest to it (by centroid
   distance) among the clusters of its reached leaves that hold a satisfying row, then
   further clusters in the same order until the probed ones hold k satisfying rows (or none
-  is left); the queries of a group that probe one cluster share one product;
+  is left; ``choose_clusters``); the queries of a group that probe one cluster share one
+  product;
 * each product keeps, per query, the rows whose float32 distance may be among its k
   smallest: with ``u = 2^-24`` the float32 value differs from the exact one by at most
   ``e = (2d + 16) u (max ||x||^2 + ||q||^2)`` (dot products and norms err by at most
@@ -36,7 +40,12 @@ Batch execution (``search``), multi-query optimisation:
 Guarantees. Routing never misses a leaf holding a satisfying row (``may_match`` is
 conservative) and the error bound never drops a row of the top k, so exact mode returns
 exactly ``exact_search``'s rows and distances. Approximate mode returns exactly
-``min(k, satisfying rows)`` rows, all satisfying, since it probes until it has them.
+``min(k, satisfying rows)`` rows, all satisfying, since it probes until it has them. A
+query's answer does not depend on the other queries of its batch: its distances are exact,
+and the order of its clusters is that of exact centroid distances wherever the float32
+products' error bound leaves it in doubt (``choose_clusters``; ``nearest`` likewise places
+a row). So a batch answered in parts, or a layout searched in slices with the probes
+chosen on the whole (``search(..., probes=...)``), gives the same answers.
 
 Reference: J. Mohoney, A. Pacaci, S. R. Chowdhury, A. Mousavi, I. F. Ilyas, U. F. Minhas,
 J. Pound, T. Rekatsinas, "High-Throughput Vector Similarity Search in Knowledge Graphs",
@@ -58,6 +67,8 @@ Example
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -65,16 +76,18 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import scipy.sparse as sp
 
-from sigil.transforms.predicates import Columns, Predicate, parse_many
+from sigil.schemas.datasets import HQI_RESULTS, hqi_centroids, hqi_layout
+from sigil.transforms.predicates import CATEGORICAL, Columns, Predicate, parse_many
 from sigil.transforms.qdtree import QdTree
+from sigil.transforms.records import open_input
 
 _U = 2.0**-24  # float32 unit roundoff
 _BLOCK = 1 << 22  # entries of one distance matrix (16 MiB of float32)
 _DENSE = 0.7  # a slice whose mask keeps this share of rows is multiplied whole, masked after
-RESULT_SCHEMA = pa.schema([("query_id", pa.int64()), ("rank", pa.int32()), ("id", pa.int64()),
-                           ("distance", pa.float32())])
+RESULT_SCHEMA = HQI_RESULTS
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -118,6 +131,18 @@ def vectors_of(column) -> np.ndarray:
     return x
 
 
+def vector_array(x: np.ndarray) -> pa.FixedSizeListArray:
+    """An ``(n, d)`` matrix as a column of fixed-size float32 vectors.
+
+    Examples
+    --------
+    >>> vector_array(np.float32([[1, 2], [3, 4]])).type
+    FixedSizeListType(fixed_size_list<item: float>[2])
+    """
+    x = np.asarray(x, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
+
+
 def data_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Table]:
     """Split a table of the data interface into ids, vectors and attribute columns.
 
@@ -143,6 +168,12 @@ def _squared_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
+def _slack(d: int) -> float:
+    """Bound, relative to ``||x||^2 + ||q||^2``, on the error of a float32 distance
+    ``||x||^2 - 2 x.q`` (see the module docstring)."""
+    return (2 * d + 16) * _U
+
+
 class Queries(NamedTuple):
     """A batch of hybrid queries, one entry per query."""
 
@@ -150,6 +181,74 @@ class Queries(NamedTuple):
     k: np.ndarray  # int64, >= 0
     vectors: np.ndarray  # float32 (m, d)
     predicates: list  # Predicate
+
+
+def check_workload(table: pa.Table, types, dim: int, *, duplicates: bool = True) -> tuple[Queries, np.ndarray]:
+    """Every row of a workload table as a query, and the reason each cannot be used.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        ``query_id`` (int64), ``k`` (int), ``vector`` (list of d numbers) and ``predicate``
+        (JSON text), as the workload interface has them.
+    types : mapping of str to str
+        The attribute columns predicates may read (``Layout.columns.types``).
+    dim : int
+        The vectors' dimension.
+    duplicates : bool, default True
+        Give a query id that an earlier row has the reason ``duplicate query_id`` (a reader
+        of several files checks them across its files instead).
+
+    Returns
+    -------
+    queries : Queries
+        One entry per row; a row with a reason has placeholders (k 0, a zero vector, no
+        predicate).
+    reasons : numpy.ndarray
+        object, per row: None where it is usable, else why not: a missing or repeated query
+        id, k not a positive integer, a missing vector, one of another dimension or with NaN
+        or infinite values, or an invalid predicate (``predicate: `` and the parser's reason).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"query_id": [1, 2], "k": [5, 5], "vector": [[0.0], [1.0, 2.0]], "predicate": ["[]", "[]"]})
+    >>> queries, reasons = check_workload(t, {}, 1)
+    >>> queries.k.tolist(), reasons.tolist()
+    ([5, 0], [None, 'vector has 2 values, expected 1'])
+    """
+    m = table.num_rows
+    reasons = np.full(m, None, dtype=object)
+
+    def flag(bad, reason):
+        for i in np.flatnonzero(bad):
+            reasons[i] = reasons[i] or (reason(i) if callable(reason) else reason)
+
+    qid = table.column("query_id").combine_chunks()
+    flag(~qid.is_valid().to_numpy(zero_copy_only=False), "missing query_id")
+    ids = qid.fill_null(0).to_numpy().astype(np.int64)
+    if duplicates:
+        first = np.zeros(m, dtype=bool)
+        first[np.unique(ids, return_index=True)[1]] = True
+        flag(~first, "duplicate query_id")
+    k = table.column("k").combine_chunks()
+    kv = k.fill_null(0).to_numpy().astype(np.int64)
+    flag(~k.is_valid().to_numpy(zero_copy_only=False) | (kv < 1),
+         lambda i: f"k must be a positive integer, got {k[i].as_py()}")
+    vec = table.column("vector").combine_chunks()
+    lengths = pc.list_value_length(vec).fill_null(-1).to_numpy(zero_copy_only=False)
+    flag(lengths == -1, "missing vector")
+    flag(lengths != dim, lambda i: f"vector has {lengths[i]} values, expected {dim}")
+    ok_vec = lengths == dim
+    vectors = np.zeros((m, dim), dtype=np.float32)
+    vectors[ok_vec] = vec.filter(pa.array(ok_vec)).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    flag(~np.isfinite(vectors).all(axis=1), "vector has NaN or infinite values")
+    predicates, why = parse_many(table.column("predicate").to_pylist(), types)
+    flag(np.array([w is not None for w in why], dtype=bool), lambda i: f"predicate: {why[i]}")
+    bad = reasons != None  # noqa: E711 - elementwise
+    vectors[bad] = 0
+    predicates = [None if b else p for p, b in zip(predicates, bad, strict=True)]
+    return Queries(ids, np.where(bad, 0, kv), vectors, predicates), reasons
 
 
 def parse_workload(table: pa.Table, types, dim: int) -> tuple[Queries, pa.Table]:
@@ -170,9 +269,7 @@ def parse_workload(table: pa.Table, types, dim: int) -> tuple[Queries, pa.Table]
     queries : Queries
         The usable queries, in table order.
     quarantined : pyarrow.Table
-        ``query_id`` and ``reason`` of the others: a missing or repeated query id, k not a
-        positive integer, a missing vector, one of another dimension or with NaN or
-        infinite values, or an invalid predicate (the parser's reason).
+        ``query_id`` and ``reason`` of the others (``check_workload``'s reasons).
 
     Examples
     --------
@@ -183,38 +280,14 @@ def parse_workload(table: pa.Table, types, dim: int) -> tuple[Queries, pa.Table]
     >>> queries.query_id.tolist(), bad.column("reason").to_pylist()
     ([1], ['k must be a positive integer, got 0', 'duplicate query_id'])
     """
-    m = table.num_rows
-    reasons: list = [None] * m
-
-    def flag(bad, reason):
-        for i in np.flatnonzero(bad):
-            reasons[i] = reasons[i] or (reason(i) if callable(reason) else reason)
-
-    qid = table.column("query_id").combine_chunks()
-    flag(~qid.is_valid().to_numpy(zero_copy_only=False), "missing query_id")
-    ids = qid.fill_null(0).to_numpy().astype(np.int64)
-    first = np.zeros(m, dtype=bool)
-    first[np.unique(ids, return_index=True)[1]] = True
-    flag(~first, "duplicate query_id")
-    k = table.column("k").combine_chunks()
-    kv = k.fill_null(0).to_numpy().astype(np.int64)
-    flag(~k.is_valid().to_numpy(zero_copy_only=False) | (kv < 1),
-         lambda i: f"k must be a positive integer, got {k[i].as_py()}")
-    vec = table.column("vector").combine_chunks()
-    lengths = pc.list_value_length(vec).fill_null(-1).to_numpy(zero_copy_only=False)
-    flag(lengths == -1, "missing vector")
-    flag(lengths != dim, lambda i: f"vector has {lengths[i]} values, expected {dim}")
-    ok_vec = lengths == dim
-    vectors = np.zeros((m, dim), dtype=np.float32)
-    vectors[ok_vec] = vec.filter(pa.array(ok_vec)).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-    flag(~np.isfinite(vectors).all(axis=1), "vector has NaN or infinite values")
-    predicates, why = parse_many(table.column("predicate").to_pylist(), types)
-    flag(np.array([w is not None for w in why], dtype=bool), lambda i: f"predicate: {why[i]}")
+    every, reasons = check_workload(table, types, dim)
     good = np.array([r is None for r in reasons], dtype=bool)
-    queries = Queries(ids[good], kv[good], vectors[good], [p for p, g in zip(predicates, good, strict=True) if g])
+    queries = Queries(every.query_id[good], every.k[good], every.vectors[good],
+                      [p for p, g in zip(every.predicates, good, strict=True) if g])
+    qid = table.column("query_id").combine_chunks()
     bad = np.flatnonzero(~good)
     quarantined = pa.table({"query_id": pa.array([qid[i].as_py() for i in bad], pa.int64()),
-                            "reason": pa.array([reasons[i] for i in bad], pa.string())})
+                            "reason": pa.array(reasons[bad].tolist(), pa.string())})
     return queries, quarantined
 
 
@@ -264,9 +337,10 @@ class Layout:
     leaf_clusters : numpy.ndarray
         int64, ``leaves + 1``: leaf l's clusters are ``leaf_clusters[l]:leaf_clusters[l+1]``.
     centroids : numpy.ndarray
-        float32 ``(clusters, d)``, each the mean of its rows.
+        float32 ``(clusters, d)``: ``build``'s are the means of their rows; those fitted on a
+        sample (``fit_partitioning``), the means of its rows.
     order : numpy.ndarray
-        int64 input position of each stored row.
+        int64 input position of each stored row (of a loaded layout: its stored position).
     """
 
     tree: QdTree
@@ -356,6 +430,208 @@ def kmeans(x: np.ndarray, k: int, *, seed=0, iterations: int = 10) -> tuple[np.n
     return np.ascontiguousarray(centroids[used]), renumber[labels]
 
 
+@numba.njit(cache=True)
+def _square_distances(x, c):
+    """Squared L2 of every (row, centroid) pair, summed in float64 in dimension order: the
+    reference that decides where float32 products cannot."""
+    out = np.empty((x.shape[0], c.shape[0]))
+    for i in range(x.shape[0]):
+        for j in range(c.shape[0]):
+            s = 0.0
+            for t in range(x.shape[1]):
+                diff = np.float64(x[i, t]) - np.float64(c[j, t])
+                s += diff * diff
+            out[i, j] = s
+    return out
+
+
+def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the centroid nearest to each row (squared L2, ties to the lower index),
+    whatever other rows come with it.
+
+    Float32 products (BLAS, in blocks of rows) decide where their error bound allows; a row
+    whose two best distances lie within twice the bound is decided by exact float64 sums.
+    So a row's centroid does not depend on how the rows are batched (a Spark task's Arrow
+    batches, a retried task).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32 ``(n, d)``.
+    centroids : numpy.ndarray
+        float32 ``(c, d)``, ``c >= 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, ``n``.
+
+    Examples
+    --------
+    >>> nearest(np.float32([[0, 0], [4, 4], [1, 1]]), np.float32([[0, 0], [2, 2], [5, 5]])).tolist()
+    [0, 2, 0]
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    if not len(centroids):
+        raise ValueError("nearest needs at least one centroid")
+    out = np.zeros(len(x), dtype=np.int64)
+    if len(centroids) == 1:
+        return out
+    cn = _squared_norms(centroids)
+    slack, top = _slack(x.shape[1]), np.float64(cn.max())
+    step = max(1, _BLOCK // len(centroids))
+    for lo in range(0, len(x), step):
+        xb = x[lo:lo + step]
+        d = xb @ centroids.T
+        d *= -2
+        d += cn
+        best = d.argmin(axis=1)
+        two = np.partition(d, 1, axis=1)[:, :2].astype(np.float64)
+        doubt = two[:, 1] - two[:, 0] <= 2 * slack * (top + _squared_norms(xb))
+        if doubt.any():
+            best[doubt] = _square_distances(xb[doubt], centroids).argmin(axis=1)
+        out[lo:lo + step] = best
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Partitioning:
+    """Where a row goes: the qd-tree leaf its attributes fall in, then the nearest of that
+    leaf's k-means centroids (``nearest``).
+
+    Attributes
+    ----------
+    tree : QdTree
+    centroids : numpy.ndarray
+        float32 ``(clusters, d)``, the clusters numbered over all leaves, leaf by leaf.
+    leaf_clusters : numpy.ndarray
+        int64, ``leaves + 1``: leaf l's clusters are ``leaf_clusters[l]:leaf_clusters[l+1]``.
+    """
+
+    tree: QdTree
+    centroids: np.ndarray
+    leaf_clusters: np.ndarray
+
+    def leaf_of(self, cluster) -> np.ndarray:
+        """int64 leaf of each cluster number."""
+        return np.searchsorted(self.leaf_clusters, cluster, "right") - 1
+
+    def assign(self, attributes, vectors) -> np.ndarray:
+        """The cluster (numbered over all leaves) of every row.
+
+        Parameters
+        ----------
+        attributes : pyarrow.Table, mapping of str to array_like, or Columns
+            Rows with (at least) the tree's attribute columns.
+        vectors : array_like or pyarrow array
+            ``(n, d)`` (see ``vectors_of``).
+
+        Returns
+        -------
+        numpy.ndarray
+            int64; ``leaf_of`` gives the leaves.
+
+        Raises
+        ------
+        ValueError
+            For a row in a leaf without clusters (one that no fitted row reached).
+        """
+        columns = attributes if isinstance(attributes, Columns) else Columns.from_table(attributes, self.tree.types)
+        x = vectors_of(vectors)
+        leaf = self.tree.assign(columns)
+        order = np.argsort(leaf, kind="stable")
+        bounds = np.searchsorted(leaf[order], np.arange(self.tree.num_leaves + 1))
+        out = np.empty(len(x), dtype=np.int64)
+        for lf in np.flatnonzero(np.diff(bounds)):
+            rows = order[bounds[lf]:bounds[lf + 1]]
+            c0, c1 = self.leaf_clusters[lf:lf + 2]
+            if c0 == c1:
+                raise ValueError(f"leaf {lf} has no clusters for its {len(rows)} rows")
+            out[rows] = c0 + nearest(x[rows], self.centroids[c0:c1])
+        return out
+
+
+def _fit(columns: Columns, x: np.ndarray, training_predicates, *, min_leaf_rows: int, rows_per_cluster: int | None,
+         clusters_per_leaf: int | None, seed, iterations: int, share: float) -> tuple[Partitioning, np.ndarray]:
+    """The partitioning fitted on the rows (a ``share`` of all), and k-means' cluster of each."""
+    if rows_per_cluster is not None and clusters_per_leaf is not None:
+        raise ValueError("give rows_per_cluster or clusters_per_leaf, not both")
+    if (rows_per_cluster is not None and rows_per_cluster < 1) or (clusters_per_leaf is not None
+                                                                   and clusters_per_leaf < 1):
+        raise ValueError("rows_per_cluster and clusters_per_leaf must be >= 1")
+    if not 0 < share <= 1:
+        raise ValueError(f"share must lie in (0, 1], got {share}")
+    rows_per_cluster = 256 if rows_per_cluster is None and clusters_per_leaf is None else rows_per_cluster
+    tree = QdTree.build(columns, training_predicates, min_leaf_rows=max(1, round(min_leaf_rows * share)))
+    leaf = tree.assign(columns)
+    by_leaf = np.argsort(leaf, kind="stable")
+    leaf_offsets = np.r_[0, np.cumsum(np.bincount(leaf, minlength=tree.num_leaves))].astype(np.int64)
+    labels, centroids, leaf_clusters = np.empty(len(x), dtype=np.int64), [], [0]
+    for lf in range(tree.num_leaves):
+        rows = by_leaf[leaf_offsets[lf]:leaf_offsets[lf + 1]]
+        if rows_per_cluster is None:
+            k = clusters_per_leaf
+        else:  # as many clusters as the leaf's rows in the data need
+            k = -(-len(rows) // rows_per_cluster) if share == 1 else math.ceil(len(rows) / share / rows_per_cluster)
+        c, local = kmeans(x[rows], k, seed=(seed, lf), iterations=iterations)
+        labels[rows] = leaf_clusters[-1] + local
+        centroids.append(c)
+        leaf_clusters.append(leaf_clusters[-1] + len(c))
+    leaf_clusters = np.array(leaf_clusters, dtype=np.int64)
+    centroids = np.concatenate(centroids) if centroids else np.zeros((0, x.shape[1]), np.float32)
+    return Partitioning(tree, centroids, leaf_clusters), labels
+
+
+def fit_partitioning(attributes, vectors, training_predicates, *, min_leaf_rows: int = 1024,
+                     rows_per_cluster: int | None = None, clusters_per_leaf: int | None = None, seed: int = 0,
+                     iterations: int = 10, share: float = 1.0, types=None) -> Partitioning:
+    """Fit the qd-tree and each leaf's k-means on rows that are a sample of the data (a
+    ``share`` of it): the tree's minimum leaf and each leaf's clusters scale to the data.
+
+    Parameters
+    ----------
+    attributes : pyarrow.Table, mapping of str to array_like, or Columns
+        The sampled rows' attribute columns.
+    vectors : array_like or pyarrow array
+        Their ``(n, d)`` finite vectors.
+    training_predicates : iterable of str or Predicate
+        The training workload's predicates, repeats included.
+    min_leaf_rows, rows_per_cluster, clusters_per_leaf, seed, iterations
+        As for ``build``, counted in rows of the data.
+    share : float, default 1.0
+        The sampled rows' share of the data: the tree keeps ``min_leaf_rows * share``
+        sampled rows per leaf, and a leaf of s sampled rows gets ``ceil(s / share /
+        rows_per_cluster)`` clusters (at most s).
+    types : mapping, optional
+        Column kinds; by default inferred from ``attributes``.
+
+    Returns
+    -------
+    Partitioning
+
+    References
+    ----------
+    .. [1] J. Mohoney et al., "High-Throughput Vector Similarity Search in Knowledge
+       Graphs", SIGMOD 2023, doi:10.1145/3589777 (section 4, the workload-aware layout).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = fit_partitioning({"year": np.arange(100) % 10}, rng.normal(size=(100, 4)),
+    ...                      ['[{"col": "year", "op": "<", "value": 3}]'], min_leaf_rows=100, rows_per_cluster=200,
+    ...                      share=0.1)
+    >>> p.tree.num_leaves, np.diff(p.leaf_clusters).tolist()
+    (2, [2, 4])
+    """
+    x = vectors_of(vectors)
+    columns = attributes if isinstance(attributes, Columns) else Columns.from_table(attributes, types)
+    if columns.num_rows != len(x) or not np.isfinite(x).all():
+        raise ValueError(f"need one finite vector per row: {len(x)} vectors for {columns.num_rows} rows")
+    return _fit(columns, x, training_predicates, min_leaf_rows=min_leaf_rows, rows_per_cluster=rows_per_cluster,
+                clusters_per_leaf=clusters_per_leaf, seed=seed, iterations=iterations, share=share)[0]
+
+
 def build(ids, vectors, attributes, training_predicates, *, min_leaf_rows: int = 1024,
           rows_per_cluster: int | None = None, clusters_per_leaf: int | None = None, seed: int = 0,
           iterations: int = 10, types=None) -> Layout:
@@ -408,31 +684,206 @@ def build(ids, vectors, attributes, training_predicates, *, min_leaf_rows: int =
     ([0, 30, 100], [2, 4])
     """
     ids, x, columns = _check_data(ids, vectors, attributes, types)
-    if rows_per_cluster is not None and clusters_per_leaf is not None:
-        raise ValueError("give rows_per_cluster or clusters_per_leaf, not both")
-    if (rows_per_cluster is not None and rows_per_cluster < 1) or (clusters_per_leaf is not None
-                                                                   and clusters_per_leaf < 1):
-        raise ValueError("rows_per_cluster and clusters_per_leaf must be >= 1")
-    rows_per_cluster = 256 if rows_per_cluster is None and clusters_per_leaf is None else rows_per_cluster
-    tree = QdTree.build(columns, training_predicates, min_leaf_rows=min_leaf_rows)
-    leaf = tree.assign(columns)
-    by_leaf = np.argsort(leaf, kind="stable")
-    leaf_offsets = np.r_[0, np.cumsum(np.bincount(leaf, minlength=tree.num_leaves))].astype(np.int64)
-    order, sizes, centroids = [], [], []
-    for lf in range(tree.num_leaves):
-        rows = by_leaf[leaf_offsets[lf]:leaf_offsets[lf + 1]]
-        k = clusters_per_leaf if rows_per_cluster is None else -(-len(rows) // rows_per_cluster)
-        c, labels = kmeans(x[rows], k, seed=(seed, lf), iterations=iterations)
-        order.append(rows[np.argsort(labels, kind="stable")])
-        sizes.append(np.bincount(labels, minlength=len(c)))
-        centroids.append(c)
-    order = np.concatenate(order) if order else np.zeros(0, np.int64)
-    sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
-    leaf_clusters = np.r_[0, np.cumsum([len(c) for c in centroids])].astype(np.int64)
+    partitioning, labels = _fit(columns, x, training_predicates, min_leaf_rows=min_leaf_rows,
+                                rows_per_cluster=rows_per_cluster, clusters_per_leaf=clusters_per_leaf, seed=seed,
+                                iterations=iterations, share=1.0)
+    return _arrange(partitioning, ids, x, columns, labels)
+
+
+def arrange(partitioning: Partitioning, ids, vectors, attributes, cluster, *, types=None) -> Layout:
+    """Rows placed in their clusters, as a layout: stored sorted by cluster (hence by
+    leaf), rows of one cluster in input order.
+
+    Parameters
+    ----------
+    partitioning : Partitioning
+    ids, vectors, attributes
+        As for ``build``.
+    cluster : array_like
+        int, each row's cluster (``partitioning.assign``).
+    types : mapping, optional
+        Column kinds; by default the tree's.
+
+    Returns
+    -------
+    Layout
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, attrs = rng.normal(size=(100, 4)), {"year": np.arange(100) % 10}
+    >>> p = fit_partitioning({"year": attrs["year"][::2]}, x[::2], ['[{"col": "year", "op": "<", "value": 3}]'],
+    ...                      min_leaf_rows=10, rows_per_cluster=20, share=0.5)
+    >>> layout = arrange(p, np.arange(100), x, attrs, p.assign(attrs, x))
+    >>> layout.leaf_offsets.tolist(), len(layout.centroids)
+    ([0, 30, 100], 5)
+    """
+    ids, x, columns = _check_data(ids, vectors, attributes, partitioning.tree.types if types is None else types)
+    cluster = np.asarray(cluster, dtype=np.int64)
+    if cluster.shape != ids.shape or (len(cluster) and not 0 <= cluster.min() <= cluster.max()
+                                      < len(partitioning.centroids)):
+        raise ValueError(f"need a cluster in 0..{len(partitioning.centroids) - 1} for each of the {len(ids)} rows")
+    return _arrange(partitioning, ids, x, columns, cluster)
+
+
+def _arrange(partitioning: Partitioning, ids, x, columns: Columns, cluster: np.ndarray) -> Layout:
+    order = np.argsort(cluster, kind="stable")
+    sizes = np.bincount(cluster, minlength=len(partitioning.centroids))
+    cluster_offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
     vectors = x[order]
-    return Layout(tree, ids[order], vectors, _squared_norms(vectors), columns.take(order), leaf_offsets,
-                  np.r_[0, np.cumsum(sizes)].astype(np.int64), leaf_clusters,
-                  np.concatenate(centroids) if centroids else np.zeros((0, x.shape[1]), np.float32), order)
+    return Layout(partitioning.tree, ids[order], vectors, _squared_norms(vectors), columns.take(order),
+                  cluster_offsets[partitioning.leaf_clusters], cluster_offsets,
+                  partitioning.leaf_clusters.astype(np.int64), partitioning.centroids, order)
+
+
+def slice_layout(ids, vectors, attributes, cluster, centroids, *, types) -> Layout:
+    """Rows of some clusters of a layout as a layout of one leaf: how a task that holds
+    one slice of a stored layout searches it, exactly or with the probes chosen on the
+    whole layout (``search(..., probes=...)``).
+
+    Parameters
+    ----------
+    ids, vectors, attributes
+        The slice's rows, as for ``build``.
+    cluster : array_like
+        int, each row's position in ``centroids``.
+    centroids : numpy.ndarray
+        float32 ``(c, d)``: the slice's clusters' centroids.
+    types : mapping
+        The layout's column kinds (``Layout.columns.types``).
+
+    Returns
+    -------
+    Layout
+
+    Examples
+    --------
+    >>> s = slice_layout([5, 6, 7], np.float32([[0, 0], [9, 9], [1, 0]]), {"year": [1, 2, 3]}, [0, 1, 0],
+    ...                  np.float32([[0.5, 0], [9, 9]]), types={"year": "numeric"})
+    >>> s.ids.tolist(), s.cluster_offsets.tolist(), s.tree.num_leaves
+    ([5, 7, 6], [0, 2, 3], 1)
+    """
+    ids, x, columns = _check_data(ids, vectors, attributes, types)
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32).reshape(-1, x.shape[1])
+    one_leaf = Partitioning(QdTree.build(columns, [], min_leaf_rows=1), centroids,
+                            np.array([0, len(centroids)], dtype=np.int64))
+    return arrange(one_leaf, ids, x, columns, cluster)
+
+
+# ---------------------------------------------------------------------------- storage
+
+
+def _attribute_arrays(columns: Columns) -> dict:
+    """The attribute values a ``Columns`` holds, as Arrow arrays (NaN read as null)."""
+    out = {}
+    for name, kind in columns.types.items():
+        values = columns.data[name]
+        if kind == CATEGORICAL:
+            codes = pa.array(values, pa.int32(), mask=values < 0)
+            out[name] = pa.DictionaryArray.from_arrays(codes, pa.array(list(columns.categories[name]),
+                                                                       pa.string())).dictionary_decode()
+        else:
+            ok = columns.valid[name]
+            out[name] = pa.array(values, mask=None if ok is None else ~ok)
+    return out
+
+
+def layout_tables(layout: Layout) -> tuple[pa.Table, pa.Table]:
+    """A layout's rows and clusters as the hqi-index job stores them.
+
+    Parameters
+    ----------
+    layout : Layout
+
+    Returns
+    -------
+    rows : pyarrow.Table
+        ``schemas.datasets.hqi_layout``: id, leaf, cluster, vector and the attributes, in
+        stored order.
+    centroids : pyarrow.Table
+        ``schemas.datasets.hqi_centroids``: leaf, cluster, centroid, rows.
+    """
+    attrs = _attribute_arrays(layout.columns)
+    rows = pa.table({"id": layout.ids, "leaf": layout.leaf.astype(np.int32),
+                     "cluster": layout.cluster.astype(np.int32), "vector": vector_array(layout.vectors), **attrs})
+    schema = hqi_layout(layout.dim, [pa.field(name, a.type) for name, a in attrs.items()])
+    clusters = np.arange(len(layout.centroids))
+    centroids = pa.table({"leaf": (np.searchsorted(layout.leaf_clusters, clusters, "right") - 1).astype(np.int32),
+                          "cluster": clusters.astype(np.int32), "centroid": vector_array(layout.centroids),
+                          "rows": np.diff(layout.cluster_offsets)})
+    return rows.cast(schema), centroids.cast(hqi_centroids(layout.dim))
+
+
+def save_layout(layout: Layout, path: str) -> None:
+    """Write a layout as the hqi-index job does, under directory ``path``: ``layout/`` and
+    ``centroids/`` (``layout_tables``, one Parquet file each) and ``tree.json``.
+
+    Parameters
+    ----------
+    layout : Layout
+    path : str
+        A local directory or any URI pyarrow writes to.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> layout = build(np.arange(100), rng.normal(size=(100, 4)), {"genre": ["a", "b", None, "c"] * 25},
+    ...                ['[{"col": "genre", "op": "=", "value": "a"}]'], min_leaf_rows=10, rows_per_cluster=20)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_layout(layout, d)
+    ...     again = load_layout(d)
+    >>> np.array_equal(again.ids, layout.ids), np.array_equal(again.cluster_offsets, layout.cluster_offsets)
+    (True, True)
+    """
+    import pyarrow.parquet as pq
+
+    fs, root = open_input(path)
+    rows, centroids = layout_tables(layout)
+    for name, table in (("layout", rows), ("centroids", centroids)):
+        fs.create_dir(f"{root}/{name}", recursive=True)
+        pq.write_table(table, f"{root}/{name}/part-00000.parquet", filesystem=fs, compression="zstd")
+    with fs.open_output_stream(f"{root}/tree.json") as out:
+        out.write(json.dumps(layout.tree.to_dict()).encode())
+
+
+def load_layout(path: str) -> Layout:
+    """Read a layout that the hqi-index job (or ``save_layout``) wrote under ``path``.
+
+    Parameters
+    ----------
+    path : str
+        The directory holding ``layout/``, ``centroids/`` and ``tree.json`` (a local path or
+        any URI pyarrow reads).
+
+    Returns
+    -------
+    Layout
+        Rows of one cluster in stored order.
+
+    Raises
+    ------
+    ValueError
+        When the files do not describe one layout (clusters not numbered 0.. leaf by leaf,
+        a row's leaf not its cluster's).
+    """
+    fs, root = open_input(path)
+    with fs.open_input_stream(f"{root}/tree.json") as f:
+        tree = QdTree.from_dict(json.loads(f.read()))
+    read = lambda name: pads.dataset(f"{root}/{name}", filesystem=fs, format="parquet").to_table()  # noqa: E731
+    centroids = read("centroids").sort_by("cluster")
+    rows = read("layout")
+    cluster, leaf = centroids["cluster"].to_numpy(), centroids["leaf"].to_numpy()
+    if not np.array_equal(cluster, np.arange(len(cluster))) or (np.diff(leaf) < 0).any() or \
+            (len(leaf) and not 0 <= leaf.min() <= leaf.max() < tree.num_leaves):
+        raise ValueError(f"{path}: centroids/ must number the clusters 0.. leaf by leaf")
+    leaf_clusters = np.r_[0, np.cumsum(np.bincount(leaf, minlength=tree.num_leaves))].astype(np.int64)
+    partitioning = Partitioning(tree, vectors_of(centroids["centroid"]), leaf_clusters)
+    row_cluster = rows["cluster"].to_numpy().astype(np.int64)
+    if len(rows) and (row_cluster.max() >= len(cluster) or
+                      not np.array_equal(partitioning.leaf_of(row_cluster), rows["leaf"].to_numpy())):
+        raise ValueError(f"{path}: a row of layout/ names a cluster that centroids/ lacks or another leaf")
+    return arrange(partitioning, rows["id"].to_numpy(), rows["vector"], rows.select(list(tree.types)), row_cluster)
 
 
 def _check_data(ids, vectors, attributes, types):
@@ -512,7 +963,7 @@ class _Batch:
         self.computed = np.zeros(m, np.int64)
         self.evaluations = self.evaluated_rows = 0
         self.qpos, self.rows = [], []
-        self.slack = (2 * queries.vectors.shape[1] + 16) * _U
+        self.slack = _slack(queries.vectors.shape[1])
 
     def mask(self, predicate: Predicate, columns: Columns, lo: int, hi: int):
         """The predicate over rows lo:hi (None when TRUE)."""
@@ -583,7 +1034,7 @@ def _by_predicate(predicates: list) -> list[tuple[Predicate, np.ndarray]]:
     return [(p, order[bounds[i]:bounds[i + 1]]) for p, i in index.items()]
 
 
-def search(layout: Layout, queries: Queries, *, nprobe: int | None = None) -> SearchResult:
+def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probes=None) -> SearchResult:
     """Answer a batch of hybrid queries on a layout (see the module docstring).
 
     Parameters
@@ -594,13 +1045,18 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None) -> Se
     nprobe : int, optional
         None: exact, every cluster of every reached leaf. Else the number of nearest
         clusters (holding a satisfying row) each query probes before it probes further
-        ones only to reach k results.
+        ones only to reach k results (``choose_clusters``).
+    probes : tuple of two int arrays, optional
+        Instead of ``nprobe``: (query positions, cluster numbers), the clusters each query
+        probes, as ``choose_clusters`` chose them on a whole layout of which ``layout`` is
+        a slice (``slice_layout``); probed in the order given.
 
     Returns
     -------
     SearchResult
-        ``min(k, satisfying rows)`` results per query in (distance, id) order; in exact
-        mode exactly ``exact_search``'s.
+        ``min(k, satisfying rows)`` results per query in (distance, id) order (with
+        ``probes``: among the probed clusters' rows); in exact mode exactly
+        ``exact_search``'s.
 
     References
     ----------
@@ -620,17 +1076,24 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None) -> Se
     >>> r.id.tolist(), r.rank.tolist(), float(r.distance[0]), r.stats.rows_scanned.tolist()
     ([40, 740, 940], [0, 1, 2], 0.0, [70])
     """
-    if nprobe is not None and nprobe < 1:
-        raise ValueError(f"nprobe must be None (exact) or >= 1, got {nprobe}")
+    if nprobe is not None and (nprobe < 1 or probes is not None):
+        raise ValueError(f"nprobe must be None (exact) or >= 1, without probes; got {nprobe}")
     queries = _check_queries(queries, layout.dim, layout.columns.types)
     batch = _Batch(queries)
+    listed = None if probes is None else _listed(probes, len(queries.k), len(layout.centroids))
     for predicate, qs in _by_predicate(queries.predicates):
         qs = qs[queries.k[qs] > 0]
         if not len(qs) or predicate.is_false:
             continue
-        leaves = layout.tree.route(predicate)
+        if listed is not None:
+            mine = listed[np.isin(listed[:, 0], qs)]
+            leaves = np.unique(np.searchsorted(layout.leaf_clusters, mine[:, 1], "right") - 1)
+        else:
+            leaves = layout.tree.route(predicate)
         masks = {lf: batch.mask(predicate, layout.columns, *layout.leaf_offsets[lf:lf + 2]) for lf in leaves}
-        if nprobe is None:
+        if listed is not None:
+            _probe_listed(layout, batch, masks, mine[:, 0], mine[:, 1], np.arange(len(mine)))
+        elif nprobe is None:
             for lf in leaves:
                 batch.probe(layout.vectors, layout.norms, *layout.leaf_offsets[lf:lf + 2], masks[lf], qs)
         else:
@@ -638,10 +1101,91 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None) -> Se
     return batch.result(layout.ids, layout.vectors)
 
 
+def _listed(probes, m: int, clusters: int) -> np.ndarray:
+    """``probes`` as an (n, 2) array of (query position, cluster), checked."""
+    qpos, cluster = (np.asarray(a, dtype=np.int64).ravel() for a in probes)
+    if len(qpos) != len(cluster) or (len(qpos) and not (0 <= qpos.min() and qpos.max() < m and 0 <= cluster.min()
+                                                         and cluster.max() < clusters)):
+        raise ValueError(f"probes must pair query positions in 0..{m - 1} with clusters in 0..{clusters - 1}")
+    return np.stack([qpos, cluster], axis=1)
+
+
+def _probe_counts(order: np.ndarray, satisfying: np.ndarray, k: np.ndarray, nprobe: int) -> np.ndarray:
+    """Clusters each query probes, in its ``order``: nprobe, or more until they hold its k."""
+    reach = np.cumsum(satisfying[order], axis=1)
+    return np.minimum(np.maximum(nprobe, (reach < k[:, None]).sum(axis=1) + 1), order.shape[1])
+
+
+def choose_clusters(vectors, k, centroids, satisfying, nprobe: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clusters each query probes in approximate mode: its ``nprobe`` nearest by
+    centroid (squared L2, ties to the lower position), then further ones in the same order
+    until the probed ones hold its k satisfying rows.
+
+    The order comes from float32 products wherever their error bound (the module
+    docstring's) separates the distances that decide the probes; a query for which it does
+    not is ordered by exact float64 sums. So a query's probes do not depend on the other
+    queries it comes with.
+
+    Parameters
+    ----------
+    vectors : numpy.ndarray
+        float32 ``(m, d)``, the queries'.
+    k : numpy.ndarray
+        int, the queries'.
+    centroids : numpy.ndarray
+        float32 ``(c, d)``: the candidate clusters', e.g. those of the leaves the queries'
+        predicate reaches that hold a row satisfying it.
+    satisfying : numpy.ndarray
+        int, per candidate its rows that satisfy the predicate (> 0).
+    nprobe : int
+        At least 1.
+
+    Returns
+    -------
+    query : numpy.ndarray
+        int64 position of the query of each probe.
+    cluster : numpy.ndarray
+        int64 position of the candidate it probes.
+    rank : numpy.ndarray
+        int64 rank of the candidate in the query's order (0: nearest).
+        Probes come by query, then rank.
+
+    References
+    ----------
+    .. [1] J. Mohoney et al., "High-Throughput Vector Similarity Search in Knowledge
+       Graphs", SIGMOD 2023, doi:10.1145/3589777 (section 5.2, cluster probing).
+
+    Examples
+    --------
+    >>> c = np.float32([[0, 0], [1, 0], [5, 5]])
+    >>> q, cluster, rank = choose_clusters(np.float32([[0.9, 0]]), np.array([3]), c, np.array([2, 2, 9]), 1)
+    >>> q.tolist(), cluster.tolist(), rank.tolist()
+    ([0, 0], [1, 0], [0, 1])
+    """
+    q = np.ascontiguousarray(vectors, dtype=np.float32)
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    k, satisfying, n = np.asarray(k, dtype=np.int64), np.asarray(satisfying, dtype=np.int64), len(centroids)
+    cn = _squared_norms(centroids)
+    d = q @ centroids.T
+    d *= -2
+    d += cn
+    order = np.argsort(d, axis=1, kind="stable")
+    probes = _probe_counts(order, satisfying, k, nprobe)
+    # the first probes + 1 distances in order, each more than twice the bound apart: exact sums would order them alike
+    gaps = np.diff(np.take_along_axis(d, order, axis=1).astype(np.float64), axis=1)
+    err = _slack(q.shape[1]) * (np.float64(cn.max(initial=0)) + _squared_norms(q))
+    doubt = ((gaps <= 2 * err[:, None]) & (np.arange(n - 1) < probes[:, None])).any(axis=1) if n > 1 else \
+        np.zeros(len(q), dtype=bool)
+    if doubt.any():
+        order[doubt] = np.argsort(_square_distances(q[doubt], centroids), axis=1, kind="stable")
+        probes[doubt] = _probe_counts(order[doubt], satisfying, k[doubt], nprobe)
+    g, j = np.nonzero(np.arange(n) < probes[:, None])
+    return g, order[g, j], j
+
+
 def _probe_clusters(layout: Layout, batch: _Batch, leaves, masks: dict, qs: np.ndarray, nprobe: int):
-    """Approximate mode for the queries ``qs`` of one predicate: each probes its nprobe
-    nearest clusters holding a satisfying row, and more, in the same order, until they
-    hold its k."""
+    """Approximate mode for the queries ``qs`` of one predicate: each probes the clusters
+    ``choose_clusters`` picks among those of its leaves holding a satisfying row."""
     clusters, valid = [], []
     for lf in leaves:
         c0, c1 = layout.leaf_clusters[lf:lf + 2]
@@ -657,31 +1201,29 @@ def _probe_clusters(layout: Layout, batch: _Batch, leaves, masks: dict, qs: np.n
     if not len(clusters):
         return
     centroids = layout.centroids[clusters]
-    leaf_of = np.searchsorted(layout.leaf_clusters, clusters, "right") - 1
     step = max(1, _BLOCK // len(clusters))
     for s in range(0, len(qs), step):
         sub = qs[s:s + step]
-        d = batch.q.vectors[sub] @ centroids.T
-        d *= -2
-        d += _squared_norms(centroids)
-        order = np.argsort(d, axis=1, kind="stable")
-        reach = np.cumsum(valid[order], axis=1)
-        probes = np.minimum(np.maximum(nprobe, (reach < batch.q.k[sub, None]).sum(axis=1) + 1), len(clusters))
-        g, j = np.nonzero(np.arange(len(clusters)) < probes[:, None])
-        picked = order[g, j]
-        by_cluster = np.lexsort((g, picked))
-        picked, g, j = picked[by_cluster], g[by_cluster], j[by_cluster]
-        starts = np.flatnonzero(np.r_[True, picked[1:] != picked[:-1]])
-        ends = np.r_[starts[1:], len(picked)]
-        # clusters some query ranks first go first: early k-th bounds prune later products
-        first = np.minimum.reduceat(j, starts) if len(starts) else starts
-        for a, b in zip(starts[np.argsort(first, kind="stable")], ends[np.argsort(first, kind="stable")], strict=True):
-            c = clusters[picked[a]]
-            lf = leaf_of[picked[a]]
-            lo, hi = layout.cluster_offsets[c:c + 2]
-            m = masks[lf]
-            mask = None if m is None else m[lo - layout.leaf_offsets[lf]:hi - layout.leaf_offsets[lf]]
-            batch.probe(layout.vectors, layout.norms, lo, hi, mask, sub[g[a:b]])
+        g, picked, rank = choose_clusters(batch.q.vectors[sub], batch.q.k[sub], centroids, valid, nprobe)
+        _probe_listed(layout, batch, masks, sub[g], clusters[picked], rank)
+
+
+def _probe_listed(layout: Layout, batch: _Batch, masks: dict, qpos: np.ndarray, cluster: np.ndarray,
+                  rank: np.ndarray):
+    """Probe every (query, cluster) pair: a cluster's queries in one product, and the
+    clusters some query ranks first go first (early k-th bounds prune later products)."""
+    by_cluster = np.lexsort((qpos, cluster))
+    qpos, cluster, rank = qpos[by_cluster], cluster[by_cluster], rank[by_cluster]
+    starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]]) if len(cluster) else cluster
+    ends = np.r_[starts[1:], len(cluster)].astype(np.int64)
+    first = np.argsort(np.minimum.reduceat(rank, starts), kind="stable") if len(starts) else starts
+    for a, b in zip(starts[first], ends[first], strict=True):
+        c = cluster[a]
+        lf = np.searchsorted(layout.leaf_clusters, c, "right") - 1
+        lo, hi = layout.cluster_offsets[c:c + 2]
+        m = masks[lf]
+        mask = None if m is None else m[lo - layout.leaf_offsets[lf]:hi - layout.leaf_offsets[lf]]
+        batch.probe(layout.vectors, layout.norms, lo, hi, mask, qpos[a:b])
 
 
 def exact_search(ids, vectors, attributes, queries: Queries, *, types=None) -> SearchResult:

@@ -40,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sigil.transforms.hqi import vector_array
+
 GENRES = ("drama", "comedy", "documentary", "thriller", "action", "romance", "horror", "animation", "crime",
           "family", "fantasy", "science-fiction", "mystery", "adventure", "music", "history", "war", "western",
           "biography", "sport", "musical", "noir", "short", "news")
@@ -52,10 +54,6 @@ _ZIPF_TEMPLATES, _ZIPF_PARAMETERS = 0.7, 1.1
 def _zipf(count: int, s: float) -> np.ndarray:
     w = 1.0 / np.arange(1, count + 1) ** s
     return w / w.sum()
-
-
-def _fixed_size_vectors(x: np.ndarray) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32, copy=False).ravel()), x.shape[1])
 
 
 def generate_data(n: int, d: int = 128, *, clusters: int = 64, center_scale: float = 1.0, seed: int = 0) -> pa.Table:
@@ -104,7 +102,7 @@ def generate_data(n: int, d: int = 128, *, clusters: int = 64, center_scale: flo
     ids = rng.permutation(n).astype(np.int64) * 7 + 11
     return pa.table({
         "id": pa.array(ids, pa.int64()),
-        "vector": _fixed_size_vectors(vectors),
+        "vector": vector_array(vectors),
         "genre": pa.array(np.array(GENRES, dtype=object)[genre], pa.string()),
         "country": pa.array(np.array(COUNTRIES, dtype=object)[country], pa.string()),
         "year": pa.array(year, pa.int64()),
@@ -211,6 +209,6 @@ def generate_workload(data: pa.Table, m: int, *, seed: int, k=10, noise: float =
     return pa.table({
         "query_id": pa.array(np.arange(m, dtype=np.int64)),
         "k": pa.array(ks, pa.int32()),
-        "vector": _fixed_size_vectors(x),
+        "vector": vector_array(x),
         "predicate": pa.array(predicates, pa.string()),
     })

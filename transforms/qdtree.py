@@ -41,7 +41,7 @@ Example
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -219,6 +219,36 @@ class QdTree:
             stack.append((self.left[node], at[m]))
             stack.append((self.right[node], at[~m]))
         return out
+
+    def with_leaf_rows(self, counts, min_leaf_rows: int | None = None) -> QdTree:
+        """The same tree with each leaf's rows replaced by ``counts`` (an inner node's: its
+        leaves' sum), e.g. the rows of all the data for a tree grown on a sample of it.
+
+        Parameters
+        ----------
+        counts : array_like
+            int, one per leaf.
+        min_leaf_rows : int, optional
+            The minimum leaf size to record instead (the data's, not the sample's).
+
+        Returns
+        -------
+        QdTree
+
+        Examples
+        --------
+        >>> tree = QdTree.build({"x": list(range(10))}, ['[{"col": "x", "op": ">", "value": 6}]'], min_leaf_rows=2)
+        >>> tree.with_leaf_rows([70, 30]).rows.tolist()
+        [100, 70, 30]
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.shape != (self.num_leaves,):
+            raise ValueError(f"need one count per leaf ({self.num_leaves}), got shape {counts.shape}")
+        rows = np.zeros(len(self.cuts), dtype=np.int64)
+        for node in range(len(self.cuts) - 1, -1, -1):  # pre-order: children come after their parent
+            rows[node] = counts[self.leaf[node]] if self.cuts[node] is None else \
+                rows[self.left[node]] + rows[self.right[node]]
+        return replace(self, rows=rows, min_leaf_rows=self.min_leaf_rows if min_leaf_rows is None else min_leaf_rows)
 
     def route(self, predicate: Predicate) -> np.ndarray:
         """The leaves whose box the predicate may match: every leaf holding a row that

@@ -169,11 +169,14 @@ def read_task_tables(path: str, schema: pa.Schema) -> pa.Table:
     return table
 
 
-def write_table(table: pa.Table, path: str) -> int:
-    """Write a small table (made on the driver) as the dataset at directory ``path``."""
+def write_table(table: pa.Table, path: str, rows_per_file: int | None = None) -> int:
+    """Write a small table (made on the driver) as the dataset at directory ``path``: one
+    file, or files of ``rows_per_file`` rows (so that Spark reads it in as many tasks)."""
     fs, root = open_input(path)
     fs.create_dir(root, recursive=True)
-    pq.write_table(table, f"{root}/part-00000.parquet", filesystem=fs, compression="zstd")
+    step = max(1, rows_per_file or table.num_rows)
+    for i, lo in enumerate(range(0, max(table.num_rows, 1), step)):
+        pq.write_table(table.slice(lo, step), f"{root}/part-{i:05d}.parquet", filesystem=fs, compression="zstd")
     return table.num_rows
 
 
