@@ -55,7 +55,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import quarantine_examples, read_files, read_input, spark_schema, write_parquet
-from sigil.jobs.spark.lookup import dataset_version
+from sigil.jobs.spark.lookup import dataset_version, worker_held
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run, previous_manifest
@@ -89,8 +89,6 @@ def _numbers(t: pa.DataType) -> bool:
 WORKLOAD_TYPES = {"query_id": pa.types.is_integer, "k": pa.types.is_integer, "vector": _numbers,
                   "predicate": pa.types.is_string}
 
-_WORKER: dict = {}  # the layout this Python worker holds for its tasks, until another is asked
-
 
 class Index(NamedTuple):
     """hqi-index's output as the tasks find it: its directory, the versions of its files
@@ -104,10 +102,7 @@ class Index(NamedTuple):
 
 def held_layout(index: Index) -> Layout:
     """In a task: the layout, read once per Python worker and kept for its later tasks."""
-    if _WORKER.get("key") != index:
-        _WORKER.clear()  # drop the old layout before reading the new one
-        _WORKER.update(key=index, layout=load_layout(index.path))
-    return _WORKER["layout"]
+    return worker_held(index, lambda: load_layout(index.path))
 
 
 def layout_bytes(metrics: dict) -> int:

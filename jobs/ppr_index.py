@@ -42,7 +42,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import read_input, read_task_tables, spark_schema, task_output, write_parquet
-from sigil.jobs.spark.lookup import dataset_version
+from sigil.jobs.spark.lookup import dataset_version, worker_held
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.jobs.spark.transitions import arcs
 from sigil.run import Run, previous_manifest
@@ -64,17 +64,11 @@ WALKERS = pa.schema([("source", pa.int64()), ("walk", pa.int64()), ("at", pa.int
 ADJACENCY = pa.schema([("vertex", pa.int64()), ("targets", pa.list_(pa.int64())),
                        ("cumulative", pa.list_(pa.float64()))])
 
-_WORKER: dict = {}  # the graph this Python worker holds for its tasks, until another is asked
-
-
 def held_graph(key: tuple) -> Graph:
     """In a task: the graph of ``key`` = (edges path, its ``dataset_version``, n, directed,
     weighted), read once per Python worker and kept for its later tasks."""
-    if _WORKER.get("key") != key:
-        _WORKER.clear()  # drop the old graph before reading the new one
-        path, _, n, directed, weighted = key
-        _WORKER.update(key=key, graph=Graph.from_parquet(path, n, directed=directed, weighted=weighted))
-    return _WORKER["graph"]
+    path, _, n, directed, weighted = key
+    return worker_held(("graph", key), lambda: Graph.from_parquet(path, n, directed=directed, weighted=weighted))
 
 
 def write_fingerprints(spark, job: Run, ppr: PprConfig, edges: DataFrame, graph: dict, partitions: int) -> dict:

@@ -49,7 +49,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
-from sigil.jobs.spark.lookup import dataset_version
+from sigil.jobs.spark.lookup import dataset_version, worker_held
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.jobs.spark.transitions import stop_mass, transition
@@ -68,8 +68,6 @@ SCALE = float(1 << 52)  # joined scores add up as integers in units of 2^-52 (a 
 REASONS = {"no seeds": "no source vertex", "bad size": "bad k"}  # the query reader's words, in PPR's
 RANKED = spark_schema(datasets.select(datasets.PPR_RANKINGS, "query_id", "rank", "vid", "score"))
 SCORES = "query_id string, vid long, score double"
-
-_WORKER: dict = {}  # what this Python worker holds for its tasks, until another is asked
 
 
 class Held(NamedTuple):
@@ -92,17 +90,11 @@ class Held(NamedTuple):
     fingerprints: str | None
     fingerprints_version: tuple | None
 
-    def _held(self, build):
-        if _WORKER.get("key") != self:
-            _WORKER.clear()  # drop the old graph before reading the new one
-            _WORKER.update(key=self, value=build())
-        return _WORKER["value"]
-
     def graph(self) -> Graph:
         """In a task: the graph, read once per Python worker."""
         if self.fingerprints is not None:
             return self.index().graph
-        return self._held(lambda: Graph.from_parquet(self.edges, self.n, directed=self.directed,
+        return worker_held(self, lambda: Graph.from_parquet(self.edges, self.n, directed=self.directed,
                                                      weighted=self.weighted))
 
     def index(self) -> PPRIndex:
@@ -115,7 +107,7 @@ class Held(NamedTuple):
             return PPRIndex(Graph.from_parquet(self.edges, self.n, directed=self.directed, weighted=self.weighted),
                             matrix, alpha=self.alpha, steps=self.steps, prune=self.prune, resolution=self.resolution,
                             seed=self.seed)
-        return self._held(build)
+        return worker_held(self, build)
 
 
 def holding(config: SigilConfig, index: dict) -> Held:

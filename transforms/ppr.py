@@ -795,7 +795,7 @@ def _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, target
             v = frontier[j]
             est[v] += alpha * amount[j]
             r[v] = 0.0
-        for j in range(pushes):
+        for j in range(pushes):  # the touched-list update written out here and below: a helper measured 1.6x slower
             v, a = frontier[j], (1 - alpha) * amount[j]
             for e in range(offsets[v], offsets[v + 1]):
                 w = targets[e]

@@ -84,7 +84,18 @@ class RecordIndex:
         return self.derived[key]
 
 
-_WORKER: dict = {}  # one index per Python worker, reused by its tasks until another is asked
+_WORKER: dict = {}  # what this Python worker holds for its tasks: one thing, until another is asked
+
+
+def worker_held(key, build):
+    """In a task: what ``build()`` returns, made once per Python worker and kept for its
+    later tasks while they ask for the same ``key`` (hashable; include a
+    ``dataset_version`` so that changed files are read again). Asking for another key drops
+    the old value first: a worker holds one graph, index or layout at a time."""
+    if _WORKER.get("key") != key:
+        _WORKER.clear()
+        _WORKER.update(key=key, value=build())
+    return _WORKER["value"]
 
 
 def dataset_version(path: str) -> tuple:
@@ -99,10 +110,7 @@ def dataset_version(path: str) -> tuple:
 def record_index(version: tuple) -> RecordIndex:
     """In a task: the worker's index of the records whose files ``version`` lists
     (``dataset_version``), made on first use."""
-    if _WORKER.get("version") != version:
-        _WORKER.clear()  # drop the old index before reading the new one
-        _WORKER.update(version=version, index=RecordIndex(version))
-    return _WORKER["index"]
+    return worker_held(("records", version), lambda: RecordIndex(version))
 
 
 def found_pairs(index: RecordIndex, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, np.ndarray]]:
