@@ -69,12 +69,12 @@ if THREADS != "all":
 
 import argparse  # noqa: E402 - after the thread variables
 import json  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from timing import timed  # noqa: E402 - benchmarks/ is the script's directory
 from sigil.transforms import hqi  # noqa: E402
 from sigil.transforms.hqi_workload import generate_data, generate_workload  # noqa: E402
 from sigil.transforms.predicates import Columns  # noqa: E402
@@ -90,16 +90,6 @@ _BLOCK = 1 << 24  # entries of one distance matrix of (e)
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def timed(fn, repeat: int):
-    """(result of the last run, median seconds, (min, max), load average after)."""
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        runs.append(time.perf_counter() - t0)
-    return out, statistics.median(runs), (min(runs), max(runs)), os.getloadavg()[0]
 
 
 def subset(queries: hqi.Queries, n: int) -> hqi.Queries:

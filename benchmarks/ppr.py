@@ -43,7 +43,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import igraph as ig
@@ -54,6 +53,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from er_benchmark import ROOT, measured  # noqa: E402 - benchmarks/ is the script's directory
+from timing import timed  # noqa: E402 - benchmarks/ is the script's directory
 from sigil.schemas.config import PprConfig
 from sigil.transforms.ppr import (Graph, PPRIndex, exact_ppr, fingerprint_matrix, fingerprints, l1_error,
                                   ndcg_at_k, precision_at_k)
@@ -65,16 +65,6 @@ DEFAULTS = PprConfig()
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def timed(fn, repeat: int = 1):
-    """(result of the last run, median seconds, (min, max), load average after)."""
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        runs.append(time.perf_counter() - t0)
-    return out, statistics.median(runs), (min(runs), max(runs)), os.getloadavg()[0]
 
 
 def scale_free(n: int, seed: int) -> nx.DiGraph:

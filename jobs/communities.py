@@ -30,7 +30,6 @@ Run: ``sigil communities --conf FILE`` or ``spark-submit jobs/communities.py --c
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pyarrow as pa
@@ -40,19 +39,17 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.components import connected_components
 from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
-from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
+from sigil.jobs.spark.parse import split_duplicates, staged_queries
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
 from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
                                           top_candidates)
-from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, buckets, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
 from sigil.transforms.records import InputError, list_files, open_input
 
-NO_SPLIT = 1 << 62  # query files are read whole, one task each
 
 
 def packed_signatures(sigs: DataFrame, num_perm: int) -> DataFrame:
@@ -65,15 +62,6 @@ def packed_signatures(sigs: DataFrame, num_perm: int) -> DataFrame:
 
     schema = datasets.select(datasets.neighbourhood_signatures(num_perm), "vid", "signature")
     return sigs.select("vid", "signature").mapInArrow(pack, spark_schema(schema, packed=True))
-
-
-def staged_queries(spark, com: CommunitiesConfig) -> DataFrame:
-    """Parsed query rows (reason null when good), one task per file; every file checked on
-    the driver first (``input_columns``), so that one that cannot be read fails there."""
-    files = [("queries", p, com.queries.format) for p in list_files(com.queries.path)
-             if input_columns(p, com.queries) is not None]
-    return parse_parts(spark, files, NO_SPLIT, lambda _, path, *span: queries_from_file(path, com.queries, com.size),
-                       STAGED_QUERIES)
 
 
 def seed_rows(queries: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -233,14 +221,8 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     """Run every query; returns the quarantine rows and the metrics (``query_rows`` read)."""
     com, partitions = config.communities, config.spark.shuffle_partitions
     index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
-    warning = positional_header("communities.queries", com.queries)
-    if warning:
-        job.log(warning, logging.WARNING)
-    queries = staged_queries(spark, com).persist(StorageLevel.MEMORY_AND_DISK)
-    with task_input_errors():
-        n_rows = queries.count()
-    if not n_rows:
-        job.log(f"no queries in {com.queries.path}: no communities grown", logging.WARNING)
+    queries, n_rows = staged_queries(spark, job, "communities.queries", com.queries, com.size,
+                                     "no communities grown")
     seeds, quarantine = seed_rows(queries.where("reason is null"), vertices)
     quarantine = quarantine.unionByName(queries.where("reason is not null").select(
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))

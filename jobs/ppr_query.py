@@ -50,18 +50,16 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
 from sigil.jobs.spark.lookup import dataset_version, worker_held
-from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
+from sigil.jobs.spark.parse import split_duplicates, staged_queries
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.jobs.spark.transitions import stop_mass, transition
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import PprConfig, SigilConfig
-from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
 from sigil.transforms.ppr import (Graph, PPRIndex, decompose, exact_ppr, fingerprint_matrix, graph_bytes, l1_error,
                                   ndcg_at_k, precision_at_k, query_keys, roulette)
-from sigil.transforms.records import InputError, list_files, open_input
+from sigil.transforms.records import InputError, open_input
 
-NO_SPLIT = 1 << 62  # query files are read whole, one task each
 QUERIES_PER_CALL = 1_000  # queries a task pushes together: one sparse product per step for all of them
 EXACT_PER_CALL = 16  # queries whose exact PPR is iterated together (dense: 16 bytes per vertex each)
 SCALE = float(1 << 52)  # joined scores add up as integers in units of 2^-52 (a score is at most 1)
@@ -122,15 +120,6 @@ def holding(config: SigilConfig, index: dict) -> Held:
     return Held(graph_held, edges, dataset_version(edges), n, index["directed"], index["weighted"], ppr.alpha,
                 ppr.steps, ppr.prune, ppr.resolution, ppr.seed, fingerprints if fits else None,
                 dataset_version(fingerprints) if fits else None)
-
-
-def staged_queries(spark, ppr: PprConfig) -> DataFrame:
-    """Parsed query rows (``size``: the query's k; reason null when good), one task per
-    file, every file checked on the driver first (``input_columns``)."""
-    files = [("queries", p, ppr.queries.format) for p in list_files(ppr.queries.path)
-             if input_columns(p, ppr.queries) is not None]
-    return parse_parts(spark, files, NO_SPLIT, lambda _, path, *span: queries_from_file(path, ppr.queries, ppr.k),
-                       STAGED_QUERIES)
 
 
 def query_rows(staged: DataFrame, vertices: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -371,14 +360,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         fingerprints = read_input(spark, config.stage_path("ppr_index", "fingerprints"), "fingerprints", "ppr-index")
         held = holding(config, index)
         with job.stage("queries"):
-            warning = positional_header("ppr.queries", ppr.queries)
-            if warning:
-                job.log(warning, logging.WARNING)
-            staged = staged_queries(spark, ppr).persist(StorageLevel.MEMORY_AND_DISK)
-            with task_input_errors():
-                n_rows = staged.count()
-            if not n_rows:
-                job.log(f"no queries in {ppr.queries.path}: nothing to rank", logging.WARNING)
+            staged, n_rows = staged_queries(spark, job, "ppr.queries", ppr.queries, ppr.k, "nothing to rank")
             queries, quarantine = query_rows(staged, vertices)
             queries = queries.persist(StorageLevel.MEMORY_AND_DISK)
             n_queries = queries.count()

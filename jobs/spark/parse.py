@@ -6,15 +6,18 @@ first-occurrence rule for duplicate keys. Used by every job that reads user file
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import contextmanager
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import spark_schema
-from sigil.transforms.records import LINE_FORMATS, InputError, count_newlines, line_splits
+from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
+from sigil.transforms.records import LINE_FORMATS, InputError, count_newlines, line_splits, list_files
 
 
 PARTS = "source string, path string, start long, end long, first_line long"
@@ -82,3 +85,25 @@ def split_duplicates(rows: DataFrame, keys: list[str]) -> tuple[DataFrame, DataF
     dupes = ranked.where("_n > 1").withColumn(
         "reason", F.concat(F.lit("duplicate id (first at "), F.col("_first"), F.lit(")")))
     return ranked.where("_n = 1").drop("_n", "_first"), dupes.drop("_n", "_first")
+
+
+NO_SPLIT = 1 << 62  # query files are read whole, one task each
+
+
+def staged_queries(spark, job, setting: str, source, default_size: int, nothing: str) -> tuple[DataFrame, int]:
+    """A table of vertex-list queries (``source``: a ``_VertexListInput``, configured as
+    ``setting``) parsed by tasks, one per file, every file checked on the driver first
+    (``input_columns``); persisted, with its row count. Logs a warning for a header read
+    by position and for an empty table (``nothing``: what then does not happen).
+    ``default_size``: a query's number where its row gives none."""
+    warning = positional_header(setting, source)
+    if warning:
+        job.log(warning, logging.WARNING)
+    files = [("queries", p, source.format) for p in list_files(source.path) if input_columns(p, source) is not None]
+    staged = parse_parts(spark, files, NO_SPLIT, lambda _, path, *span: queries_from_file(path, source, default_size),
+                         STAGED_QUERIES).persist(StorageLevel.MEMORY_AND_DISK)
+    with task_input_errors():
+        rows = staged.count()
+    if not rows:
+        job.log(f"no queries in {source.path}: {nothing}", logging.WARNING)
+    return staged, rows
