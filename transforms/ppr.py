@@ -863,6 +863,25 @@ def _rows(batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, pr
 
 
 @numba.njit(cache=True)
+def _best(vids, vals, m, out_vid, out_score, at):
+    """The m largest positive ``vals`` (ties to the smaller vid), vids in any order, written
+    to ``out_*[at:]``; returns how many."""
+    keep = vals > 0
+    vids, vals = vids[keep], vals[keep]
+    if len(vals) > m:  # keep the m largest (and their ties) before sorting
+        kth = np.partition(vals, len(vals) - m)[len(vals) - m]
+        keep = vals >= kth
+        vids, vals = vids[keep], vals[keep]
+    by_vid = np.argsort(vids)
+    vids, vals = vids[by_vid], vals[by_vid]
+    order = np.argsort(-vals, kind="mergesort")  # stable: ties stay in vid order
+    got = min(m, len(vals))
+    for j in range(got):
+        out_vid[at + j], out_score[at + j] = vids[order[j]], vals[order[j]]
+    return got
+
+
+@numba.njit(cache=True)
 def _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, at):
     """The k largest positive ``est`` entries of ``touched[:count]`` (ties to the smaller
     vid) into ``out_*[at:]``; returns how many."""
@@ -872,18 +891,7 @@ def _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, at):
         if est[v] > 0:
             frontier[m], amount[m] = v, est[v]
             m += 1
-    vids, vals = frontier[:m], amount[:m]
-    if m > k:
-        kth = np.partition(vals, m - k)[m - k]
-        keep = vals >= kth
-        vids, vals = vids[keep], vals[keep]
-    by_vid = np.argsort(vids)
-    vids, vals = vids[by_vid], vals[by_vid]
-    order = np.argsort(-vals, kind="mergesort")
-    got = min(k, len(vids))
-    for j in range(got):
-        out_vid[at + j], out_score[at + j] = vids[order[j]], vals[order[j]]
-    return got
+    return _best(frontier[:m], amount[:m], k, out_vid, out_score, at)
 
 
 @numba.njit(cache=True)
@@ -1074,17 +1082,7 @@ def _top_row(i, indptr, indices, data, out_offsets, vid, score):
     m = out_offsets[i + 1] - out_offsets[i]
     if m == 0:
         return
-    vals, cols = data[indptr[i]:indptr[i + 1]], indices[indptr[i]:indptr[i + 1]]
-    keep = vals > 0
-    vals, cols = vals[keep], cols[keep]
-    if len(vals) > m:  # keep the m largest (and their ties) before sorting
-        kth = np.partition(vals, len(vals) - m)[len(vals) - m]
-        keep = vals >= kth
-        vals, cols = vals[keep], cols[keep]
-    order = np.argsort(-vals, kind="mergesort")  # stable: ties stay in vid order
-    for r in range(m):
-        vid[out_offsets[i] + r] = cols[order[r]]
-        score[out_offsets[i] + r] = vals[order[r]]
+    _best(indices[indptr[i]:indptr[i + 1]], data[indptr[i]:indptr[i + 1]], m, vid, score, out_offsets[i])
 
 
 @numba.njit(cache=True, parallel=True)
