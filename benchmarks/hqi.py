@@ -283,6 +283,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--training", type=int, default=10_000, help="queries of the training workload")
     ap.add_argument("--queries", type=int, default=10_000, help="queries of the measured batch")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--intrinsic-dim", type=int, default=None, help="generate_data's latent dimension")
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--train-seed", type=int, default=2)
     ap.add_argument("--query-seed", type=int, default=3)
@@ -300,7 +301,7 @@ def main(argv=None) -> dict:
 
     log(f"threads {THREADS}; generating {args.rows:,} x {args.dim} rows, {args.training:,} training and "
         f"{args.queries:,} measured queries")
-    data = generate_data(args.rows, args.dim, seed=args.data_seed)
+    data = generate_data(args.rows, args.dim, intrinsic_dim=args.intrinsic_dim, seed=args.data_seed)
     train = generate_workload(data, args.training, seed=args.train_seed, k=k).column("predicate").to_pylist()
     ids, x, attributes = hqi.data_arrays(data)
     columns = Columns.from_table(attributes)

@@ -32,10 +32,12 @@ Batch execution (``search``), multi-query optimisation:
 * each product keeps, per query, the rows whose float32 distance may be among its k
   smallest: with ``u = 2^-24`` the float32 value differs from the exact one by at most
   ``e = (2d + 16) u (max ||x||^2 + ||q||^2)`` (dot products and norms err by at most
-  ``d u`` times their magnitude, Higham 2002, section 3.1), so a row is kept when its value
-  is within ``2e`` of the k-th smallest, or of the smallest k-th bound seen for the query
-  so far. The kept rows' distances are recomputed exactly (float64 sums, rounded to
-  float32) and merged per query in (distance, id) order.
+  ``d u`` times their magnitude, Higham 2002, section 3.1). Each query keeps its k
+  smallest upper bounds (value + e) met so far, and a row is a candidate while its lower
+  bound (value - e) is at most the k-th of them (one numba pass per product, ``_scan``);
+  at the end the candidates are checked once more against the final k-th upper bound, and
+  the survivors' distances recomputed exactly (float64 sums, rounded to float32) and
+  merged per query in (distance, id) order.
 
 Guarantees. Routing never misses a leaf holding a satisfying row (``may_match`` is
 conservative) and the error bound never drops a row of the top k, so exact mode returns
@@ -86,6 +88,7 @@ from sigil.transforms.records import open_input
 
 _U = 2.0**-24  # float32 unit roundoff
 _BLOCK = 1 << 22  # entries of one distance matrix (16 MiB of float32)
+_NONE_BOOL, _NONE_INT = np.zeros(0, bool), np.zeros(0, np.int64)  # _scan's "no mask", "rows lo:hi"
 _DENSE = 0.7  # a slice whose mask keeps this share of rows is multiplied whole, masked after
 RESULT_SCHEMA = HQI_RESULTS
 
@@ -945,9 +948,43 @@ def _exact_distances(x, rows, q, qpos):
     return out
 
 
-def _round_up32(v: np.ndarray) -> np.ndarray:
-    """float64 values as float32 values no smaller (one float32 step up: as safe, cheaper)."""
-    return np.nextafter(v.astype(np.float32), np.float32(np.inf))
+@numba.njit(cache=True)
+def _scan(d, qs, mask, rows, lo, err_base, qn, slack, top, starts):
+    """One product's candidates: the entries of ``d`` (``||x||^2 - 2 x.q``, float32; rows
+    ``rows`` or ``lo + column``, those ``mask`` keeps) whose lower bound ``d - e`` is at
+    most the k-th smallest upper bound ``d + e`` its query has met so far, ``e`` the
+    product's error bound. ``top[starts[q]:starts[q+1]]`` holds query q's k smallest upper
+    bounds, ascending, and is updated; the last of them, plus ``||q||^2``, is at least the
+    query's k-th distance. Returns (query position, row, value) of the candidates."""
+    nq, r = d.shape
+    out_q = np.empty(nq * r, np.int64)
+    out_r = np.empty(nq * r, np.int64)
+    out_v = np.empty(nq * r, np.float32)
+    n = 0
+    for i in range(nq):
+        q = qs[i]
+        a, b = starts[q], starts[q + 1]
+        if a == b:
+            continue
+        e = slack * (err_base + qn[q])
+        for j in range(r):
+            if len(mask) and not mask[j]:
+                continue
+            v = np.float64(d[i, j])
+            if v - e > top[b - 1]:
+                continue
+            u = v + e
+            if u < top[b - 1]:  # insertion into the sorted k smallest
+                t = b - 1
+                while t > a and top[t - 1] > u:
+                    top[t] = top[t - 1]
+                    t -= 1
+                top[t] = u
+            out_q[n] = q
+            out_r[n] = rows[j] if len(rows) else lo + j
+            out_v[n] = d[i, j]
+            n += 1
+    return out_q[:n].copy(), out_r[:n].copy(), out_v[:n].copy()
 
 
 class _Batch:
@@ -958,12 +995,14 @@ class _Batch:
         self.q2 = -2 * queries.vectors  # exact: a power of two
         self.qn = _squared_norms(queries.vectors).astype(np.float64)
         m = len(queries.k)
-        self.bound = np.full(m, np.inf)  # >= each query's true k-th distance
+        self.starts = np.r_[0, np.cumsum(queries.k)].astype(np.int64)
+        self.top = np.full(self.starts[-1], np.inf)  # per query its k smallest upper bounds (_scan)
         self.rows_scanned = np.zeros(m, np.int64)
         self.computed = np.zeros(m, np.int64)
         self.evaluations = self.evaluated_rows = 0
-        self.qpos, self.rows = [], []
+        self.qpos, self.rows, self.approx = [], [], []
         self.slack = _slack(queries.vectors.shape[1])
+        self.top_norm = 0.0  # the largest ||x||^2 of the rows multiplied
 
     def mask(self, predicate: Predicate, columns: Columns, lo: int, hi: int):
         """The predicate over rows lo:hi (None when TRUE)."""
@@ -988,33 +1027,32 @@ class _Batch:
         self.computed[qs] += len(x)
         step = max(1, _BLOCK // len(x))
         for s in range(0, len(qs), step):
-            self._product(x, xn, lo, rows, mask, valid, qs[s:s + step])
+            self._product(x, xn, lo, rows, mask, qs[s:s + step])
 
-    def _product(self, x, xn, lo, rows, mask, valid, qs):
+    def _product(self, x, xn, lo, rows, mask, qs):
         d = self.q2[qs] @ x.T
         d += xn  # ||x||^2 - 2 x.q: the distance less ||q||^2, which orders a query's rows alike
-        if mask is not None:
-            d[:, ~mask] = np.inf
-        qn = self.qn[qs]
-        err = self.slack * (np.float64(xn.max()) + qn)  # limits in float64, then rounded up
-        k = np.minimum(self.q.k[qs], valid)
-        limit = self.bound[qs]
-        if d.shape[1] > k.max():
-            kth = np.partition(d, sorted(set((k - 1).tolist())), axis=1)[np.arange(len(qs)), k - 1] + qn
-            full = k == self.q.k[qs]  # k rows here: the query's k-th distance is at most kth + err
-            self.bound[qs[full]] = np.minimum(limit[full], kth[full] + err[full])
-            limit = np.minimum(limit, kth + err)
-        keep = d <= _round_up32(limit + err - qn)[:, None]
-        if mask is not None:
-            keep &= mask
-        g, r = np.nonzero(keep)
-        self.qpos.append(qs[g])
-        self.rows.append(lo + r if rows is None else rows[r])
+        self.top_norm = max(self.top_norm, float(xn.max()))
+        g, r, v = _scan(d, qs, _NONE_BOOL if mask is None else mask, _NONE_INT if rows is None else rows, lo,
+                        float(xn.max()), self.qn, self.slack, self.top, self.starts)
+        self.qpos.append(g)
+        self.rows.append(r)
+        self.approx.append(v)
+
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, row) of the candidates still within the error bound of their
+        query's final k-th bound: a candidate kept early, before later products tightened
+        the bound, is dropped here (the bound only falls, so the test stays conservative)."""
+        if not self.qpos:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        qpos, rows, approx = np.concatenate(self.qpos), np.concatenate(self.rows), np.concatenate(self.approx)
+        kth = np.where(self.q.k > 0, self.top[np.maximum(self.starts[1:] - 1, 0)], -np.inf)
+        keep = approx.astype(np.float64) - self.slack * (self.top_norm + self.qn[qpos]) <= kth[qpos]
+        return qpos[keep], rows[keep]
 
     def result(self, ids: np.ndarray, vectors: np.ndarray) -> SearchResult:
         """Exact distances of the candidates; each query's k best in (distance, id) order."""
-        qpos = np.concatenate(self.qpos) if self.qpos else np.zeros(0, np.int64)
-        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+        qpos, rows = self._candidates()
         dist = _exact_distances(vectors, rows.astype(np.int64), self.q.vectors, qpos.astype(np.int64))
         rid = ids[rows]
         order = np.lexsort((rid, dist, qpos))

@@ -2,7 +2,8 @@
 and workload interfaces of transforms/hqi.py.
 
 Data (``generate_data``): n entities whose vectors come from ``clusters`` Gaussian clusters
-(centres ``N(0, center_scale^2 I)``, points ``centre + N(0, I)``, cluster sizes skewed), and
+(centres ``N(0, center_scale^2 I)``, points ``centre + N(0, I)``, cluster sizes skewed;
+optionally in a random subspace of lower dimension), and
 attributes correlated with them, as the attributes of knowledge-graph entities are:
 
 * ``genre`` (categorical, 24 values of skewed frequency): the cluster's genre for 85% of
@@ -56,7 +57,8 @@ def _zipf(count: int, s: float) -> np.ndarray:
     return w / w.sum()
 
 
-def generate_data(n: int, d: int = 128, *, clusters: int = 64, center_scale: float = 1.0, seed: int = 0) -> pa.Table:
+def generate_data(n: int, d: int = 128, *, clusters: int = 64, center_scale: float = 1.0,
+                  intrinsic_dim: int | None = None, ambient_noise: float = 0.1, seed: int = 0) -> pa.Table:
     """Entities with clustered vectors and correlated attributes (see the module docstring).
 
     Parameters
@@ -69,6 +71,14 @@ def generate_data(n: int, d: int = 128, *, clusters: int = 64, center_scale: flo
         Gaussian clusters of the vectors.
     center_scale : float, default 1.0
         Standard deviation of the cluster centres' coordinates (the points' is 1).
+    intrinsic_dim : int, optional
+        Draw the centres and points in this many dimensions and map them into d by an
+        orthonormal basis drawn at random (distances kept), plus ``N(0, ambient_noise^2 I)``:
+        data of low intrinsic dimension, as real embeddings are (Aumuller and Ceccarello,
+        "The role of local intrinsic dimensionality in benchmarking nearest neighbor
+        search", SISAP 2019). By default the points vary in all d dimensions.
+    ambient_noise : float, default 0.1
+        With ``intrinsic_dim``: the noise's standard deviation in every dimension.
     seed : int, default 0
 
     Returns
@@ -88,12 +98,16 @@ def generate_data(n: int, d: int = 128, *, clusters: int = 64, center_scale: flo
         raise ValueError(f"need n >= 0, d >= 1 and clusters >= 1, got {n}, {d}, {clusters}")
     rng = np.random.default_rng(seed)
     genre_share = _zipf(len(GENRES), 0.8)
-    centers = rng.normal(0.0, center_scale, (clusters, d)).astype(np.float32)
+    r = d if intrinsic_dim is None else min(intrinsic_dim, d)
+    centers = rng.normal(0.0, center_scale, (clusters, r)).astype(np.float32)
     cluster_genre = rng.choice(len(GENRES), clusters, p=genre_share)
     era = rng.uniform(1950, 2015, len(GENRES))
     log_price = rng.uniform(1.5, 4.0, len(GENRES))
     cluster = rng.choice(clusters, n, p=_zipf(clusters, 0.5))
-    vectors = centers[cluster] + rng.standard_normal((n, d), dtype=np.float32)
+    vectors = centers[cluster] + rng.standard_normal((n, r), dtype=np.float32)
+    if r < d:  # an r-dimensional subspace (orthonormal basis: distances kept), plus ambient noise
+        basis = np.linalg.qr(rng.standard_normal((d, r)))[0].T.astype(np.float32)
+        vectors = vectors @ basis + np.float32(ambient_noise) * rng.standard_normal((n, d), dtype=np.float32)
     genre = np.where(rng.random(n) < 0.85, cluster_genre[cluster], rng.choice(len(GENRES), n, p=genre_share))
     country = rng.choice(len(COUNTRIES), n, p=_zipf(len(COUNTRIES), 1.1))
     year = np.clip(np.rint(era[genre] + rng.normal(0, 8, n)), 1920, 2024).astype(np.int64)
