@@ -27,8 +27,9 @@ Batch execution (``search``), multi-query optimisation:
 * approximate mode: a query probes the ``nprobe`` clusters nearest to it (by centroid
   distance) among the clusters of its reached leaves that hold a satisfying row, then
   further clusters in the same order until the probed ones hold k satisfying rows (or none
-  is left; ``choose_clusters``); the queries of a group that probe one cluster share one
-  product;
+  is left; ``choose_clusters``); all the queries that probe a cluster, whatever their
+  predicates, share one product over its rows (over the rows some of them keep, when
+  those are few), each query keeping the rows its predicate's mask keeps;
 * each product keeps, per query, the rows whose float32 distance may be among its k
   smallest: with ``u = 2^-24`` the float32 value differs from the exact one by at most
   ``e = (2d + 16) u (max ||x||^2 + ||q||^2)`` (dot products and norms err by at most
@@ -88,7 +89,7 @@ from sigil.transforms.records import open_input
 
 _U = 2.0**-24  # float32 unit roundoff
 _BLOCK = 1 << 22  # entries of one distance matrix (16 MiB of float32)
-_NONE_BOOL, _NONE_INT = np.zeros(0, bool), np.zeros(0, np.int64)  # _scan's "no mask", "rows lo:hi"
+_NO_ROWS = np.zeros(0, np.int64)  # _scan's "rows lo:hi"
 _DENSE = 0.7  # a slice whose mask keeps this share of rows is multiplied whole, masked after
 RESULT_SCHEMA = HQI_RESULTS
 
@@ -949,13 +950,14 @@ def _exact_distances(x, rows, q, qpos):
 
 
 @numba.njit(cache=True)
-def _scan(d, qs, mask, rows, lo, err_base, qn, slack, top, starts):
+def _scan(d, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
     """One product's candidates: the entries of ``d`` (``||x||^2 - 2 x.q``, float32; rows
-    ``rows`` or ``lo + column``, those ``mask`` keeps) whose lower bound ``d - e`` is at
-    most the k-th smallest upper bound ``d + e`` its query has met so far, ``e`` the
-    product's error bound. ``top[starts[q]:starts[q+1]]`` holds query q's k smallest upper
-    bounds, ascending, and is updated; the last of them, plus ``||q||^2``, is at least the
-    query's k-th distance. Returns (query position, row, value) of the candidates."""
+    ``rows`` or ``lo + column``; for query i those ``masks[which[i]]`` keeps, all where
+    ``which[i] < 0``) whose lower bound ``d - e`` is at most the k-th smallest upper bound
+    ``d + e`` its query has met so far, ``e`` the product's error bound.
+    ``top[starts[q]:starts[q+1]]`` holds query q's k smallest upper bounds, ascending, and
+    is updated; the last of them, plus ``||q||^2``, is at least the query's k-th distance.
+    Returns (query position, row, value) of the candidates."""
     nq, r = d.shape
     out_q = np.empty(nq * r, np.int64)
     out_r = np.empty(nq * r, np.int64)
@@ -967,8 +969,9 @@ def _scan(d, qs, mask, rows, lo, err_base, qn, slack, top, starts):
         if a == b:
             continue
         e = slack * (err_base + qn[q])
+        w = which[i]
         for j in range(r):
-            if len(mask) and not mask[j]:
+            if w >= 0 and not masks[w, j]:
                 continue
             v = np.float64(d[i, j])
             if v - e > top[b - 1]:
@@ -1012,32 +1015,36 @@ class _Batch:
         self.evaluated_rows += hi - lo
         return predicate.mask(columns, slice(lo, hi))
 
-    def probe(self, vectors, norms, lo: int, hi: int, mask, qs: np.ndarray):
-        """Queries ``qs`` against the rows lo:hi that ``mask`` keeps (all when None)."""
+    def probe(self, vectors, norms, lo: int, hi: int, mask, qs: np.ndarray, *, masks=None, which=None):
+        """Queries ``qs`` against the rows lo:hi that ``mask`` keeps (all when None); or,
+        with ``masks`` (a 2-D boolean array over rows lo:hi) and ``which``, query i against
+        those ``masks[which[i]]`` keeps."""
         self.rows_scanned[qs] += hi - lo
-        valid = hi - lo if mask is None else int(np.count_nonzero(mask))
+        if masks is None:
+            masks = np.ones((1, hi - lo), bool) if mask is None else mask[None, :]
+            which = np.full(len(qs), -1 if mask is None else 0, np.int64)
+        union = masks[np.unique(which[which >= 0])].any(axis=0) if (which >= 0).all() else np.ones(hi - lo, bool)
+        valid = int(np.count_nonzero(union))
         if not valid:
             return
-        rows = None
-        if mask is not None and valid < _DENSE * (hi - lo):
-            rows = lo + np.flatnonzero(mask)  # sparse: gather the satisfying rows
-            mask = None
-        x = vectors[lo:hi] if rows is None else vectors[rows]
-        xn = norms[lo:hi] if rows is None else norms[rows]
+        rows = _NO_ROWS
+        if valid < _DENSE * (hi - lo):  # sparse: gather the rows some query wants
+            keep = np.flatnonzero(union)
+            rows, masks = lo + keep, masks[:, keep]
+        x = vectors[lo:hi] if not len(rows) else vectors[rows]
+        xn = norms[lo:hi] if not len(rows) else norms[rows]
         self.computed[qs] += len(x)
         step = max(1, _BLOCK // len(x))
         for s in range(0, len(qs), step):
-            self._product(x, xn, lo, rows, mask, qs[s:s + step])
-
-    def _product(self, x, xn, lo, rows, mask, qs):
-        d = self.q2[qs] @ x.T
-        d += xn  # ||x||^2 - 2 x.q: the distance less ||q||^2, which orders a query's rows alike
-        self.top_norm = max(self.top_norm, float(xn.max()))
-        g, r, v = _scan(d, qs, _NONE_BOOL if mask is None else mask, _NONE_INT if rows is None else rows, lo,
-                        float(xn.max()), self.qn, self.slack, self.top, self.starts)
-        self.qpos.append(g)
-        self.rows.append(r)
-        self.approx.append(v)
+            b = slice(s, s + step)
+            d = self.q2[qs[b]] @ x.T
+            d += xn  # ||x||^2 - 2 x.q: the distance less ||q||^2, which orders a query's rows alike
+            self.top_norm = max(self.top_norm, float(xn.max()))
+            g, r, v = _scan(d, qs[b], masks, which[b], rows, lo, float(xn.max()), self.qn, self.slack, self.top,
+                            self.starts)
+            self.qpos.append(g)
+            self.rows.append(r)
+            self.approx.append(v)
 
     def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """(query position, row) of the candidates still within the error bound of their
@@ -1119,7 +1126,8 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
     queries = _check_queries(queries, layout.dim, layout.columns.types)
     batch = _Batch(queries)
     listed = None if probes is None else _listed(probes, len(queries.k), len(layout.centroids))
-    for predicate, qs in _by_predicate(queries.predicates):
+    masks, pairs = {}, []  # approximate mode: (slot, leaf) -> mask; per predicate its (slot, query, cluster, rank)
+    for slot, (predicate, qs) in enumerate(_by_predicate(queries.predicates)):
         qs = qs[queries.k[qs] > 0]
         if not len(qs) or predicate.is_false:
             continue
@@ -1128,14 +1136,17 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
             leaves = np.unique(np.searchsorted(layout.leaf_clusters, mine[:, 1], "right") - 1)
         else:
             leaves = layout.tree.route(predicate)
-        masks = {lf: batch.mask(predicate, layout.columns, *layout.leaf_offsets[lf:lf + 2]) for lf in leaves}
-        if listed is not None:
-            _probe_listed(layout, batch, masks, mine[:, 0], mine[:, 1], np.arange(len(mine)))
-        elif nprobe is None:
+        leaf_masks = {lf: batch.mask(predicate, layout.columns, *layout.leaf_offsets[lf:lf + 2]) for lf in leaves}
+        if nprobe is None and listed is None:
             for lf in leaves:
-                batch.probe(layout.vectors, layout.norms, *layout.leaf_offsets[lf:lf + 2], masks[lf], qs)
-        else:
-            _probe_clusters(layout, batch, leaves, masks, qs, nprobe)
+                batch.probe(layout.vectors, layout.norms, *layout.leaf_offsets[lf:lf + 2], leaf_masks[lf], qs)
+            continue
+        masks.update({(slot, lf): m for lf, m in leaf_masks.items()})
+        chosen = (mine[:, 0], mine[:, 1], np.arange(len(mine))) if listed is not None else \
+            _choose(layout, leaves, leaf_masks, queries, qs, nprobe)
+        pairs.append((np.full(len(chosen[0]), slot), *chosen))
+    if pairs:
+        _probe_listed(layout, batch, masks, *(np.concatenate(p) for p in zip(*pairs, strict=True)))
     return batch.result(layout.ids, layout.vectors)
 
 
@@ -1221,37 +1232,39 @@ def choose_clusters(vectors, k, centroids, satisfying, nprobe: int) -> tuple[np.
     return g, order[g, j], j
 
 
-def _probe_clusters(layout: Layout, batch: _Batch, leaves, masks: dict, qs: np.ndarray, nprobe: int):
-    """Approximate mode for the queries ``qs`` of one predicate: each probes the clusters
-    ``choose_clusters`` picks among those of its leaves holding a satisfying row."""
+def _choose(layout: Layout, leaves, masks: dict, queries: Queries, qs: np.ndarray, nprobe: int):
+    """Approximate mode for the queries ``qs`` of one predicate: (query, cluster, rank) of
+    the clusters ``choose_clusters`` picks among those of its leaves holding a satisfying
+    row."""
     clusters, valid = [], []
     for lf in leaves:
         c0, c1 = layout.leaf_clusters[lf:lf + 2]
         bounds = layout.cluster_offsets[c0:c1 + 1] - layout.leaf_offsets[lf]
         m = masks[lf]
-        satisfied = np.diff(bounds) if m is None else np.diff(np.r_[0, np.cumsum(m)][bounds])
         clusters.append(np.arange(c0, c1))
-        valid.append(satisfied)
-    if not clusters:
-        return
-    clusters, valid = np.concatenate(clusters), np.concatenate(valid)
+        valid.append(np.diff(bounds) if m is None else np.diff(np.r_[0, np.cumsum(m)][bounds]))
+    clusters = np.concatenate(clusters) if clusters else np.zeros(0, np.int64)
+    valid = np.concatenate(valid) if len(clusters) else np.zeros(0, np.int64)
     clusters, valid = clusters[valid > 0], valid[valid > 0]
     if not len(clusters):
-        return
-    centroids = layout.centroids[clusters]
+        return _NO_ROWS, _NO_ROWS, _NO_ROWS
+    centroids, out = layout.centroids[clusters], []
     step = max(1, _BLOCK // len(clusters))
     for s in range(0, len(qs), step):
         sub = qs[s:s + step]
-        g, picked, rank = choose_clusters(batch.q.vectors[sub], batch.q.k[sub], centroids, valid, nprobe)
-        _probe_listed(layout, batch, masks, sub[g], clusters[picked], rank)
+        g, picked, rank = choose_clusters(queries.vectors[sub], queries.k[sub], centroids, valid, nprobe)
+        out.append((sub[g], clusters[picked], rank))
+    return tuple(np.concatenate(a) for a in zip(*out, strict=True))
 
 
-def _probe_listed(layout: Layout, batch: _Batch, masks: dict, qpos: np.ndarray, cluster: np.ndarray,
-                  rank: np.ndarray):
-    """Probe every (query, cluster) pair: a cluster's queries in one product, and the
-    clusters some query ranks first go first (early k-th bounds prune later products)."""
+def _probe_listed(layout: Layout, batch: _Batch, masks: dict, slot: np.ndarray, qpos: np.ndarray,
+                  cluster: np.ndarray, rank: np.ndarray):
+    """Probe every (query, cluster) pair, cluster by cluster: all the queries that probe a
+    cluster, whatever their predicates, share one product over its rows, each query
+    keeping the rows its predicate's mask (``masks[(slot, leaf)]``, None for TRUE) keeps;
+    the clusters some query ranks first go first (early k-th bounds prune later ones)."""
     by_cluster = np.lexsort((qpos, cluster))
-    qpos, cluster, rank = qpos[by_cluster], cluster[by_cluster], rank[by_cluster]
+    slot, qpos, cluster, rank = slot[by_cluster], qpos[by_cluster], cluster[by_cluster], rank[by_cluster]
     starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]]) if len(cluster) else cluster
     ends = np.r_[starts[1:], len(cluster)].astype(np.int64)
     first = np.argsort(np.minimum.reduceat(rank, starts), kind="stable") if len(starts) else starts
@@ -1259,9 +1272,16 @@ def _probe_listed(layout: Layout, batch: _Batch, masks: dict, qpos: np.ndarray, 
         c = cluster[a]
         lf = np.searchsorted(layout.leaf_clusters, c, "right") - 1
         lo, hi = layout.cluster_offsets[c:c + 2]
-        m = masks[lf]
-        mask = None if m is None else m[lo - layout.leaf_offsets[lf]:hi - layout.leaf_offsets[lf]]
-        batch.probe(layout.vectors, layout.norms, lo, hi, mask, qpos[a:b])
+        off = layout.leaf_offsets[lf]
+        used, inverse = np.unique(slot[a:b], return_inverse=True)
+        rows_masks, which = [], np.full(len(used), -1, np.int64)
+        for j, t in enumerate(used):
+            m = masks[(t, lf)]
+            if m is not None:
+                which[j] = len(rows_masks)
+                rows_masks.append(m[lo - off:hi - off])
+        block = np.stack(rows_masks) if rows_masks else np.ones((1, hi - lo), bool)
+        batch.probe(layout.vectors, layout.norms, lo, hi, None, qpos[a:b], masks=block, which=which[inverse])
 
 
 def exact_search(ids, vectors, attributes, queries: Queries, *, types=None) -> SearchResult:
