@@ -279,3 +279,21 @@ def test_configuration_and_input_errors(hqi, spark, tmp_path, capsys):
     assert "column 'k' of" in capsys.readouterr().err
     assert main(["hqi-index", "--conf", str(conf), "--set", "hqi.engine=fast"]) == 2
     assert "hqi.engine: got 'fast'" in capsys.readouterr().err
+
+
+def test_the_notebook_reads_the_run(hqi, spark, monkeypatch):
+    """notebooks/hqi.ipynb on a run whose hqi-query probed 4 clusters per query: it draws
+    the tree and the curves, and answers the batch again in memory with the manifest's
+    nprobe, as the job did."""
+    from conftest import run_notebook
+
+    tmp, _ = hqi
+    root = _clone(tmp, "notebook")
+    shutil.copytree(tmp / "out" / "hqi_generate", root / "hqi_generate")
+    manifest, _, _ = _query(spark, tmp, root, nprobe=4)
+    assert manifest["metrics"]["nprobe"] == 4
+    outputs, text = run_notebook("hqi.ipynb", str(root), monkeypatch)
+    assert "the job's answers: the same" in text and "nprobe 4, engine memory" in text
+    assert "rows scanned per query: the same" in text
+    assert "exact mode against brute force: the same rows and distances" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # the tree, rows scanned, recall/throughput
