@@ -36,10 +36,18 @@ min(k, satisfying rows)) and invalid results (a row not satisfying the predicate
 repeated), and the 1-minute load average right after the measurement: on a shared 2-core
 machine a load well above the thread count means other work ran beside.
 
+``--jobs ROWS,...`` then runs the jobs on the embedded Spark for each data size:
+``hqi-generate`` (same generator, ``--dim``, ``--training`` and ``--queries``, no truth),
+``hqi-index``, and ``hqi-query`` with each engine (``memory``: every worker holds the
+layout; ``spark``: leaves cogrouped with their queries) at ``--job-nprobe``; it reports the
+manifests' build and query seconds, queries/s, each job's process seconds and peak memory,
+and how the Spark engine's query seconds grow with the rows.
+
 ``--threads N`` sets OMP/OpenBLAS/MKL/numba thread counts before numpy is imported (and
 ``faiss.omp_set_num_threads``); ``--threads all`` leaves them as they are.
 
     .venv/bin/python benchmarks/hqi.py --threads 1 --json hqi.json          # defaults: 200,000 x 128
+    .venv/bin/python benchmarks/hqi.py --parts jobs --jobs 100000,300000,1000000 --json hqi_jobs.json
     .venv/bin/python benchmarks/hqi.py --rows 20000 --dim 32 --queries 1000 --training 1000 \\
         --baseline-queries 100 --repeat 1                                      # quick check
 """
@@ -69,12 +77,15 @@ if THREADS != "all":
 
 import argparse  # noqa: E402 - after the thread variables
 import json  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
-from timing import timed  # noqa: E402 - benchmarks/ is the script's directory
+from er_benchmark import measured  # noqa: E402 - benchmarks/ is the script's directory
+from timing import timed  # noqa: E402
 from sigil.transforms import hqi  # noqa: E402
 from sigil.transforms.hqi_workload import generate_data, generate_workload  # noqa: E402
 from sigil.transforms.predicates import Columns  # noqa: E402
@@ -274,6 +285,45 @@ def table(rows: list[dict], a_qps: float, e_qps: float) -> str:
     return "\n".join(out)
 
 
+def jobs(args, work: Path) -> list[dict]:
+    """The jobs on the embedded Spark at each size of ``--jobs`` (see the module docstring)."""
+    out = []
+    for n in args.jobs:
+        base = work / f"rows_{n}"
+        base.mkdir(parents=True, exist_ok=True)
+        root = base / "out"
+        conf = {"output": str(root), "spark": {"shuffle_partitions": 8, "driver_memory": "8g"},
+                "hqi_generate": {"rows": n, "dim": args.dim, "training": args.training, "queries": args.queries,
+                                 "k": [args.k], "truth": False, "seed": args.data_seed},
+                "hqi": {"data": {"path": str(root / "hqi_generate" / "data")},
+                        "training": {"path": str(root / "hqi_generate" / "training")},
+                        "queries": {"path": str(root / "hqi_generate" / "queries")},
+                        "min_leaf_rows": args.min_leaf_rows, "nprobe": args.job_nprobe}}
+        path = base / "hqi.yaml"
+        path.write_text(yaml.safe_dump(conf))
+
+        def run(job, *sets):
+            cmd = [sys.executable, "-m", "sigil", job, "--conf", str(path), *(x for v in sets for x in ("--set", v))]
+            return measured(cmd, base / f"{job}.log")  # raises with the log's tail when the job fails
+
+        runs = {job: run(job) for job in ("hqi-generate", "hqi-index")}
+        index_ = json.loads((root / "hqi_index" / "manifest.json").read_text())
+        row = {"rows": n, "build_seconds": index_["metrics"].get("build_seconds"),
+               "leaves": index_["metrics"].get("leaves"), "clusters": index_["metrics"].get("clusters"),
+               "process_seconds": {j: r["process_seconds"] for j, r in runs.items()},
+               "peak_gib": {j: r["peak_rss_bytes"] / 2**30 for j, r in runs.items()}, "engines": {}}
+        for engine in ("memory", "spark"):
+            r = run("hqi-query", f"hqi.engine={engine}")
+            m = json.loads((root / "hqi_query" / "manifest.json").read_text())["metrics"]
+            row["engines"][engine] = {"query_seconds": m["query_seconds"], "queries_per_second": m["queries_per_second"],
+                                      "rows_scanned_mean": m["rows_scanned"]["mean"],
+                                      "process_seconds": r["process_seconds"], "peak_gib": r["peak_rss_bytes"] / 2**30,
+                                      "load": os.getloadavg()[0]}
+        log(f"jobs {row}")
+        out.append(row)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", default="all", help="threads of BLAS/OpenMP/numba/faiss: N or 'all' "
@@ -296,7 +346,26 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip-faiss", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--parts", default="search", help="search, jobs or both (comma-separated)")
+    ap.add_argument("--jobs", type=ints, default=[100_000, 300_000, 1_000_000], help="data rows of the jobs part")
+    ap.add_argument("--job-nprobe", type=int, default=48, help="hqi.nprobe of the jobs part")
+    ap.add_argument("--work", type=Path, help="directory of the jobs part's runs (default: a temporary one)")
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if "jobs" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = args.work or Path(tmp)
+            report = {"args": {key: str(v) if isinstance(v, Path) else v for key, v in vars(args).items()},
+                      "jobs": jobs(args, work)}
+        first, last = report["jobs"][0], report["jobs"][-1]
+        report["spark_query_growth"] = {"rows": last["rows"] / first["rows"],
+                                        "query_seconds": last["engines"]["spark"]["query_seconds"]
+                                        / first["engines"]["spark"]["query_seconds"]}
+        print(json.dumps(report, indent=2))
+        if args.json and "search" not in parts:
+            args.json.write_text(json.dumps(report, indent=2))
+        if "search" not in parts:
+            return report
     k = args.k
 
     log(f"threads {THREADS}; generating {args.rows:,} x {args.dim} rows, {args.training:,} training and "

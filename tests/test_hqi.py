@@ -571,11 +571,12 @@ def test_nearest_is_exact_whatever_the_batch():
     assert nearest(y, cy[:1]).tolist() == [0] * 300
 
 
-def test_choose_clusters_follows_exact_distances_whatever_the_batch():
+@pytest.mark.parametrize("clusters", [30, 400])  # all sorted; only the nearest sorted, some rows in full
+def test_choose_clusters_follows_exact_distances_whatever_the_batch(clusters):
     rng = np.random.default_rng(3)
-    c = rng.integers(0, 3, (30, 8)).astype(np.float32) + 3000
+    c = rng.integers(0, 3, (clusters, 8)).astype(np.float32) + 3000  # many exact ties
     q = rng.integers(0, 3, (200, 8)).astype(np.float32) + 3000
-    k, satisfying = rng.choice([1, 5, 40], 200), rng.integers(1, 6, 30)
+    k, satisfying = rng.choice([1, 5, 40, 200], 200), rng.integers(1, 6, clusters)
     got = choose_clusters(q, k, c, satisfying, 3)
     order = np.argsort(_squared(q, c), axis=1, kind="stable")
     for i in range(len(q)):

@@ -1218,7 +1218,37 @@ def choose_clusters(vectors, k, centroids, satisfying, nprobe: int) -> tuple[np.
     d = q @ centroids.T
     d *= -2
     d += cn
-    order = np.argsort(d, axis=1, kind="stable")
+    lead = 2 * nprobe + 16
+    if n <= 2 * lead:
+        order = np.argsort(d, axis=1, kind="stable")
+        probes, _ = _probes_in(order, d, q, k, centroids, cn, satisfying, nprobe)
+        g, j = np.nonzero(np.arange(n) < probes[:, None])
+        return g, order[g, j], j
+    # only the nearest `lead` clusters sorted (ties to the lower position): enough for most queries
+    part = np.argpartition(d, lead - 1, axis=1)[:, :lead]
+    vals = np.take_along_axis(d, part, axis=1)
+    order = np.take_along_axis(part, np.lexsort((part, vals)), axis=1)
+    sure = (vals < vals.max(axis=1, keepdims=True)).sum(axis=1)  # leading positions surely in place
+    probes, doubt = _probes_in(order, d, q, k, centroids, cn, satisfying, nprobe)
+    whole = probes + 1 > np.where(doubt, lead, sure)  # the rest of the order is needed: sort it all
+    g, j = np.nonzero((np.arange(lead) < probes[:, None]) & ~whole[:, None])
+    out = [(g, order[g, j], j)]
+    if whole.any():
+        rows = np.flatnonzero(whole)
+        full = np.argsort(d[rows], axis=1, kind="stable")
+        p, _ = _probes_in(full, d[rows], q[rows], k[rows], centroids, cn, satisfying, nprobe)
+        gw, jw = np.nonzero(np.arange(n) < p[:, None])
+        out.append((rows[gw], full[gw, jw], jw))
+    g, c, j = (np.concatenate(a) for a in zip(*out, strict=True))
+    by = np.lexsort((j, g))
+    return g[by], c[by], j[by]
+
+
+def _probes_in(order, d, q, k, centroids, cn, satisfying, nprobe):
+    """Probe counts over the clusters of ``order`` (each row's nearest first, possibly only
+    the leading ones), and which rows the float32 error bound left in doubt: those are
+    reordered in place by exact float64 sums."""
+    n = order.shape[1]
     probes = _probe_counts(order, satisfying, k, nprobe)
     # the first probes + 1 distances in order, each more than twice the bound apart: exact sums would order them alike
     gaps = np.diff(np.take_along_axis(d, order, axis=1).astype(np.float64), axis=1)
@@ -1226,10 +1256,9 @@ def choose_clusters(vectors, k, centroids, satisfying, nprobe: int) -> tuple[np.
     doubt = ((gaps <= 2 * err[:, None]) & (np.arange(n - 1) < probes[:, None])).any(axis=1) if n > 1 else \
         np.zeros(len(q), dtype=bool)
     if doubt.any():
-        order[doubt] = np.argsort(_square_distances(q[doubt], centroids), axis=1, kind="stable")
+        order[doubt] = np.argsort(_square_distances(q[doubt], centroids), axis=1, kind="stable")[:, :n]
         probes[doubt] = _probe_counts(order[doubt], satisfying, k[doubt], nprobe)
-    g, j = np.nonzero(np.arange(n) < probes[:, None])
-    return g, order[g, j], j
+    return probes, doubt
 
 
 def _choose(layout: Layout, leaves, masks: dict, queries: Queries, qs: np.ndarray, nprobe: int):
