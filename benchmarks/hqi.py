@@ -339,7 +339,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--query-seed", type=int, default=3)
     ap.add_argument("--baseline-queries", type=int, default=500, help="queries of the batch timed for (a)")
     ap.add_argument("--nprobe", type=ints, default=[4, 8, 16, 32, 64])
-    ap.add_argument("--min-leaf-rows", type=int, default=1024, help="hqi.build's minimum qd-tree leaf")
+    ap.add_argument("--min-leaf-rows", type=int, default=4096, help="hqi.build's minimum qd-tree leaf")
     ap.add_argument("--rows-per-cluster", type=int, default=None, help="hqi.build's (default: its own)")
     ap.add_argument("--nlist", type=int, default=None, help="faiss IVF lists (default: sigil's cluster count)")
     ap.add_argument("--postfilter-factor", type=int, default=10, help="faiss post-filter searches k * this")

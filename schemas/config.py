@@ -818,7 +818,8 @@ class HqiConfig(Model):
     truth: HqiResultsInput | None = Field(None, description="hqi-query: exact answers of the batch; the manifest then "
                                                             "gives the recall@k of each query's own k, a row whose "
                                                             "distance ties the k-th counting as found")
-    min_leaf_rows: int = Field(1024, ge=1, description="hqi-index: no qd-tree cut leaves fewer rows on a side")
+    min_leaf_rows: int = Field(4096, ge=1, description="hqi-index: no qd-tree cut leaves fewer rows on a side (leaves "
+                                                      "of 16 clusters or more keep cluster probing selective)")
     rows_per_cluster: int = Field(256, ge=1, description="hqi-index: a leaf of n rows gets ceil(n / this) k-means "
                                                          "clusters")
     clusters_per_leaf: int | None = Field(None, ge=1, description="hqi-index: instead of `rows_per_cluster`, this "
