@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pyarrow as pa
-from pyspark import StorageLevel, TaskContext
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.components import connected_components
+from sigil.jobs.spark.dictionary import dense_ids
 from sigil.jobs.spark.io import quarantine_examples, spark_schema, write_parquet
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
@@ -76,34 +76,6 @@ def staged(spark, graph: GraphConfig) -> tuple[DataFrame, DataFrame | None]:
 def _quarantined(rows: DataFrame, source: str, id_column: str | None = None) -> DataFrame:
     return rows.select(F.lit(source).alias("source"), "file", "line",
                        (F.col(id_column) if id_column else F.lit(None).cast("string")).alias("id"), "reason", "raw")
-
-
-def dense_ids(names: DataFrame, partitions: int) -> DataFrame:
-    """``(vid, vertex)``: distinct ``vertex`` strings numbered 0..n-1, integers numerically
-    first, then the others by string. Two passes over a range-partitioned sort: count each
-    partition, then number its rows from the partition's offset, all without a driver-side
-    copy of the vertices (the offsets are one number per partition)."""
-    integer = F.when(F.col("vertex").rlike(r"^-?\d{1,18}$"), F.col("vertex").cast("long"))
-    ranked = (names.select("vertex").distinct().withColumn("_int", integer)
-              .repartitionByRange(partitions, F.col("_int").isNull(), "_int", "vertex")
-              .sortWithinPartitions(F.col("_int").isNull(), "_int", "vertex").drop("_int")
-              .persist(StorageLevel.MEMORY_AND_DISK))
-
-    def count(batches):
-        n = sum(b.num_rows for b in batches)
-        yield pa.RecordBatch.from_pydict({"part": [TaskContext.get().partitionId()], "rows": [n]})
-
-    sizes = dict(ranked.mapInArrow(count, "part long, rows long").collect())  # driver-ok: one row per partition
-    starts = np.r_[0, np.cumsum([sizes.get(p, 0) for p in range(max(sizes, default=-1) + 1)])]
-
-    def number(batches):
-        next_vid = int(starts[TaskContext.get().partitionId()])
-        for b in batches:
-            yield pa.RecordBatch.from_pydict({"vid": np.arange(next_vid, next_vid + b.num_rows, dtype=np.int64),
-                                              "vertex": b.column("vertex")})
-            next_vid += b.num_rows
-
-    return ranked.mapInArrow(number, spark_schema(datasets.select(datasets.VERTICES, "vid", "vertex")))
 
 
 def vertex_rows(edges: DataFrame, vertices: DataFrame | None) -> tuple[DataFrame, DataFrame, DataFrame]:

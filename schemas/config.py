@@ -753,6 +753,73 @@ class PprConfig(Model):
     exact_seed: int = Field(0, description="seed of that sample")
 
 
+class InteractionInput(Model):
+    """An interaction log: one interaction per row (CSV/TSV/Parquet/JSONL) with a user id,
+    an item id and optionally a timestamp, a weight (a rating, a count) and a label
+    (transforms/interaction_log.py)."""
+
+    path: str = Field(description="a file or a directory of files")
+    format: Literal["csv", "tsv", "parquet", "jsonl"] = Field("csv", description="file format")
+    user_column: str = Field("user", description="column of the user id (without a header: `0`)")
+    item_column: str = Field("item", description="column of the item id (without a header: `1`)")
+    timestamp_column: str | None = Field(None, description="when it happened: an integer (epoch seconds or any "
+                                                           "order) or an ISO-8601 date/date-time; needed by "
+                                                           "`split.method: time`")
+    weight_column: str | None = Field(None, description="its weight (a rating, a count; a finite number >= 0); "
+                                                        "default 1 per row")
+    label_column: str | None = Field(None, description="1/0 or true/false: rows labelled 0 are not interactions "
+                                                       "(counted apart)")
+    header: bool = Field(True, description="csv/tsv: the first line names the columns; without it the columns are "
+                                           "named 0, 1, 2, ...")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field delimiter; default `,` "
+                                                                                "(csv) or a tab (tsv)")
+    comment: str | None = Field("#", min_length=1, description="csv/tsv lines starting with this are skipped")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positions(cls, data: Any) -> Any:
+        return _by_position(data, {"user_column": "0", "item_column": "1"})
+
+    def columns(self) -> tuple[list[str], list[str]]:
+        """The columns read: (required, optional)."""
+        return [c for c in (self.user_column, self.item_column, self.timestamp_column, self.weight_column,
+                            self.label_column) if c], []
+
+
+class SplitConfig(Model):
+    """The train/test split of each user's interactions (merged pairs)."""
+
+    method: Literal["random", "time"] = Field("random", description="`random`: a seeded hash of (seed, user, item) "
+                                                                     "orders each user's items; `time`: their last "
+                                                                     "interaction's timestamp does")
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="share of each user's items held out for test (the "
+                                                              "last ones in the order), rounded half up, at least one")
+    min_user_items: int = Field(3, ge=2, description="users with fewer items keep them all in train")
+    seed: int = Field(0, description="seed of the random order")
+
+
+class InteractionsConfig(Model):
+    """The interactions-ingest job: an interaction log -> user and item dictionaries, merged
+    interactions and a train/test split."""
+
+    log: InteractionInput = Field(description="the interaction log")
+    split: SplitConfig = Field(SplitConfig(), description="the train/test split, per user")
+    split_bytes: int = Field(128 << 20, ge=1, description="csv/tsv/jsonl files larger than this are parsed in "
+                                                          "several tasks")
+
+
+class InteractionsGenerateConfig(Model):
+    """Synthetic interaction logs with latent communities and power-law activity
+    (transforms/interactions.py), generated on the driver."""
+
+    users: int = Field(10_000, ge=1, description="users")
+    items: int = Field(5_000, ge=1, description="items")
+    interactions: int = Field(500_000, ge=1, le=50_000_000, description="interaction rows (repeats of a pair "
+                                                                        "included)")
+    communities: int = Field(50, ge=1, description="latent communities of users and items")
+    seed: int = Field(0, description="seed of everything")
+
+
 class HqiGenerateConfig(Model):
     """Synthetic entities with clustered vectors and correlated attributes, and Zipf-skewed
     workloads of hybrid queries over them (transforms/hqi_workload.py), generated on the
@@ -983,6 +1050,11 @@ class SigilConfig(Model):
                                                                     "around seed queries, or of every vertex")
     ppr: PprConfig | None = Field(None, description="the ppr-index and ppr-query jobs: random-walk fingerprints of "
                                                     "every vertex and batches of personalized PageRank queries")
+    interactions_generate: InteractionsGenerateConfig | None = Field(None, description=(
+        "the interactions-generate job: a synthetic interaction log (`transforms/interactions.py`)"))
+    interactions: InteractionsConfig | None = Field(None, description="the interactions-ingest job: an interaction "
+                                                                      "log -> dictionaries, merged interactions, "
+                                                                      "train/test split")
     hqi_generate: HqiGenerateConfig | None = Field(None, description=(
         "the hqi-generate job: synthetic entities with vectors and attributes, a training workload and a batch of "
         "hybrid queries (`transforms/hqi_workload.py`)"))

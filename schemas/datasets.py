@@ -156,6 +156,38 @@ VERTEX_COMMUNITIES = pa.schema([
 ])
 
 
+# --- interactions -------------------------------------------------------------------------
+
+#: A dictionary of users (or items): external id, dense index (0..n-1, integer ids in
+#: numeric order first, then the others in string order), distinct counterparts
+#: (``degree``), summed weight, and the same in the train split.
+def interaction_entities(entity: str, dense: str) -> pa.Schema:
+    """``users`` (``entity="user", dense="uid"``) or ``items`` (``"item", "iid"``)."""
+    return pa.schema([
+        pa.field(dense, pa.int64(), nullable=False),
+        pa.field(entity, pa.string(), nullable=False),
+        pa.field("degree", pa.int64(), nullable=False),
+        pa.field("weight", pa.float64(), nullable=False),
+        pa.field("train_degree", pa.int64(), nullable=False),
+    ])
+
+
+USERS = interaction_entities("user", "uid")
+ITEMS = interaction_entities("item", "iid")
+
+#: Interactions by dense index, repeats of a (user, item) pair merged: their rows
+#: (``count``), summed weight, first and last timestamp (null without timestamps). The
+#: train and test splits have the same schema.
+INTERACTIONS = pa.schema([
+    pa.field("uid", pa.int64(), nullable=False),
+    pa.field("iid", pa.int64(), nullable=False),
+    pa.field("count", pa.int64(), nullable=False),
+    pa.field("weight", pa.float64(), nullable=False),
+    pa.field("first_timestamp", pa.int64()),
+    pa.field("last_timestamp", pa.int64()),
+])
+
+
 def neighbourhood_signatures(num_perm: int) -> pa.Schema:
     """Each vertex's MinHash of its neighbour set, and the set's size."""
     return pa.schema([

@@ -23,6 +23,7 @@ JOBS = {
     "communities": "batch seed queries over the LSH index, and whole-graph communities",
     "ppr-index": "personalized PageRank: random-walk fingerprints of every vertex (PowerWalk)",
     "ppr-query": "personalized PageRank: a batch of queries answered from the fingerprints, top k each",
+    "interactions-ingest": "interaction log -> user and item dictionaries, merged interactions, train/test split",
     "hqi-generate": "HQI: generate entities with vectors and attributes, and workloads of hybrid queries",
     "hqi-index": "HQI: lay the vectors out for a training workload (qd-tree leaves, k-means clusters)",
     "hqi-query": "HQI: a batch of hybrid (vector + predicate) queries, k nearest each (--set hqi.engine=spark)",

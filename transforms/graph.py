@@ -45,14 +45,14 @@ STAGED_VERTICES = pa.schema([
 LOCAL_FORMATS = ("gml", "graphml")
 
 
-def _trimmed(values) -> pa.Array:
+def trimmed(values) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = pc.utf8_trim_whitespace(pc.cast(values, pa.large_string()))
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.large_string()), values)
 
 
-def _weights(values) -> tuple[np.ndarray, np.ndarray]:
+def nonnegative_weights(values) -> tuple[np.ndarray, np.ndarray]:
     """Finite, non-negative floats (modularity needs them); ok mask and values."""
     text = pc.utf8_trim_whitespace(pc.cast(values, pa.large_string()))
     ok = pc.fill_null(pc.match_substring_regex(text, r"^[+]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"), False)
@@ -139,7 +139,7 @@ def positional_header(key: str, table) -> str | None:
     return None
 
 
-def _bad_batch(schema: pa.Schema, path: str, rows: list[tuple], id_column: str | None = None) -> pa.RecordBatch:
+def bad_batch(schema: pa.Schema, path: str, rows: list[tuple], id_column: str | None = None) -> pa.RecordBatch:
     """``schema`` rows of ``(line, reason, raw[, id])`` tuples, the id (when known) in ``id_column``."""
     cols = {"file": [path] * len(rows), "line": [r[0] for r in rows], "reason": [r[1] for r in rows],
             "raw": [r[2] for r in rows]}
@@ -149,7 +149,7 @@ def _bad_batch(schema: pa.Schema, path: str, rows: list[tuple], id_column: str |
                                       schema=schema)
 
 
-def _rejected(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, ids: pa.Array | None = None) -> list[tuple]:
+def rejected_rows(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, ids: pa.Array | None = None) -> list[tuple]:
     """(line, reason, the row as JSON[, id]) of every row with a reason (not None)."""
     idx = np.flatnonzero(~np.equal(reasons, None))
     if not len(idx):
@@ -203,10 +203,10 @@ def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str
     >>> [(line, reason) for line, reason, _ in bad]
     [(3, 'bad weight: not a finite number >= 0'), (4, 'missing source vertex'), (5, 'comment')]
     """
-    s, d = _trimmed(table[src]), _trimmed(table[dst])
+    s, d = trimmed(table[src]), trimmed(table[dst])
     reasons = np.full(table.num_rows, None, dtype=object)
     if weight is not None:
-        ok_w, w = _weights(table[weight])
+        ok_w, w = nonnegative_weights(table[weight])
         reasons[~ok_w] = "bad weight: not a finite number >= 0"
     else:
         w = np.ones(table.num_rows)
@@ -216,7 +216,7 @@ def edge_table(table: pa.Table, lines: np.ndarray, path: str, src: str, dst: str
         starts = pc.fill_null(pc.starts_with(pc.cast(table[src], pa.large_string()), comment), False)
         reasons[starts.to_numpy(zero_copy_only=False)] = COMMENT
     ok = np.equal(reasons, None)
-    bad = _rejected(table, lines, reasons)
+    bad = rejected_rows(table, lines, reasons)
     keep = pa.array(ok)
     n = int(ok.sum())
     good = pa.RecordBatch.from_pydict({
@@ -276,7 +276,7 @@ def edges_from_file(path: str, edges, start: int = 0, end: int | None = None,
                                edges.dst_column, edges.weight_column, edges.comment)
         rows = parsed.bad + bad
         if rows:
-            yield _bad_batch(STAGED_EDGES, path, rows)
+            yield bad_batch(STAGED_EDGES, path, rows)
         yield good
 
 
@@ -323,14 +323,14 @@ def vertices_from_file(path: str, vertices, start: int = 0, end: int | None = No
     for parsed in parse_file(path, vertices.format, columns, delimiter=vertices.delimiter, start=start, end=end,
                              first_line=first_line, header=vertices.header):
         t = parsed.table
-        ids = _trimmed(t[vertices.id_column])
+        ids = trimmed(t[vertices.id_column])
         ok = ids.is_valid().to_numpy(zero_copy_only=False)
         lines = t["__line"].to_numpy()
-        bad = _rejected(t, lines, np.where(ok, None, "missing id").astype(object))
+        bad = rejected_rows(t, lines, np.where(ok, None, "missing id").astype(object))
         if parsed.bad or bad:
-            yield _bad_batch(STAGED_VERTICES, path, parsed.bad + bad)
+            yield bad_batch(STAGED_VERTICES, path, parsed.bad + bad)
         keep, n = pa.array(ok), int(ok.sum())
-        community = (pc.cast(pc.filter(_trimmed(t[vertices.community_column]), keep), pa.string())
+        community = (pc.cast(pc.filter(trimmed(t[vertices.community_column]), keep), pa.string())
                      if vertices.community_column else pa.nulls(n, pa.string()))
         yield pa.RecordBatch.from_pydict({
             "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[ok], pa.int64()),
@@ -476,7 +476,7 @@ def _seed_lists(values, separator: str) -> pa.ListArray:
         values = values.combine_chunks()
     if not pa.types.is_list(values.type) and not pa.types.is_large_list(values.type):
         values = pc.split_pattern(pc.cast(values, pa.large_string()), separator)
-    flat = _trimmed(values.flatten())
+    flat = trimmed(values.flatten())
     offsets = np.asarray(values.offsets)
     parent = np.repeat(np.arange(len(values)), np.diff(offsets))
     keep = flat.is_valid().to_numpy(zero_copy_only=False)
@@ -618,15 +618,15 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
         return
     table, bad = _query_rows(path, queries, columns)
     if bad:
-        yield _bad_batch(STAGED_QUERIES, path, bad, "query_id")
+        yield bad_batch(STAGED_QUERIES, path, bad, "query_id")
     lines = table["__line"].to_numpy()
     table = table.drop_columns(["__line"])
-    ids = _trimmed(table[queries.id_column])
+    ids = trimmed(table[queries.id_column])
     seeds = _seed_lists(table[queries.list_column], queries.separator)
     size = np.full(table.num_rows, default_size, dtype=np.int64)
     reasons = np.full(table.num_rows, None, dtype=object)
     if queries.number_column in columns:
-        given = _trimmed(table[queries.number_column])
+        given = trimmed(table[queries.number_column])
         present = given.is_valid().to_numpy(zero_copy_only=False)
         ok = pc.fill_null(pc.match_substring_regex(given, r"^\+?\d{1,9}$"), False).to_numpy(zero_copy_only=False)
         reasons[present & ~ok] = "bad size: not a positive integer"
@@ -637,7 +637,7 @@ def queries_from_file(path: str, queries, default_size: int) -> Iterator[pa.Reco
     reasons[~ids.is_valid().to_numpy(zero_copy_only=False)] = "missing id"
     good = np.equal(reasons, None)
     if not good.all():
-        yield _bad_batch(STAGED_QUERIES, path, _rejected(table, lines, reasons, ids), "query_id")
+        yield bad_batch(STAGED_QUERIES, path, rejected_rows(table, lines, reasons, ids), "query_id")
     keep, n = pa.array(good), int(good.sum())
     yield pa.RecordBatch.from_pydict({
         "file": pa.array([path] * n, pa.string()), "line": pa.array(lines[good], pa.int64()),
