@@ -820,6 +820,55 @@ class InteractionsGenerateConfig(Model):
     seed: int = Field(0, description="seed of everything")
 
 
+class BudgetConfig(Model):
+    """Embedding rows a mapping may use (transforms/graphhash.py ``Budget``): ``rows`` (one
+    table that users and items share), ``users`` and ``items`` (two tables), or ``ratio``
+    (one shared table of ceil((users + items) / ratio) rows)."""
+
+    rows: int | None = Field(None, ge=1, description="one table of this many rows, shared by users and items")
+    users: int | None = Field(None, ge=1, description="with `items`: a user table of this many rows")
+    items: int | None = Field(None, ge=1, description="with `users`: an item table of this many rows")
+    ratio: float | None = Field(None, ge=1, description="one shared table this many times smaller than one row per "
+                                                        "user and item")
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        forms = (self.rows is not None) + (self.ratio is not None) + (self.users is not None or self.items is not None)
+        if forms != 1 or (self.users is None) != (self.items is None):
+            raise ValueError("give the budget as `rows`, `ratio`, or `users` and `items`")
+        return self
+
+
+GRAPHHASH_VARIANTS = ("graphhash", "double_graphhash", "frequency_hybrid", "random", "double", "frequency")
+
+
+class GraphHashConfig(Model):
+    """The graphhash job: the train interactions' user-item graph clustered by modularity
+    into a budget of embedding rows (GraphHash, Wu et al., WWW 2025), and the hashing
+    baselines under the same budget."""
+
+    budget: BudgetConfig = Field(description="the rows the mapping may use, met exactly")
+    variant: Literal[GRAPHHASH_VARIANTS] = Field("graphhash", description=(  # type: ignore[valid-type]
+        "the mapping written to `mapping/`: `graphhash` (a row per cluster), `double_graphhash` (a cluster row plus "
+        "a hashed row, summed), `frequency_hybrid` (the most frequent entities keep their own rows), or a baseline: "
+        "`random` (modulo hashing), `double` (two hashes), `frequency`"))
+    baselines: list[Literal[GRAPHHASH_VARIANTS]] = Field(  # type: ignore[valid-type]
+        ["random", "double", "frequency"], description="variants also written, under the same budget, to "
+                                                       "`baselines/` for comparison")
+    hash_share: float = Field(0.5, gt=0, lt=1, description="double variants: the share of each table given to the "
+                                                           "second, hashed row")
+    frequent_share: float = Field(0.5, gt=0, lt=1, description="frequency variants: the share of each table given "
+                                                               "to the most frequent entities' own rows")
+    edge_weight: Literal["binary", "count", "weight"] = Field("binary", description=(
+        "the graph's edge weights: 1 per (user, item) pair, its interaction count, or its summed weight"))
+    algorithm: Literal["leiden", "louvain"] = Field("leiden", description="modularity clustering (igraph)")
+    max_clusterings: int = Field(12, ge=1, description="clusterings the search over resolution may try")
+    max_edges: int = Field(50_000_000, ge=1, description=(
+        "the clustering runs on the driver (about 100 bytes per train pair): more train pairs than this fail "
+        "with a clear error"))
+    seed: int = Field(0, description="seed of the clustering and of every hash")
+
+
 class HqiGenerateConfig(Model):
     """Synthetic entities with clustered vectors and correlated attributes, and Zipf-skewed
     workloads of hybrid queries over them (transforms/hqi_workload.py), generated on the
@@ -1055,6 +1104,8 @@ class SigilConfig(Model):
     interactions: InteractionsConfig | None = Field(None, description="the interactions-ingest job: an interaction "
                                                                       "log -> dictionaries, merged interactions, "
                                                                       "train/test split")
+    graphhash: GraphHashConfig | None = Field(None, description="the graphhash job: embedding rows shared by the "
+                                                                "clusters of the user-item graph")
     hqi_generate: HqiGenerateConfig | None = Field(None, description=(
         "the hqi-generate job: synthetic entities with vectors and attributes, a training workload and a batch of "
         "hybrid queries (`transforms/hqi_workload.py`)"))

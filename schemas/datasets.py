@@ -188,6 +188,33 @@ INTERACTIONS = pa.schema([
 ])
 
 
+#: An embedding-row mapping (graphhash job): every user and item of the dictionaries, its
+#: dense id, its row (``bucket``) and, for double variants, its second row (``bucket2``,
+#: summed by the model); ``table`` is 0 for a shared table or users, 1 for items;
+#: ``cold`` marks entities without a train interaction (hashed into the fallback range).
+GRAPHHASH_MAPPING = pa.schema([
+    pa.field("entity_type", pa.string(), nullable=False),
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("dense_id", pa.int64(), nullable=False),
+    pa.field("table", pa.int32(), nullable=False),
+    pa.field("bucket", pa.int64(), nullable=False),
+    pa.field("bucket2", pa.int64()),
+    pa.field("cold", pa.bool_(), nullable=False),
+])
+
+#: The baselines' mappings, one ``variant`` each.
+GRAPHHASH_BASELINES = pa.schema([pa.field("variant", pa.string(), nullable=False), *GRAPHHASH_MAPPING])
+
+#: Rows of each variant's tables with the users and items they hold (first rows only).
+BUCKET_SIZES = pa.schema([
+    pa.field("variant", pa.string(), nullable=False),
+    pa.field("table", pa.int32(), nullable=False),
+    pa.field("bucket", pa.int64(), nullable=False),
+    pa.field("users", pa.int64(), nullable=False),
+    pa.field("items", pa.int64(), nullable=False),
+])
+
+
 def neighbourhood_signatures(num_perm: int) -> pa.Schema:
     """Each vertex's MinHash of its neighbour set, and the set's size."""
     return pa.schema([
