@@ -371,7 +371,7 @@ def scale_child(args) -> dict:
         return out
 
     table = stage("generate", lambda: generated(args, args.scale_interactions))
-    train, _ = stage("split", lambda: split(table, test_fraction=args.test_fraction, by="time", seed=args.data_seed))
+    train, _ = stage("split", lambda t=table: split(t, test_fraction=args.test_fraction, by="time", seed=args.data_seed))
     del table
 
     def graph():
