@@ -17,7 +17,7 @@ training loop maps any id it meets later the same way (``transforms.graphhash.ha
 over the ranges the manifest gives).
 
 Outputs under ``<output>/graphhash/``: ``mapping`` (schemas.datasets.GRAPHHASH_MAPPING),
-``baselines`` (GRAPHHASH_BASELINES), ``bucket_sizes`` (BUCKET_SIZES: users and items per
+``baselines`` (GRAPHHASH_BASELINES), ``bucket_sizes`` (GRAPHHASH_BUCKET_SIZES: users and items per
 row of every variant) and ``manifest.json``: per variant the tables' rows, the rows used,
 the fallback ranges, the bucket-size spread and, for the graph variants, the resolution,
 the modularity and the clusterings tried, with seconds per stage.
@@ -86,7 +86,7 @@ def mapping_table(m: Buckets, users: pa.Array, items: pa.Array, cold: dict) -> p
 
 
 def bucket_sizes(m: Buckets) -> pa.Table:
-    """BUCKET_SIZES: the users and items of each row of each table (first rows)."""
+    """GRAPHHASH_BUCKET_SIZES: the users and items of each row of each table (first rows)."""
     if len(m.tables) == 1:
         per_table = [(0, m.tables[0], m.user, m.item)]
     else:
@@ -96,7 +96,7 @@ def bucket_sizes(m: Buckets) -> pa.Table:
         users, items = (np.zeros(rows, np.int64) if b is None else np.bincount(b, minlength=rows) for b in (user, item))
         parts.append(pa.table({"variant": pa.array([m.variant] * rows, pa.string()),
                                "table": np.full(rows, table, np.int32), "bucket": np.arange(rows, dtype=np.int64),
-                               "users": users, "items": items}, schema=datasets.BUCKET_SIZES))
+                               "users": users, "items": items}, schema=datasets.GRAPHHASH_BUCKET_SIZES))
     return pa.concat_tables(parts)
 
 

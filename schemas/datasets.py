@@ -206,7 +206,7 @@ GRAPHHASH_MAPPING = pa.schema([
 GRAPHHASH_BASELINES = pa.schema([pa.field("variant", pa.string(), nullable=False), *GRAPHHASH_MAPPING])
 
 #: Rows of each variant's tables with the users and items they hold (first rows only).
-BUCKET_SIZES = pa.schema([
+GRAPHHASH_BUCKET_SIZES = pa.schema([
     pa.field("variant", pa.string(), nullable=False),
     pa.field("table", pa.int32(), nullable=False),
     pa.field("bucket", pa.int64(), nullable=False),

@@ -130,3 +130,19 @@ def test_errors_are_one_message(spark, run, tmp_path, capsys):
     assert "graphhash.budget" in capsys.readouterr().err
     assert main(["graphhash", "--conf", str(conf), "--set", "graphhash.budget.rows=5"]) == 2  # two forms
     assert "budget" in capsys.readouterr().err
+
+
+def test_the_notebook_reads_the_run(run, monkeypatch):
+    """notebooks/graphhash.ipynb on the run: it draws the bucket sizes, a cluster's latent
+    communities and recall against compression, and computes the job's mapping again in
+    memory, the same."""
+    from conftest import run_notebook
+
+    root, _ = run
+    ingest, hashed = _manifest(root, "interactions")["metrics"], _manifest(root, "graphhash")["metrics"]
+    outputs, text = run_notebook("graphhash.ipynb", str(root / "out"), monkeypatch)
+    entities = ingest["users"] + ingest["items"]
+    assert f"the job's mapping: the same ({entities:,} entities, {hashed['rows']} rows)" in text
+    assert "the baselines: random the same, double the same, frequency the same" in text
+    assert "their rows from cold_buckets: the same as the mapping gave" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # bucket sizes, communities, recall
