@@ -44,7 +44,8 @@ manifests' build and query seconds, queries/s, each job's process seconds and pe
 and how the Spark engine's query seconds grow with the rows.
 
 ``--threads N`` sets OMP/OpenBLAS/MKL/numba thread counts before numpy is imported (and
-``faiss.omp_set_num_threads``); ``--threads all`` leaves them as they are.
+``faiss.omp_set_num_threads``) and answers sigil's batches with ``hqi.search(threads=N)``;
+``--threads all`` leaves the libraries' counts as they are and uses every core.
 
     .venv/bin/python benchmarks/hqi.py --threads 1 --json hqi.json          # defaults: 200,000 x 128
     .venv/bin/python benchmarks/hqi.py --parts jobs --jobs 100000,300000,1000000 --json hqi_jobs.json
@@ -74,6 +75,8 @@ if THREADS != "all":
         sys.exit(f"--threads must be a positive integer or 'all', got {THREADS!r}")
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[_var] = THREADS
+
+SEARCH_THREADS = (os.cpu_count() or 1) if THREADS == "all" else int(THREADS)  # hqi.search(threads=)
 
 import argparse  # noqa: E402 - after the thread variables
 import json  # noqa: E402
@@ -427,8 +430,9 @@ def main(argv=None) -> dict:
     log(f"sigil build {report['sigil_build_seconds']:.2f} s: {report['sigil_layout']}")
     sigil_rows = []
     for nprobe in [None, *args.nprobe]:
-        hqi.search(layout, subset(queries, 20), nprobe=nprobe)
-        res, s, spread, load = timed(lambda: hqi.search(layout, queries, nprobe=nprobe), args.repeat)
+        hqi.search(layout, subset(queries, 20), nprobe=nprobe, threads=SEARCH_THREADS)
+        res, s, spread, load = timed(lambda: hqi.search(layout, queries, nprobe=nprobe, threads=SEARCH_THREADS),
+                                     args.repeat)
         short, invalid = check(res, queries, columns, positions, satisfying)
         r = row("sigil", "exact" if nprobe is None else f"nprobe={nprobe}", m, s, spread, load,
                 recall=hqi.recall_at_k(res, truth, k), rows_scanned=float(res.stats.rows_scanned.mean()),

@@ -727,3 +727,15 @@ def test_exact_under_ties_and_float32_cancellation():
     for nprobe in (None, 10_000):
         result = search(layout, queries, nprobe=nprobe)
         assert np.array_equal(result.id, truth.id) and np.array_equal(result.distance, truth.distance)
+
+
+@pytest.mark.parametrize("nprobe", [None, 3])
+def test_threads_give_the_same_answers(layout, queries, nprobe):
+    one = search(layout, queries, nprobe=nprobe)
+    two = search(layout, queries, nprobe=nprobe, threads=3)
+    for a, b in zip(one[:4], two[:4], strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(one.stats.rows_scanned, two.stats.rows_scanned)
+    assert one.stats.predicate_evaluations == two.stats.predicate_evaluations
+    with pytest.raises(ValueError, match="threads"):
+        search(layout, queries, threads=0)

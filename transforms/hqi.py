@@ -434,7 +434,7 @@ def kmeans(x: np.ndarray, k: int, *, seed=0, iterations: int = 10) -> tuple[np.n
     return np.ascontiguousarray(centroids[used]), renumber[labels]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _square_distances(x, c):
     """Squared L2 of every (row, centroid) pair, summed in float64 in dimension order: the
     reference that decides where float32 products cannot."""
@@ -936,7 +936,7 @@ class SearchResult(NamedTuple):
                                     schema=RESULT_SCHEMA)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _exact_distances(x, rows, q, qpos):
     """Squared L2 of each (row, query) pair, summed in float64 in dimension order (no
     reassociation: the same value whichever batch asks), rounded to float32."""
@@ -951,7 +951,7 @@ def _exact_distances(x, rows, q, qpos):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _scan(d, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
     """One product's candidates: the entries of ``d`` (``||x||^2 - 2 x.q``, float32; rows
     ``rows`` or ``lo + column``; for query i those ``masks[which[i]]`` keeps, all where
@@ -1059,8 +1059,9 @@ class _Batch:
         keep = approx.astype(np.float64) - self.slack * (self.top_norm + self.qn[qpos]) <= kth[qpos]
         return qpos[keep], rows[keep]
 
-    def result(self, ids: np.ndarray, vectors: np.ndarray) -> SearchResult:
-        """Exact distances of the candidates; each query's k best in (distance, id) order."""
+    def ranked(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Exact distances of the candidates; each query's k best in (distance, id) order:
+        (query position, rank, id, distance), and the batch's ``SearchStats``."""
         qpos, rows = self._candidates()
         dist = _exact_distances(vectors, rows.astype(np.int64), self.q.vectors, qpos.astype(np.int64))
         rid = ids[rows]
@@ -1069,7 +1070,12 @@ class _Batch:
         rank = np.arange(len(qpos)) - np.searchsorted(qpos, qpos, "left")
         keep = rank < self.q.k[qpos]
         stats = SearchStats(self.rows_scanned, self.computed, self.evaluations, self.evaluated_rows)
-        return SearchResult(self.q.query_id[qpos[keep]], rank[keep].astype(np.int32), rid[keep], dist[keep], stats)
+        return qpos[keep], rank[keep].astype(np.int32), rid[keep], dist[keep], stats
+
+    def result(self, ids: np.ndarray, vectors: np.ndarray) -> SearchResult:
+        """``ranked`` as a SearchResult."""
+        qpos, rank, rid, dist, stats = self.ranked(ids, vectors)
+        return SearchResult(self.q.query_id[qpos], rank, rid, dist, stats)
 
 
 def _by_predicate(predicates: list) -> list[tuple[Predicate, np.ndarray]]:
@@ -1081,7 +1087,8 @@ def _by_predicate(predicates: list) -> list[tuple[Predicate, np.ndarray]]:
     return [(p, order[bounds[i]:bounds[i + 1]]) for p, i in index.items()]
 
 
-def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probes=None) -> SearchResult:
+def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probes=None,
+           threads: int = 1) -> SearchResult:
     """Answer a batch of hybrid queries on a layout (see the module docstring).
 
     Parameters
@@ -1097,6 +1104,10 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
         Instead of ``nprobe``: (query positions, cluster numbers), the clusters each query
         probes, as ``choose_clusters`` chose them on a whole layout of which ``layout`` is
         a slice (``slice_layout``); probed in the order given.
+    threads : int, default 1
+        Split the batch's distinct predicates into this many parts of about as many
+        queries, answered in threads at once (BLAS and the numba kernels release the GIL).
+        A query's answer does not depend on its batch, so the results are the same.
 
     Returns
     -------
@@ -1125,7 +1136,48 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
     """
     if nprobe is not None and (nprobe < 1 or probes is not None):
         raise ValueError(f"nprobe must be None (exact) or >= 1, without probes; got {nprobe}")
+    if threads < 1 or (threads > 1 and probes is not None):
+        raise ValueError(f"threads must be >= 1, and 1 with probes; got {threads}")
     queries = _check_queries(queries, layout.dim, layout.columns.types)
+    if threads > 1:
+        return _threaded(layout, queries, nprobe, threads)
+    qpos, rank, rid, dist, stats = _ranked(layout, queries, nprobe, probes)
+    return SearchResult(queries.query_id[qpos], rank, rid, dist, stats)
+
+
+def _threaded(layout: Layout, queries: Queries, nprobe: int | None, threads: int) -> SearchResult:
+    """``search`` of parts of the batch, whole predicates each, in threads; merged in
+    input order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [[] for _ in range(threads)]
+    sizes = np.zeros(threads, np.int64)
+    for _, qs in sorted(_by_predicate(queries.predicates), key=lambda g: -len(g[1])):  # largest first, to the least
+        t = int(sizes.argmin())
+        parts[t].append(qs)
+        sizes[t] += len(qs)
+    parts = [np.sort(np.concatenate(p)) for p in parts if p]
+
+    def run(pos):
+        sub = Queries(queries.query_id[pos], queries.k[pos], queries.vectors[pos], [queries.predicates[i] for i in pos])
+        qpos, rank, rid, dist, stats = _ranked(layout, sub, nprobe, None)
+        return pos[qpos], rank, rid, dist, pos, stats
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        done = list(pool.map(run, parts))
+    qpos, rank, rid, dist = (np.concatenate([d[i] for d in done]) for i in range(4))
+    order = np.lexsort((rank, qpos))
+    m = len(queries.k)
+    scanned, computed = np.zeros(m, np.int64), np.zeros(m, np.int64)
+    for *_, pos, stats in done:
+        scanned[pos], computed[pos] = stats.rows_scanned, stats.distance_computations
+    stats = SearchStats(scanned, computed, sum(d[-1].predicate_evaluations for d in done),
+                        sum(d[-1].predicate_rows for d in done))
+    return SearchResult(queries.query_id[qpos[order]], rank[order], rid[order], dist[order], stats)
+
+
+def _ranked(layout: Layout, queries: Queries, nprobe: int | None, probes) -> tuple[np.ndarray, ...]:
+    """The work of ``search`` on checked queries: ``_Batch.ranked``'s arrays."""
     batch = _Batch(queries)
     listed = None if probes is None else _listed(probes, len(queries.k), len(layout.centroids))
     masks, pairs = {}, []  # approximate mode: (slot, leaf) -> mask; per predicate its (slot, query, cluster, rank)
@@ -1149,7 +1201,7 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
         pairs.append((np.full(len(chosen[0]), slot), *chosen))
     if pairs:
         _probe_listed(layout, batch, masks, *(np.concatenate(p) for p in zip(*pairs, strict=True)))
-    return batch.result(layout.ids, layout.vectors)
+    return batch.ranked(layout.ids, layout.vectors)
 
 
 def _listed(probes, m: int, clusters: int) -> np.ndarray:
