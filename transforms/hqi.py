@@ -1106,7 +1106,8 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
         a slice (``slice_layout``); probed in the order given.
     threads : int, default 1
         Split the batch's distinct predicates into this many parts of about as many
-        queries, answered in threads at once (BLAS and the numba kernels release the GIL).
+        queries, answered in threads at once, each with one BLAS thread (BLAS and the
+        numba kernels release the GIL).
         A query's answer does not depend on its batch, so the results are the same.
 
     Returns
@@ -1150,6 +1151,8 @@ def _threaded(layout: Layout, queries: Queries, nprobe: int | None, threads: int
     input order."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from threadpoolctl import threadpool_limits
+
     parts = [[] for _ in range(threads)]
     sizes = np.zeros(threads, np.int64)
     for _, qs in sorted(_by_predicate(queries.predicates), key=lambda g: -len(g[1])):  # largest first, to the least
@@ -1163,7 +1166,8 @@ def _threaded(layout: Layout, queries: Queries, nprobe: int | None, threads: int
         qpos, rank, rid, dist, stats = _ranked(layout, sub, nprobe, None)
         return pos[qpos], rank, rid, dist, pos, stats
 
-    with ThreadPoolExecutor(len(parts)) as pool:
+    # one BLAS thread per part: the parts are the parallelism, and nested BLAS threads oversubscribe the cores
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(len(parts)) as pool:
         done = list(pool.map(run, parts))
     qpos, rank, rid, dist = (np.concatenate([d[i] for d in done]) for i in range(4))
     order = np.lexsort((rank, qpos))
