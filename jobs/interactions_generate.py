@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sigil.jobs.spark.io import write_table
 from sigil.jobs.spark.session import HadoopStorage
@@ -47,8 +48,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                                       for side, ids, community in sides])
             write_table(truth, job.path("communities"))
         job.manifest["outputs"] = {"log": n, "communities": truth.num_rows}
-        job.manifest["metrics"] = {**gen.model_dump(), "distinct_users": len(set(log["user"].unique().to_pylist())),
-                                   "distinct_items": len(set(log["item"].unique().to_pylist()))}
+        job.manifest["metrics"] = {**gen.model_dump(), "distinct_users": pc.count_distinct(log["user"]).as_py(),
+                                   "distinct_items": pc.count_distinct(log["item"]).as_py()}
         job.log(f"{n} interactions of {gen.users} users and {gen.items} items in {gen.communities} communities")
         return job.commit()
 
