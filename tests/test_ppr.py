@@ -481,6 +481,24 @@ def test_top_k():
     assert top_k(scores, 10).vid.tolist() == [2, 0, 3, 4, 1]
 
 
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=40), min_size=1, max_size=20),
+       st.integers(1, 12))
+def test_top_k_is_the_lexicographic_order(rows, k):
+    """The heap selection ranks exactly as a full sort by (score descending, vid ascending),
+    on rows full of ties and zeros."""
+    width = max(map(len, rows))
+    scores = np.zeros((len(rows), width))
+    for i, row in enumerate(rows):
+        scores[i, :len(row)] = row
+    t = top_k(scores, k)
+    for i, row in enumerate(scores):
+        vid = np.flatnonzero(row > 0)
+        want = vid[np.lexsort((vid, -row[vid]))][:k]
+        assert t.vid[t.query == i].tolist() == want.tolist()
+        assert t.rank[t.query == i].tolist() == list(range(1, len(want) + 1))
+
 def test_metrics():
     exact = np.array([[0.4, 0.3, 0.2, 0.1, 0.0], [0.5, 0.5, 0.0, 0.0, 0.0]])
     assert l1_error(exact, exact).tolist() == [0, 0]

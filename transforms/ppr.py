@@ -862,36 +862,81 @@ def _rows(batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, pr
     return indptr, vid[:size], e_out[:size], r_out[:size]
 
 
+@numba.njit(cache=True, inline="always")
+def _ranks_before(s1, v1, s2, v2):
+    """The order of every ranking here: the larger score first, ties to the smaller vid."""
+    return s1 > s2 or (s1 == s2 and v1 < v2)
+
+
+@numba.njit(cache=True)
+def _sift_down(hv, hs, size, v, s):
+    """Put (v, s) at the root of the heap ``hv, hs[:size]`` (the worst ranked at the root)
+    and sift it down to its place."""
+    j = 0
+    while True:
+        c = 2 * j + 1
+        if c >= size:
+            break
+        if c + 1 < size and _ranks_before(hs[c], hv[c], hs[c + 1], hv[c + 1]):
+            c += 1
+        if not _ranks_before(s, v, hs[c], hv[c]):
+            break
+        hv[j], hs[j] = hv[c], hs[c]
+        j = c
+    hv[j], hs[j] = v, s
+
+
+@numba.njit(cache=True, inline="always")
+def _offer(hv, hs, m, k, v, s):
+    """Offer (v, s) to the heap of the best k met so far (m of them kept); returns the new m.
+    A candidate that ranks after the root costs one comparison: choosing k of N costs O(N)
+    plus O(k log k log(N / k)) on average, against a partial sort of all N."""
+    if m == k:
+        if _ranks_before(s, v, hs[0], hv[0]):
+            _sift_down(hv, hs, m, v, s)
+        return m
+    j = m
+    while j > 0:
+        parent = (j - 1) >> 1
+        if not _ranks_before(hs[parent], hv[parent], s, v):
+            break
+        hv[j], hs[j] = hv[parent], hs[parent]
+        j = parent
+    hv[j], hs[j] = v, s
+    return m + 1
+
+
+@numba.njit(cache=True)
+def _drain(hv, hs, m, out_vid, out_score, at):
+    """The heap's m entries into ``out_*[at:]``, best first; returns m."""
+    for t in range(m - 1, -1, -1):
+        out_vid[at + t], out_score[at + t] = hv[0], hs[0]
+        _sift_down(hv, hs, t, hv[t], hs[t])
+    return m
+
+
 @numba.njit(cache=True)
 def _best(vids, vals, m, out_vid, out_score, at):
     """The m largest positive ``vals`` (ties to the smaller vid), vids in any order, written
     to ``out_*[at:]``; returns how many."""
-    keep = vals > 0
-    vids, vals = vids[keep], vals[keep]
-    if len(vals) > m:  # keep the m largest (and their ties) before sorting
-        kth = np.partition(vals, len(vals) - m)[len(vals) - m]
-        keep = vals >= kth
-        vids, vals = vids[keep], vals[keep]
-    by_vid = np.argsort(vids)
-    vids, vals = vids[by_vid], vals[by_vid]
-    order = np.argsort(-vals, kind="mergesort")  # stable: ties stay in vid order
-    got = min(m, len(vals))
-    for j in range(got):
-        out_vid[at + j], out_score[at + j] = vids[order[j]], vals[order[j]]
-    return got
+    hv, hs = np.empty(m, np.int64), np.empty(m, vals.dtype)
+    got = 0
+    for i in range(len(vals)):
+        if vals[i] > 0:
+            got = _offer(hv, hs, got, m, vids[i], vals[i])
+    return _drain(hv, hs, got, out_vid, out_score, at)
 
 
 @numba.njit(cache=True)
 def _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, at):
     """The k largest positive ``est`` entries of ``touched[:count]`` (ties to the smaller
-    vid) into ``out_*[at:]``; returns how many."""
+    vid) into ``out_*[at:]``; returns how many. ``frontier`` and ``amount`` hold the heap."""
     m = 0
     for i in range(count):
         v = touched[i]
         if est[v] > 0:
-            frontier[m], amount[m] = v, est[v]
-            m += 1
-    return _best(frontier[:m], amount[:m], k, out_vid, out_score, at)
+            m = _offer(frontier, amount, m, k, v, est[v])
+    return _drain(frontier, amount, m, out_vid, out_score, at)
 
 
 @numba.njit(cache=True)
