@@ -202,14 +202,19 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
-def quality(args) -> dict:
+def quality_data(args) -> Data:
     t0 = time.perf_counter()
     table = generated(args, args.interactions)
     train, test = split(table, test_fraction=args.test_fraction, by="time", seed=args.data_seed)
     data = prepare(train, test)
-    n_users, n_items = data.graph.shape
     log(f"data in {time.perf_counter() - t0:.1f} s: {data.stats}")
     warm_up(args)
+    return data
+
+
+def quality(args) -> dict:
+    data = quality_data(args)
+    n_users, n_items = data.graph.shape
     report = {"data": data.stats, "rows": []}
     runs = report["rows"]
 
@@ -262,6 +267,58 @@ def quality(args) -> dict:
     relative(runs)
     report["summary"] = summary(runs, args.ratios)
     return report
+
+
+def sampled(args) -> dict:
+    """GraphHash clustered through an edge sample in Spark (``SampledGraph``, the job's path
+    above ``graphhash.max_edges``) against the driver's clustering of the whole graph, on the
+    quality part's data and budgets."""
+    from sigil.jobs.spark.sampled_clustering import SampledGraph
+    from sigil.jobs.spark.session import spark_session
+    from sigil.schemas.config import SparkConfig
+
+    data = quality_data(args)
+    spark = spark_session(SparkConfig(shuffle_partitions=4, progress=False))
+    coo = data.graph.tocoo()
+    edges = spark.createDataFrame(pa.table({"uid": coo.row.astype(np.int64), "iid": coo.col.astype(np.int64),
+                                            "w": coo.data}))
+    report = {"data": data.stats, "rows": []}
+    for fraction in [1.0, *args.sample_fractions]:
+        graph = data.graph if fraction == 1 else SampledGraph(edges, data.graph.shape, round(fraction * coo.nnz),
+                                                              rounds=args.refine_rounds)
+        graph.degrees() if fraction < 1 else None  # once, outside the timed mappings
+        for ratio in args.ratios:
+            budget = Budget(ratio=ratio)
+            out = {"recall": [], "ndcg": [], "map_seconds": [], "modularity": [], "met": []}
+            for seed in args.seeds:
+                mapping, map_seconds, _, _ = timed(lambda: gh.graphhash(graph, data.user_ids, data.item_ids, budget,
+                                                                        seed=seed))
+                out["met"].append(mapping.tables == budget.tables(*data.graph.shape) and budget_met(mapping))
+                m = scored(args, data, bpr(args, data, seed, *row_maps(mapping, data)))
+                for key, value in (("recall", m["recall"]), ("ndcg", m["ndcg"]), ("map_seconds", map_seconds),
+                                   ("modularity", mapping.report["modularity"])):
+                    out[key].append(value)
+                log(f"sampled {fraction:g} ratio {ratio} seed {seed}: modularity {out['modularity'][-1]:.4f} "
+                    f"recall {m['recall']:.4f} map {map_seconds:.1f} s")
+            report["rows"].append({"fraction": fraction, "ratio": ratio, "budget_met": all(out["met"]),
+                                   "recall": spread(out["recall"]), "ndcg": spread(out["ndcg"]),
+                                   "modularity": spread(out["modularity"]),
+                                   "map_seconds": spread(out["map_seconds"]), "load": os.getloadavg()[0]})
+    driver = {r["ratio"]: r["recall"]["median"] for r in report["rows"] if r["fraction"] == 1}
+    for r in report["rows"]:
+        r["recall_vs_driver"] = r["recall"]["median"] / driver[r["ratio"]] - 1
+    return report
+
+
+def sampled_table(report: dict, k: int) -> str:
+    lines = [f"| pairs clustered on the driver | ratio | modularity | Recall@{k} | vs whole graph | NDCG@{k} "
+             "| mapping s | budget met |", "|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        what = "all (driver)" if r["fraction"] == 1 else f"{r['fraction']:.0%} sample, refined in Spark"
+        lines.append(f"| {what} | {r['ratio']:g} | {r['modularity']['median']:.4f} | {r['recall']['median']:.4f} "
+                     f"({r['recall']['min']:.4f}-{r['recall']['max']:.4f}) | {pct(r['recall_vs_driver'])} | "
+                     f"{r['ndcg']['median']:.4f} | {r['map_seconds']['median']:.1f} | {r['budget_met']} |")
+    return "\n".join(lines)
 
 
 def relative(runs: list[dict]) -> None:
@@ -452,7 +509,7 @@ def words(text: str) -> list[str]:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", type=words, default=["quality", "scale"], help="quality, scale, epochs")
+    ap.add_argument("--parts", type=words, default=["quality", "scale"], help="quality, sampled, scale, epochs")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--items", type=int, default=5_000)
     ap.add_argument("--interactions", type=int, default=500_000, help="of the quality and epochs parts")
@@ -473,11 +530,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--epoch-grid", type=ints, default=[5, 10, 20, 30, 40, 60], help="of the epochs part")
     ap.add_argument("--scale-interactions", type=int, default=10_000_000)
     ap.add_argument("--scale-ratio", type=float, default=10)
+    ap.add_argument("--sample-fractions", type=floats, default=[0.5, 0.25],
+                    help="of the sampled part: the train pairs clustered on the driver")
+    ap.add_argument("--refine-rounds", type=int, default=3, help="of the sampled part: half-rounds of local moves")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
-    unknown = set(args.parts) - {"quality", "scale", "epochs", "scale-child"}
+    unknown = set(args.parts) - {"quality", "sampled", "scale", "epochs", "scale-child"}
     if unknown or set(args.variants) - set(VARIANTS) or any(r < 1 for r in args.ratios):
-        ap.error(f"--parts of quality, scale, epochs; --variants of {list(VARIANTS)}; --ratios >= 1")
+        ap.error(f"--parts of quality, sampled, scale, epochs; --variants of {list(VARIANTS)}; --ratios >= 1")
     report = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "cores": os.cpu_count()}
     if args.parts == ["scale-child"]:
@@ -510,6 +570,11 @@ def main(argv=None) -> dict:
               f"... and every seed above every seed: {all(q['beats_hashing_every_seed'].values())}\n"
               f"mean gain over random and double at ratios >= 4 (>= 75 % reduction): {pct(gain)} "
               f"(paper: {pct(PAPER_GAIN)}); budgets met exactly: {q['budgets_met']}\n")
+    if "sampled" in args.parts:
+        report["sampled"] = sampled(args)
+        print(f"GraphHash through an edge sample ({args.refine_rounds} half-rounds of local moves in Spark) against "
+              f"the whole graph on the driver: {args.interactions:,} interactions, {data}\n{settings}\n\n"
+              f"{sampled_table(report['sampled'], args.k)}\n")
     if "scale" in args.parts:
         report["scale"] = scale(args)
         s = report["scale"]

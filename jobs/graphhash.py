@@ -6,9 +6,10 @@ Reads interactions-ingest's outputs (``<output>/interactions/``: the ``users`` a
 ``items`` dictionaries and the ``train`` split). The train pairs form the bipartite graph
 (``graphhash.edge_weight``: 1 per pair, its count or its summed weight), clustered by
 modularity (Leiden by default) at the resolution whose cluster count meets
-``graphhash.budget``, then landed on it exactly by merges and splits. The clustering runs
-on the driver: the train split is read there (not through Spark), and one with more than
-``graphhash.max_edges`` pairs fails with a clear error before it is read.
+``graphhash.budget``, then landed on it exactly by merges and splits. A train split of at
+most ``graphhash.max_edges`` pairs is read and clustered on the driver; a larger one stays
+in Spark and is clustered through an edge sample of about that size, extended and refined
+over every pair (``graphhash.clustering``, jobs/spark/sampled_clustering.py).
 
 ``graphhash.variant`` is written to ``mapping/`` and each of ``graphhash.baselines`` to
 ``baselines/``, all under the same budget. Users and items without a train interaction
@@ -33,8 +34,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import write_table
+from sigil.jobs.spark.sampled_clustering import SampledGraph
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
@@ -57,17 +60,24 @@ def dictionary(path: str, dense: str, name: str) -> tuple[pa.Array, np.ndarray]:
     return table[name].combine_chunks(), table["train_degree"].to_numpy()
 
 
-def train_graph(path: str, shape: tuple[int, int], cfg: GraphHashConfig):
-    """The train pairs as a (users x items) biadjacency, read on the driver after a size check."""
+def train_graph(spark, path: str, shape: tuple[int, int], cfg: GraphHashConfig):
+    """The train pairs as a (users x items) biadjacency read on the driver, or, above
+    ``graphhash.max_edges`` pairs (or when asked), as a ``SampledGraph`` left in Spark; and
+    the pairs."""
     data = _dataset(path)
     pairs = data.count_rows()
-    if pairs > cfg.max_edges:
-        raise InputError(f"{path} holds {pairs} train pairs, more than graphhash.max_edges={cfg.max_edges}: the "
-                         "clustering runs on the driver; raise the limit if the driver has about 100 bytes per pair")
     column = {"binary": [], "count": ["count"], "weight": ["weight"]}[cfg.edge_weight]
+    sampled = cfg.clustering == "sampled" or (cfg.clustering == "auto" and pairs > cfg.max_edges)
+    if sampled:
+        edges = spark.read.parquet(path).select("uid", "iid", (F.col(column[0]) if column else F.lit(1.0)).alias("w"))
+        return SampledGraph(edges, shape, cfg.max_edges, seed=cfg.seed, rounds=cfg.refine_rounds), pairs
+    if pairs > cfg.max_edges:
+        raise InputError(f"{path} holds {pairs} train pairs, more than graphhash.max_edges={cfg.max_edges} with "
+                         "graphhash.clustering=driver: raise the limit if the driver has about 100 bytes per pair, "
+                         "or cluster through a sample (clustering: sampled or auto)")
     table = data.to_table(columns=["uid", "iid", *column])
     weight = table[column[0]].to_numpy().astype(np.float64) if column else None
-    return biadjacency(table["uid"].to_numpy(), table["iid"].to_numpy(), weight, shape=shape)
+    return biadjacency(table["uid"].to_numpy(), table["iid"].to_numpy(), weight, shape=shape), pairs
 
 
 def mapping_table(m: Buckets, users: pa.Array, items: pa.Array, cold: dict) -> pa.Table:
@@ -110,6 +120,18 @@ def summary(m: Buckets, sizes: pa.Table, seconds: float) -> dict:
                             "empty_rows": int((total == 0).sum())}}
 
 
+def options(variant: str, cfg: GraphHashConfig) -> dict:
+    """The settings a variant takes."""
+    out = {"seed": cfg.seed}
+    if variant in ("graphhash", "double_graphhash", "frequency_hybrid"):
+        out.update(algorithm=cfg.algorithm, max_clusterings=cfg.max_clusterings)
+    if variant in ("double_graphhash", "double"):
+        out["hash_share"] = cfg.hash_share
+    if variant in ("frequency_hybrid", "frequency"):
+        out["frequent_share"] = cfg.frequent_share
+    return out
+
+
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
     cfg = config.graphhash
     if cfg is None:
@@ -122,40 +144,37 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         with job.stage("graph"):
             users, user_degree = dictionary(f"{root}/users", "uid", "user")
             items, item_degree = dictionary(f"{root}/items", "iid", "item")
-            graph = train_graph(f"{root}/train", (len(users), len(items)), cfg)
+            graph, pairs = train_graph(spark, f"{root}/train", (len(users), len(items)), cfg)
             cold = {"user": user_degree == 0, "item": item_degree == 0}
         try:
             asked = budget.tables(len(users), len(items))
         except ValueError as err:
             raise InputError(f"graphhash.budget: {err} ({len(users)} users, {len(items)} items)") from None
         metrics, baselines, sizes = {}, [], []
-        for variant in variants:
-            with job.stage(variant):
-                t0 = time.perf_counter()
-                options = {"seed": cfg.seed}
-                if variant in ("graphhash", "double_graphhash", "frequency_hybrid"):
-                    options.update(algorithm=cfg.algorithm, max_clusterings=cfg.max_clusterings)
-                if variant in ("double_graphhash", "double"):
-                    options["hash_share"] = cfg.hash_share
-                if variant in ("frequency_hybrid", "frequency"):
-                    options["frequent_share"] = cfg.frequent_share
-                m = VARIANTS[variant](graph, users, items, budget, **options)
-                seconds = time.perf_counter() - t0
-                table = mapping_table(m, users, items, cold)
-                size = bucket_sizes(m)
-                sizes.append(size)
-                metrics[variant] = summary(m, size, seconds)
-                if variant == cfg.variant:
-                    write_table(table, job.path("mapping"))
-                else:
-                    variant_column = pa.array([variant] * table.num_rows, pa.string())
-                    baselines.append(table.add_column(0, "variant", variant_column))
+        try:
+            for variant in variants:
+                with job.stage(variant):
+                    t0 = time.perf_counter()
+                    m = VARIANTS[variant](graph, users, items, budget, **options(variant, cfg))
+                    seconds = time.perf_counter() - t0
+                    table = mapping_table(m, users, items, cold)
+                    size = bucket_sizes(m)
+                    sizes.append(size)
+                    metrics[variant] = summary(m, size, seconds)
+                    if variant == cfg.variant:
+                        write_table(table, job.path("mapping"))
+                    else:
+                        variant_column = pa.array([variant] * table.num_rows, pa.string())
+                        baselines.append(table.add_column(0, "variant", variant_column))
+        finally:
+            if isinstance(graph, SampledGraph):
+                graph.close()
         with job.stage("write"):
             n_baselines = write_table(pa.concat_tables(baselines) if baselines else
                                       datasets.GRAPHHASH_BASELINES.empty_table(), job.path("baselines"))
             write_table(pa.concat_tables(sizes), job.path("bucket_sizes"))
         chosen = metrics[cfg.variant]
-        job.manifest["inputs"] = {"users": len(users), "items": len(items), "train_pairs": int(graph.nnz),
+        job.manifest["inputs"] = {"users": len(users), "items": len(items), "train_pairs": pairs,
                                   "train": ingest["outputs"]["train"]}
         job.manifest["outputs"] = {"mapping": len(users) + len(items), "baselines": n_baselines,
                                    "bucket_sizes": sum(t.num_rows for t in sizes)}

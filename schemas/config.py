@@ -864,8 +864,14 @@ class GraphHashConfig(Model):
     algorithm: Literal["leiden", "louvain"] = Field("leiden", description="modularity clustering (igraph)")
     max_clusterings: int = Field(12, ge=1, description="clusterings the search over resolution may try")
     max_edges: int = Field(50_000_000, ge=1, description=(
-        "the clustering runs on the driver (about 100 bytes per train pair): more train pairs than this fail "
-        "with a clear error"))
+        "the most train pairs the driver holds (about 100 bytes each): a graph this size or smaller is clustered "
+        "on the driver; a larger one through a sample of about this many pairs (`clustering`)"))
+    clustering: Literal["auto", "driver", "sampled"] = Field("auto", description=(
+        "`driver`: the whole graph on the driver, failing above `max_edges`; `sampled`: an edge sample of about "
+        "`max_edges` pairs clustered on the driver, then extended and refined over every pair in Spark "
+        "(jobs/spark/sampled_clustering.py); `auto`: `driver` up to `max_edges` pairs, `sampled` above"))
+    refine_rounds: int = Field(3, ge=1, description="sampled clustering: half-rounds of local moves over every pair "
+                                                    "(users, items, users, ...)")
     seed: int = Field(0, description="seed of the clustering and of every hash")
 
 

@@ -116,6 +116,33 @@ def test_separate_tables_double_variant_and_rerun(spark, run, tmp_path):
         manifest["metrics"]["variants"]["double_graphhash"]["resolution"]
 
 
+
+def test_sampled_clustering_stays_close_to_the_driver(spark, run, tmp_path):
+    """A graph clustered through a sample of half its pairs (jobs/spark/sampled_clustering.py):
+    the budget met exactly, the modularity within 15 % of the driver's clustering, rows as
+    pure in planted communities, the same mapping on a rerun; a frequency hybrid on separate
+    tables (a subset of the entities clustered) lands on its budget too."""
+    from sigil.jobs import graphhash
+
+    root, _ = run
+    shutil.copytree(root / "out" / "interactions", tmp_path / "out" / "interactions")
+    pairs = _manifest(root, "graphhash")["inputs"]["train_pairs"]
+    conf = _conf(tmp_path, max_edges=pairs // 2, baselines=[])  # auto: above max_edges, sampled
+    manifest = graphhash.run(spark, load_config(base=conf), quiet=True)
+    driver, sampled = (m["metrics"]["variants"]["graphhash"] for m in (_manifest(root, "graphhash"), manifest))
+    assert sampled["sample"]["of"] == pairs and 0.4 * pairs < sampled["sample"]["edges"] < 0.6 * pairs
+    assert manifest["metrics"]["budget_met"] and sampled["used"] == driver["used"]
+    assert sampled["modularity"] > 0.85 * driver["modularity"], (sampled["modularity"], driver["modularity"])
+    mapping = pq.read_table(str(tmp_path / "out" / "graphhash" / "mapping")).to_pandas()
+    users = mapping[(mapping.entity_type == "user") & ~mapping.cold]
+    assert users.groupby("bucket").size().max() < len(users) / 20  # no giant row
+    graphhash.run(spark, load_config(base=conf), quiet=True)
+    assert pq.read_table(str(tmp_path / "out" / "graphhash" / "mapping")).to_pandas().equals(mapping)
+    conf = _conf(tmp_path, max_edges=pairs // 2, clustering="sampled", budget={"users": 150, "items": 80},
+                 variant="frequency_hybrid", baselines=[], refine_rounds=2)
+    hybrid = graphhash.run(spark, load_config(base=conf), quiet=True)["metrics"]["variants"]["frequency_hybrid"]
+    assert hybrid["tables"] == [150, 80] and hybrid["used"] == [150, 80] and hybrid["sample"]["rounds"] == 2
+
 def test_errors_are_one_message(spark, run, tmp_path, capsys):
     root, _ = run
     conf = tmp_path / "c.yaml"
@@ -123,7 +150,8 @@ def test_errors_are_one_message(spark, run, tmp_path, capsys):
     assert main(["graphhash", "--conf", str(conf)]) == 2
     assert "interactions-ingest" in capsys.readouterr().err
     shutil.copytree(root / "out" / "interactions", tmp_path / "out" / "interactions")
-    assert main(["graphhash", "--conf", str(conf), "--set", "graphhash.max_edges=10"]) == 2
+    assert main(["graphhash", "--conf", str(conf), "--set", "graphhash.max_edges=10",
+                 "--set", "graphhash.clustering=driver"]) == 2
     assert "graphhash.max_edges=10" in capsys.readouterr().err
     assert main(["graphhash", "--conf", str(conf), "--set", "graphhash.budget.ratio=null",
                  "--set", "graphhash.budget.rows=100000000"]) == 2

@@ -48,6 +48,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -504,48 +505,86 @@ def _search(run, targets: tuple[int, ...], max_clusterings: int) -> list[tuple]:
     return tried
 
 
-def _fit(b, targets: tuple[int, ...], member_user: np.ndarray, member_item: np.ndarray, user_keys: np.ndarray,
-         item_keys: np.ndarray, seed: int, algorithm: str, max_clusterings: int):
-    """Labels in [0, t_s) for the member users and items (-1 for the rest), from the graph
-    clustering closest to the targets, landed on them exactly; and the report."""
-    shared = len(targets) == 1
-    available = (int(member_user.sum() + member_item.sum()),) if shared else (int(member_user.sum()),
-                                                                                int(member_item.sum()))
+def _check_targets(targets: tuple[int, ...], member_user: np.ndarray, member_item: np.ndarray,
+                   max_clusterings: int) -> None:
+    available = ((int(member_user.sum() + member_item.sum()),) if len(targets) == 1
+                 else (int(member_user.sum()), int(member_item.sum())))
     if any(not 1 <= t <= a for t, a in zip(targets, available)):
         raise ValueError(f"cluster budget {targets} must be at least 1 and at most the entities with "
                          f"interactions {available}")
     if max_clusterings < 1:
         raise ValueError(f"max_clusterings must be at least 1, got {max_clusterings}")
 
+
+def _choose(b, targets: tuple[int, ...], member_user: np.ndarray, member_item: np.ndarray, seed: int,
+            algorithm: str, max_clusterings: int) -> tuple[float, tuple[int, ...], np.ndarray, np.ndarray, int]:
+    """The clustering of ``b`` (``_search``) closest to the targets over the member users and
+    items, from above where one reached them (merges follow the graph's links, splits ignore
+    them): its resolution, member counts, labels and the clusterings tried."""
+    shared = len(targets) == 1
+
     def run(gamma):
         lu, li, _ = cluster(b, gamma, seed=seed, algorithm=algorithm)
         return _counts(lu[member_user], li[member_item], shared), lu, li
 
     tried = _search(run, targets, max_clusterings)
-    # merges follow the graph's links, splits ignore them: land from above where a clustering reached the targets
     over = [t for t in tried if all(c >= s for c, s in zip(t[1][0], targets))]
     gamma, (found, lu, li) = min(over or tried, key=lambda t: sum(abs(c - s) for c, s in zip(t[1][0], targets)))
-    report = {"budget": targets, "resolution": gamma, "modularity": modularity(b, lu, li), "clusters": found,
-              "clusterings": len(tried)}
-    bm = sp.csr_array(b[member_user][:, member_item])
-    if shared:  # one label space: a cluster's users and items stay together
-        both = _renumber(np.r_[lu[member_user], li[member_item]])
-        n = int(member_user.sum())
-        landed = _land(both, targets[0], _shared_links(bm, both[:n], both[n:], int(both.max()) + 1),
-                       np.r_[user_keys[member_user], item_keys[member_item]])
-        lu, li = landed[:n], landed[n:]
-    else:  # a label space per side: a cluster's users and items part
-        lu, li = _renumber(lu[member_user]), _renumber(li[member_item])
-        lu = _land(lu, targets[0], _side_links(bm, lu, int(lu.max()) + 1), user_keys[member_user])
-        li = _land(li, targets[1], _side_links(sp.csr_array(bm.T), li, int(li.max()) + 1), item_keys[member_item])
+    return gamma, found, lu, li, len(tried)
+
+
+def _landed(lu: np.ndarray, li: np.ndarray, targets: tuple[int, ...], user_keys: np.ndarray, item_keys: np.ndarray,
+            shared_links, side_links) -> tuple[np.ndarray, np.ndarray]:
+    """Member labels ``lu``, ``li`` landed exactly on the targets (``_land``).
+
+    ``shared_links(user_labels, item_labels, clusters)`` gives the links of a shared label
+    space, ``side_links(side, user_labels, item_labels)`` those of one side's own space."""
+    if len(targets) == 1:  # one label space: a cluster's users and items stay together
+        both = _renumber(np.r_[lu, li])
+        n = len(lu)
+        landed = _land(both, targets[0], shared_links(both[:n], both[n:], int(both.max()) + 1),
+                       np.r_[user_keys, item_keys])
+        return landed[:n], landed[n:]
+    lu, li = _renumber(lu), _renumber(li)  # a label space per side: a cluster's users and items part
+    return (_land(lu, targets[0], side_links("user", lu, li), user_keys),
+            _land(li, targets[1], side_links("item", lu, li), item_keys))
+
+
+def _spread(lu: np.ndarray, li: np.ndarray, member_user: np.ndarray, member_item: np.ndarray):
+    """Member labels into arrays over every entity, -1 for the rest."""
     user_labels = np.full(len(member_user), -1, np.int64)
     item_labels = np.full(len(member_item), -1, np.int64)
     user_labels[member_user], item_labels[member_item] = lu, li
-    report["reached"] = _counts(lu, li, shared)
-    return user_labels, item_labels, report
+    return user_labels, item_labels
+
+
+def _fit(b, targets: tuple[int, ...], member_user: np.ndarray, member_item: np.ndarray, user_keys: np.ndarray,
+         item_keys: np.ndarray, seed: int, algorithm: str, max_clusterings: int):
+    """Labels in [0, t_s) for the member users and items (-1 for the rest), from the graph
+    clustering closest to the targets, landed on them exactly; and the report."""
+    _check_targets(targets, member_user, member_item, max_clusterings)
+    gamma, found, lu, li, tried = _choose(b, targets, member_user, member_item, seed, algorithm, max_clusterings)
+    report = {"budget": targets, "resolution": gamma, "modularity": modularity(b, lu, li), "clusters": found,
+              "clusterings": tried}
+    bm = sp.csr_array(b[member_user][:, member_item])
+    lu, li = _landed(lu[member_user], li[member_item], targets, user_keys[member_user], item_keys[member_item],
+                     lambda u, i, k: _shared_links(bm, u, i, k),
+                     lambda side, u, i: (_side_links(bm, u, int(u.max()) + 1) if side == "user" else
+                                         _side_links(sp.csr_array(bm.T), i, int(i.max()) + 1)))
+    report["reached"] = _counts(lu, li, len(targets) == 1)
+    return (*_spread(lu, li, member_user, member_item), report)
+
+
+def _fitter(b):
+    """``_fit`` on the biadjacency, or the ``fit`` of a graph held elsewhere: an object with
+    ``shape``, ``degrees()`` (users' and items' weighted degrees) and ``fit`` taking
+    ``_fit``'s arguments after the graph (``jobs/spark/sampled_clustering.SampledGraph``)."""
+    return b.fit if hasattr(b, "fit") else functools.partial(_fit, b)
 
 
 def _degrees(b) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(b, "degrees"):  # a graph held elsewhere (``fit_budget``)
+        return b.degrees()
     b = sp.csr_array(b)
     return np.asarray(b.sum(axis=1)).ravel(), np.asarray(b.sum(axis=0)).ravel()
 
@@ -577,6 +616,7 @@ def fit_budget(biadjacency, budget: Budget, user_ids, item_ids, *, seed: int = 0
     Parameters
     ----------
     biadjacency : scipy.sparse array, shape (U, I)
+        Or a graph held elsewhere (``_fitter``), clustered its own way.
     budget : Budget
     user_ids, item_ids : pyarrow.Array or array_like
         External id of each dense id (the order of the splits).
@@ -620,8 +660,9 @@ def fit_budget(biadjacency, budget: Budget, user_ids, item_ids, *, seed: int = 0
     """
     n_users, n_items = biadjacency.shape
     du, di = _degrees(biadjacency)
-    return _fit(biadjacency, budget.tables(n_users, n_items), du > 0, di > 0, id_hash("user", user_ids, seed),
-                id_hash("item", item_ids, seed), seed, algorithm, max_clusterings)
+    fit = _fitter(biadjacency)
+    return fit(budget.tables(n_users, n_items), du > 0, di > 0, id_hash("user", user_ids, seed),
+               id_hash("item", item_ids, seed), seed, algorithm, max_clusterings)
 
 
 def _side_rows(tables: tuple[int, ...]) -> dict[str, int]:
@@ -687,8 +728,9 @@ def _graph_variant(variant, biadjacency, user_ids, item_ids, budget, seed, own_s
     own_user, own_item, ks = _frequent(biadjacency, ends, own_share)
     du, di = _degrees(biadjacency)
     keys = {"user": id_hash("user", user_ids, seed), "item": id_hash("item", item_ids, seed)}
-    lu, li, report = _fit(biadjacency, tuple(e - k for e, k in zip(ends, ks)), (du > 0) & (own_user < 0),
-                          (di > 0) & (own_item < 0), keys["user"], keys["item"], seed, algorithm, max_clusterings)
+    fit = _fitter(biadjacency)
+    lu, li, report = fit(tuple(e - k for e, k in zip(ends, ks)), (du > 0) & (own_user < 0), (di > 0) & (own_item < 0),
+                         keys["user"], keys["item"], seed, algorithm, max_clusterings)
     report.pop("budget")
     report.pop("reached")
     k, end, rows = _side_rows(ks), _side_rows(ends), _side_rows(tables)
