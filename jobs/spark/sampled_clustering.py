@@ -12,14 +12,18 @@ three steps, the edges never leaving Spark:
 2. **Cluster the sample** on the driver with the resolution search of
    ``transforms.graphhash`` (the targets capped at the entities the sample holds).
 3. **Extend and refine** over all edges in alternating half-rounds (users, items, users,
-   ...): every vertex of one side moves to the neighbouring cluster of largest
-   modularity gain ``k_{v,C} - γ d_v vol(C \\ v) / 2m`` (``k_{v,C}``: its edge weight into
-   C; ties to the smaller label), given the other side's labels. One side at a time keeps
-   the synchronous moves from oscillating, as they do when both ends of an edge move at
-   once; this is the local-moving phase of Louvain [1]_ run as joins, as distributed
-   Louvain implementations do [2]_. A vertex with no labelled neighbour keeps its label;
-   one still unlabelled at the end (its component missed by the sample) becomes a cluster
-   of its own, which the landing merges away first.
+   ...): every vertex of one side moves to the cluster of largest modularity gain
+   ``k_{v,C} - γ d_v vol(C \\ v) / 2m`` (``k_{v,C}``: its edge weight into C) among its
+   own and its neighbours' clusters, given the other side's labels, and stays unless
+   another gains strictly more (ties to the smaller label). This is the local-moving phase
+   of Louvain [1]_ run as joins, as distributed Louvain implementations do [2]_; one side
+   at a time keeps the synchronous moves from oscillating, as they do when both ends of an
+   edge move at once. Letting a vertex stay matters: forced to its best neighbour, a
+   vertex drains small clusters, and the clusters of a 50 % sample at 2.7x compression fell
+   from 5,562 to 3,461 in three half-rounds (to 5,170 when it may stay), leaving the
+   landing to split the rest at random. A vertex with no labelled neighbour keeps its
+   label; one still unlabelled at the end (its component missed by the sample) becomes a
+   cluster of its own, which the landing merges away first.
 
 The clusters then land exactly on the budget as on one machine (merges by link weight,
 splits by id hash), the links between clusters aggregated in Spark. The driver holds the
@@ -108,18 +112,24 @@ class SampledGraph:
 
     def _move(self, side: str, own: np.ndarray, other: np.ndarray, vol: np.ndarray, gamma: float,
               total: float) -> np.ndarray:
-        """One half-round: every vertex of ``side`` to its neighbouring cluster of largest
-        modularity gain, given the other side's labels."""
+        """One half-round: every vertex of ``side`` to the cluster of largest modularity gain
+        among its own and its neighbours' (given the other side's labels), staying unless
+        another is strictly better, as Louvain's local moves do."""
         key, other_key = _SIDES[side]
         degree = self.degrees()[0 if side == "user" else 1]
-        k = (self.edges.join(self._labelled(other_key, other), other_key)
-             .groupBy(key, "c").agg(F.sum("w").alias("k")))
+        linked = (self.edges.join(self._labelled(other_key, other), other_key)
+                  .groupBy(key, "c").agg(F.sum("w").alias("k")))
+        at = np.flatnonzero(own >= 0)
+        staying = self._frame({key: at, "c": own[at], "k": np.zeros(len(at))})  # its own cluster, linked or not
+        k = linked.unionByName(staying).groupBy(key, "c").agg(F.sum("k").alias("k"))
         this = self._frame({key: np.arange(len(own)), "d": degree, "own": own})
         volumes = self._frame({"c": np.arange(len(vol)), "vol": vol})
-        rest = F.col("vol") - F.when(F.col("own") == F.col("c"), F.col("d")).otherwise(0.0)
+        is_own = F.col("own") == F.col("c")
+        rest = F.col("vol") - F.when(is_own, F.col("d")).otherwise(0.0)
         gain = F.col("k") - F.lit(gamma / (2 * total)) * F.col("d") * rest
-        best = (k.join(F.broadcast(volumes), "c").join(this, key).withColumn("gain", gain)
-                .groupBy(key).agg(F.max_by("c", F.struct("gain", -F.col("c"))).alias("c")))
+        rank = F.struct(gain.alias("gain"), is_own.alias("own"), (-F.col("c")).alias("c"))
+        best = (k.join(F.broadcast(volumes), "c").join(this, key)
+                .groupBy(key).agg(F.max_by("c", rank).alias("c")))
         t = best.toArrow()  # driver-ok: one row per entity
         moved = own.copy()
         moved[t[key].to_numpy()] = t["c"].to_numpy()
