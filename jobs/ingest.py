@@ -22,7 +22,8 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.expectations import check_expectations
-from sigil.jobs.spark.io import quarantine_examples, task_output, to_contract, write_parquet, write_table
+from sigil.jobs.spark.io import quarantine_examples, task_output, write_parquet, write_table
+from sigil.transforms.packing import to_contract
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run

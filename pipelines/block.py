@@ -1,9 +1,23 @@
 """MinHash-LSH blocking as an Apache Beam pipeline (DirectRunner by default).
 
-The same transforms as jobs/block.py, so both engines write the same candidate pairs
-from the same ingested records: signatures per Arrow batch -> band keys -> GroupByKey
-per bucket -> pairs -> distinct -> two CoGroupByKey joins with the signatures ->
-Jaccard scores per batch -> minimum filters -> Parquet (schemas.datasets.CANDIDATES).
+The same transforms and the same outputs as jobs/block.py, so both engines write equal
+datasets from the same ingested records (tests/test_beam.py compares every one):
+``signatures``, ``candidates``, ``bucket_sizes``, ``oversized`` and the manifest's metrics,
+with pair completeness, pair quality and reduction ratio when the configuration has a
+truth. Elements are Arrow tables, never single records: Parquet through Beam's own sharded
+I/O (``ReadFromParquetBatched``, ``WriteToParquetBatched``), and every shuffle keyed by a
+shard, ``pmod(xxhash64(key columns), shards)`` with ``shards = spark.shuffle_partitions``,
+as Spark hash-partitions them:
+
+records -> signatures (per table) -> band-key rows sharded by (band, key), so that a bucket
+lies whole in one shard -> per shard: buckets, their pairs (oversized buckets skipped or
+split) and statistics -> pairs sharded by (rid_a, rid_b) and made distinct -> joined with
+both records' signatures by rid -> exact Jaccard, Jaccard estimate and their minimum
+filters -> candidates. The truth's pairs meet the candidates in shards of (rid_a, rid_b)
+and are counted with Beam metrics.
+
+The Beam engine does MinHash blocking only: a configuration it cannot honour
+(``block.method: rules``, ``block.validate_output``) fails at once with the key named.
 
 Run: ``sigil block --engine beam --conf FILE``; other runners through Beam's pipeline
 options, e.g. ``--set`` is for sigil, ``BEAM_OPTIONS="--runner=FlinkRunner ..."`` for Beam.
@@ -19,26 +33,61 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from apache_beam.io.parquetio import WriteToParquetBatched
+from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
+from apache_beam.metrics.metric import Metrics, MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
-from sigil.transforms.lsh import band_keys, bucket_pairs, exact_scores, lsh_shape, score_pairs
+from sigil.transforms.lsh import BUCKET_STATS, band_keys, bucket_statistics, exact_scores, lsh_shape, \
+    oversized_buckets, oversized_samples, partition_buckets, score_pairs, size_histogram
 from sigil.transforms.minhash import MinHasher, signature_batch
-from sigil.transforms.packing import unpack_rows
+from sigil.transforms.packing import to_contract, unpack_rows
+from sigil.transforms.pairs import KEYS, entity_of, entity_pairs, read_pairs
+from sigil.transforms.quality import blocking_scores
 from sigil.transforms.records import InputError, list_files
+from sigil.transforms.xxhash import xxhash64
+
+NAMESPACE = "sigil.block"
+PAIRS = pa.schema([("rid_a", pa.int64()), ("rid_b", pa.int64())])
+
+
+def unsupported(config: SigilConfig) -> list[str]:
+    """The configuration keys the Beam engine cannot honour, with what they ask."""
+    block = config.block
+    out = []
+    if block.method != "minhash":
+        out.append(f"block.method: {block.method} (the Beam engine blocks by MinHash-LSH only; use --engine spark)")
+    if block.validate_output:
+        out.append("block.validate_output: true (the expectation suites run on Spark; use --engine spark)")
+    return out
+
+
+def shards(table: pa.Table, columns: list[str], n: int):
+    """``(shard, rows)`` of ``table`` for every shard its rows fall in:
+    ``pmod(xxhash64(columns), n)``, Spark's hash of the same columns."""
+    if table.num_rows == 0:
+        return
+    shard = np.mod(xxhash64([table.column(c).combine_chunks() for c in columns]), n)
+    order = np.argsort(shard, kind="stable")
+    shard, table = shard[order], table.take(order)
+    cuts = np.r_[0, np.flatnonzero(np.diff(shard)) + 1, len(shard)]
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        yield int(shard[lo]), table.slice(lo, hi - lo)
+
+
+def concat(tables, schema: pa.Schema) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
 
 
 class Sign(beam.DoFn):
-    """Arrow table of records -> one (rid, (source, id, num_tokens, signature, tokens)) per
-    record, and on the ``bands`` output ((band, key), (rid, source index, fine key)) for
-    every band of every record with tokens: band keys are computed per batch, not per record."""
+    """A table of records -> its signatures (signature and tokens packed), counting records
+    per source and those without tokens."""
 
-    def __init__(self, columns: list[str], block: BlockConfig, sources: dict[str, int]):
-        self.columns, self.block, self.sources = columns, block, sources
-        self.bands, self.rows = lsh_shape(block.lsh, block.minhash.num_perm)
+    def __init__(self, columns: list[str], block: BlockConfig):
+        self.columns, self.block = columns, block
 
     def setup(self):
         m = self.block.minhash
@@ -49,112 +98,208 @@ class Sign(beam.DoFn):
         for batch in table.to_batches():
             sig = signature_batch(batch, self.columns, self.hasher, kind=tok.kind, q=tok.q, join=tok.join,
                                   tag_columns=tok.tag_columns, with_tokens=self.block.exact_jaccard)
-            rids, sources = sig.column("rid").to_pylist(), sig.column("source").to_pylist()
-            tokens = sig.column("tokens").to_pylist() if self.block.exact_jaccard else [b""] * sig.num_rows
-            yield from zip(rids, zip(sources, sig.column("id").to_pylist(), sig.column("num_tokens").to_pylist(),
-                                     sig.column("signature").to_pylist(), tokens))
-            keys, fine = band_keys(unpack_rows(sig.column("signature"), np.uint32, self.block.minhash.num_perm),
-                                   self.bands, self.rows)
-            for i in np.flatnonzero(sig.column("num_tokens").to_numpy() > 0):
-                for band in range(self.bands):
-                    yield beam.pvalue.TaggedOutput("bands", ((band, int(keys[i, band])),
-                                                             (rids[i], self.sources[sources[i]], int(fine[i, band]))))
+            for source, n in zip(*np.unique(sig.column("source").to_numpy(zero_copy_only=False), return_counts=True)):
+                Metrics.counter(NAMESPACE, f"records:{source}").inc(int(n))
+            Metrics.counter(NAMESPACE, "records_without_tokens").inc(
+                int((sig.column("num_tokens").to_numpy() == 0).sum()))
+            yield pa.Table.from_batches([sig])
 
 
-def read_batches(path: str, columns: list[str]):
-    """One Arrow table per row batch of a Parquet file."""
-    for batch in pq.ParquetFile(path).iter_batches(10_000, columns=columns):
-        yield pa.Table.from_batches([batch])
-
-
-def bucket_to_pairs(bucket, block: BlockConfig):
-    _, members = bucket
-    members = list(members)
-    if len(members) < 2:
+def band_rows(sig: pa.Table, sources: list[str], bands: int, rows: int, num_perm: int, n: int):
+    """Band-key rows (BAND_KEYS of jobs/spark/buckets.py) of the records with tokens,
+    sharded by (band, key)."""
+    sig = sig.filter(pc.greater(sig.column("num_tokens"), 0))
+    if sig.num_rows == 0:
         return
-    rids, srcs, fine = (np.array(col, dtype=dt) for col, dt in zip(zip(*members), (np.int64, np.int32, np.int64)))
-    a, b = bucket_pairs(np.array([0, len(members)]), rids, srcs, fine, block.lsh.max_bucket_size,
-                        block.lsh.oversized, block.mode == "link")
-    yield from zip(a.tolist(), b.tolist())
+    key, fine = band_keys(unpack_rows(sig.column("signature"), np.uint32, num_perm), bands, rows)
+    src = pc.index_in(sig.column("source"), value_set=pa.array(sources)).to_numpy().astype(np.int32)
+    t = pa.table({"band": np.tile(np.arange(bands, dtype=np.int32), sig.num_rows), "key": key.ravel(),
+                  "fine": fine.ravel(), "rid": np.repeat(sig.column("rid").to_numpy(), bands),
+                  "src": np.repeat(src, bands)})
+    yield from shards(t, ["band", "key"], n)
 
 
-def attach_a(joined):
-    """rid_a with its payload and partners -> (rid_b, (payload_a)) per partner."""
-    _, groups = joined
-    for payload in groups["sig"]:
-        for rid_b in groups["pair"]:
-            yield rid_b, payload
+def shard_pairs(item, block: BlockConfig):
+    """One shard's band-key rows -> their buckets' pairs, and their statistics (tagged)."""
+    _, tables = item
+    t = concat(tables, pa.schema([]))
+    out = partition_buckets(*(t.column(c).to_numpy() for c in ("band", "key", "fine", "rid", "src")),
+                            block.lsh.max_bucket_size, block.lsh.oversized, block.mode == "link")
+    yield beam.pvalue.TaggedOutput("stats", bucket_statistics(out))
+    a, b = out["pairs"]
+    if len(a):
+        yield pa.table({"rid_a": a, "rid_b": b}, schema=PAIRS)
 
 
-def attach_b(joined):
-    _, groups = joined
-    for payload_b in groups["sig"]:
-        for payload_a in groups["half"]:
-            yield payload_a, payload_b
+def distinct(item) -> pa.Table:
+    """One shard's pairs, each once (a pair found in several bands came once per band)."""
+    _, tables = item
+    return concat(tables, PAIRS).group_by(["rid_a", "rid_b"]).aggregate([]).select(["rid_a", "rid_b"])
 
 
-def score(rows, block: BlockConfig):
-    """A batch of (payload_a, payload_b) -> a CANDIDATES table after the minimum filters."""
-    cols = {}
-    for side, index in (("a", 0), ("b", 1)):
-        payloads = [r[index] for r in rows]
-        cols[f"source_{side}"] = pa.array([p[0] for p in payloads], pa.string())
-        cols[f"id_{side}"] = pa.array([p[1] for p in payloads], pa.string())
-        cols[f"signature_{side}"] = pa.array([p[3] for p in payloads], pa.binary())
-        cols[f"tokens_{side}"] = pa.array([p[4] for p in payloads], pa.binary())
-    batch = pa.RecordBatch.from_pydict(cols)
-    jaccard = exact_scores(batch) if block.exact_jaccard else pa.nulls(batch.num_rows, pa.float32())
-    batch = batch.append_column("jaccard", pa.array(jaccard, pa.float32()))
-    out = pa.Table.from_batches([score_pairs(batch, block.minhash.num_perm)])
-    keep = np.ones(out.num_rows, dtype=bool)
-    if block.min_jaccard_estimate is not None:
-        keep &= out.column("jaccard_estimate").to_numpy() >= block.min_jaccard_estimate
+def attach(item, side: str, columns: list[str]) -> pa.Table:
+    """One shard's pairs with ``columns`` of their side-``side`` records, suffixed."""
+    _, groups = item
+    pairs, sigs = concat(groups["pairs"], PAIRS), concat(groups["sigs"], pa.schema([]))
+    if pairs.num_rows == 0:
+        return pairs
+    rid = sigs.column("rid").to_numpy()
+    order = np.argsort(rid)
+    rows = sigs.take(order[np.searchsorted(rid[order], pairs.column(f"rid_{side}").to_numpy())])
+    for c in columns:  # every pair's records have signatures: the pairs came from them
+        pairs = pairs.append_column(f"{c}_{side}", rows.column(c))
+    return pairs
+
+
+def score(pairs: pa.Table, block: BlockConfig) -> pa.Table:
+    """Joined pairs -> CANDIDATES rows after the minimum filters (jobs/block.scored)."""
+    if block.exact_jaccard:
+        jaccard = pa.array(exact_scores(pairs), pa.float32())
+    else:
+        jaccard = pa.nulls(pairs.num_rows, pa.float32())
+    pairs = pairs.append_column("jaccard", jaccard)
     if block.min_jaccard is not None:
-        keep &= out.column("jaccard").to_numpy() >= block.min_jaccard
+        pairs = pairs.filter(pc.greater_equal(pairs.column("jaccard"), block.min_jaccard))
+    out = pa.Table.from_batches([score_pairs(b, block.minhash.num_perm) for b in pairs.to_batches()]) \
+        if pairs.num_rows else datasets.select(datasets.CANDIDATES, *KEYS, "jaccard_estimate", "jaccard").empty_table()
+    if block.min_jaccard_estimate is not None:
+        out = out.filter(pc.greater_equal(out.column("jaccard_estimate"), block.min_jaccard_estimate))
     out = out.append_column("cosine", pa.nulls(out.num_rows, pa.float32()))
-    return out.filter(pa.array(keep)).cast(datasets.CANDIDATES)
+    Metrics.counter(NAMESPACE, "candidate_pairs").inc(out.num_rows)
+    return out.cast(datasets.CANDIDATES)
 
 
-def build(p, config: SigilConfig, records_path: str, columns: list[str], sources: list[str], out_prefix: str):
-    block = config.block
-    index = {name: i for i, name in enumerate(sources)}
-    files = [f for f in list_files(records_path) if f.endswith(".parquet")]
+def rid_pairs(pairs: pa.Table) -> pa.Table:
+    """(rid_a, rid_b) of pairs named by KEYS: ``rid = xxhash64(source, id)`` as ingest writes it."""
+    return pa.table({f"rid_{s}": xxhash64([pairs.column(f"source_{s}").combine_chunks(),
+                                           pairs.column(f"id_{s}").combine_chunks()]) for s in ("a", "b")},
+                    schema=PAIRS)
+
+
+def entities(sig: pa.Table, pattern: str, n: int):
+    """The records' (source, id, entity) sharded by entity, those without one left out."""
+    t = sig.select(["source", "id"]).append_column("entity", entity_of(sig.column("id"), pattern))
+    yield from shards(t.filter(pc.invert(pc.fill_null(pc.equal(t.column("entity"), ""), True))), ["entity"], n)
+
+
+def entity_truth(item, mode: str) -> pa.Table:
+    """One shard of records (source, id, entity) -> the pairs sharing an entity."""
+    _, tables = item
+    return rid_pairs(entity_pairs(concat(tables, pa.schema([])), mode))
+
+
+def count_found(item) -> None:
+    """One shard of truth and candidate pairs: how many truth pairs, how many found."""
+    _, groups = item
+    truth = distinct((None, groups["truth"]))
+    found = truth.join(concat(groups["cand"], PAIRS), ["rid_a", "rid_b"], join_type="inner")
+    Metrics.counter(NAMESPACE, "truth_pairs").inc(truth.num_rows)
+    Metrics.counter(NAMESPACE, "true_pairs").inc(found.num_rows)
+
+
+def write(tables, path: str, schema: pa.Schema, label: str, shards_out: int = 0):
+    return (tables | f"{label} to contract" >> beam.Map(lambda t: pa.Table.from_batches(
+        [to_contract(b, schema) for b in t.to_batches()], schema))
+        | f"write {label}" >> WriteToParquetBatched(f"{path}/part", schema=schema, file_name_suffix=".parquet",
+                                                    num_shards=shards_out))
+
+
+def build(p, config: SigilConfig, records_path: str, columns: list[str], sources: list[str], job: Run) -> None:
+    block, n = config.block, config.spark.shuffle_partitions
+    bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
     wanted = ["rid", "source", "id", *[c + datasets.NORM_SUFFIX for c in columns]]
-    signed = (p | "files" >> beam.Create(files)
-              | "read" >> beam.FlatMap(read_batches, wanted)
-              | "sign" >> beam.ParDo(Sign(columns, block, index)).with_outputs("bands", main="sigs"))
-    sigs = signed.sigs
-    pairs = (signed.bands
-             | "buckets" >> beam.GroupByKey()
-             | "pairs" >> beam.FlatMap(bucket_to_pairs, block)
-             | "distinct" >> beam.Distinct())
-    half = ({"sig": sigs, "pair": pairs}
-            | "join a" >> beam.CoGroupByKey() | "attach a" >> beam.FlatMap(attach_a))
-    full = ({"sig": sigs, "half": half}
-            | "join b" >> beam.CoGroupByKey() | "attach b" >> beam.FlatMap(attach_b))
-    return (full
-            | "batch" >> beam.BatchElements(min_batch_size=1_000, max_batch_size=50_000)
-            | "score" >> beam.Map(score, block)
-            | "write" >> WriteToParquetBatched(out_prefix, schema=datasets.CANDIDATES, file_name_suffix=".parquet",
-                                               num_shards=1))
+    sigs = (p | "read" >> ReadFromParquetBatched(f"{records_path.rstrip('/')}/*.parquet", columns=wanted)
+            | "sign" >> beam.ParDo(Sign(columns, block)))
+    write(sigs, job.path("signatures"), datasets.signatures(block.minhash.num_perm, block.exact_jaccard),
+          "signatures")
+    buckets = (sigs | "band keys" >> beam.FlatMap(band_rows, sources, bands, rows, block.minhash.num_perm, n)
+               | "buckets" >> beam.GroupByKey()
+               | "bucket pairs" >> beam.FlatMap(shard_pairs, block).with_outputs("stats", main="pairs"))
+    pairs = (buckets.pairs | "shard pairs" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)
+             | "group pairs" >> beam.GroupByKey() | "distinct" >> beam.Map(distinct))
+    payload = ["source", "id", "signature", *(["tokens"] if block.exact_jaccard else [])]
+    for side in ("a", "b"):
+        pairs = ({"pairs": pairs | f"pairs by rid_{side}" >> beam.FlatMap(shards, [f"rid_{side}"], n),
+                  "sigs": sigs | f"signatures by rid ({side})" >> beam.FlatMap(shards, ["rid"], n)}
+                 | f"join {side}" >> beam.CoGroupByKey()
+                 | f"attach {side}" >> beam.Map(attach, side, payload))
+    candidates = pairs | "score" >> beam.Map(score, block)
+    write(candidates, job.path("candidates"), datasets.CANDIDATES, "candidates")
+
+    stats = buckets.stats | "statistics" >> beam.CombineGlobally(lambda ts: concat(ts, BUCKET_STATS))
+    write(stats | "histogram" >> beam.Map(size_histogram), job.path("bucket_sizes"), datasets.BUCKET_SIZES,
+          "bucket sizes", 1)
+    samples = stats | "samples" >> beam.Map(lambda s: pa.array(oversized_samples(s), pa.int64()))
+    named = (sigs | "sample names" >> beam.Map(lambda t, ids: t.select(["rid", "id"]).filter(
+        pc.is_in(t.column("rid"), value_set=ids)), beam.pvalue.AsSingleton(samples))
+             | "all names" >> beam.CombineGlobally(lambda ts: concat(ts, pa.schema([("rid", pa.int64()),
+                                                                                    ("id", pa.string())]))))
+    oversized = named | "oversized" >> beam.Map(lambda t, s: oversized_buckets(s, dict(zip(
+        t.column("rid").to_pylist(), t.column("id").to_pylist()))), beam.pvalue.AsSingleton(stats))
+    write(oversized, job.path("oversized"), datasets.OVERSIZED, "oversized", 1)
+
+    if config.truth is not None:
+        mode = config.er_mode()
+        if config.truth.id_regex is not None:
+            truth = (sigs | "entities" >> beam.FlatMap(entities, config.truth.id_regex, n)
+                     | "group entities" >> beam.GroupByKey() | "entity pairs" >> beam.Map(entity_truth, mode))
+        else:
+            t = config.truth
+            truth = p | "truth" >> beam.Create([rid_pairs(read_pairs(t.path, t.format, mode, sources,
+                                                                     tuple(t.id_columns)))])
+        ({"truth": truth | "truth shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n),
+          "cand": candidates | "candidate keys" >> beam.Map(rid_pairs)
+          | "candidate shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)}
+         | "meet the truth" >> beam.CoGroupByKey() | "count" >> beam.Map(count_found))
+
+
+def counters(result) -> dict[str, int]:
+    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    return {c.key.metric.name: int(c.committed if c.committed is not None else c.attempted) for c in found}
 
 
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
+    refused = unsupported(config)
+    if refused:
+        raise InputError("not supported by --engine beam: " + "; ".join(refused))
     with Run("block", config, strict=strict, quiet=quiet) as job:
         records_path = config.records_path()
+        list_files(records_path)
         dataset = pq.ParquetDataset(records_path)
         columns = config.token_columns(dataset.schema.names)
+        missing = [c for c in columns if c + datasets.NORM_SUFFIX not in dataset.schema.names]
+        if missing:
+            raise InputError(f"block.tokenizer.columns {missing}: not attributes of the records at {records_path}")
         # the source names only (one small column), to number them as the Spark job does
         sources = sorted(pc.unique(dataset.read(columns=["source"]).column("source")).to_pylist())
+        if block.mode == "link" and len(sources) < 2:
+            raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
         args = pipeline_args if pipeline_args is not None else shlex.split(os.environ.get("BEAM_OPTIONS", ""))
-        with job.stage("pipeline"):
-            with beam.Pipeline(options=PipelineOptions(args or ["--runner=DirectRunner"])) as p:
-                build(p, config, records_path, columns, sources, f"{job.path('candidates')}/part")
-        n = pq.ParquetDataset(job.path("candidates")).read(columns=["id_a"]).num_rows
-        job.manifest["outputs"]["candidates"] = n
         bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
-        job.manifest["metrics"].update({"engine": "beam", "candidate_pairs": n, "bands": bands, "rows": rows})
+        metrics = job.manifest["metrics"]
+        metrics.update({"bands": bands, "rows": rows, "columns": columns})
+        with job.stage("pipeline"):
+            p = beam.Pipeline(options=PipelineOptions(args or ["--runner=DirectRunner"]))
+            build(p, config, records_path, columns, sources, job)
+            result = p.run()
+            result.wait_until_finish()
+        count = counters(result)
+        counts = {s: count.get(f"records:{s}", 0) for s in sources}
+        n_candidates = count.get("candidate_pairs", 0)
+        oversized = pq.read_table(job.path("oversized"), schema=datasets.OVERSIZED)
+        metrics.update({"records_without_tokens": count.get("records_without_tokens", 0),
+                        "oversized_buckets": oversized.num_rows})
+        if oversized.num_rows:
+            metrics["oversized_top"] = sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10]
+        metrics.update({"records": sum(counts.values()), "candidate_pairs": n_candidates})
+        if config.truth is not None:
+            metrics.update(blocking_scores(count.get("true_pairs", 0), count.get("truth_pairs", 0), n_candidates,
+                                           counts, block.mode))
+        job.manifest["inputs"]["records"] = sum(counts.values())
+        job.manifest["outputs"]["candidates"] = n_candidates
+        job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",
+                        "candidates_per_record")
         return job.commit()

@@ -189,3 +189,19 @@ def from_list_array(lists: pa.Array, dtype) -> pa.BinaryArray:
                          else np.arange(len(lists) + 1) * lists.type.list_size, dtype=np.int64)
     values = lists.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False)
     return pack_ragged(values, offsets - offsets[0])
+
+
+def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast a batch from an engine's types (Spark's, Beam's) to the dataset's: binary-packed unsigned vectors
+    become fixed-size or variable lists of unsigned ints, other columns are cast, and a
+    nullable column the batch lacks is written as nulls."""
+    columns = []
+    for field in schema:
+        if field.nullable and field.name not in batch.schema.names:
+            columns.append(pa.nulls(batch.num_rows, field.type))
+            continue
+        col = batch.column(field.name)
+        if pa.types.is_binary(col.type) and (pa.types.is_fixed_size_list(field.type) or pa.types.is_list(field.type)):
+            col = to_list_array(col, field.type)
+        columns.append(col.cast(field.type) if col.type != field.type else col)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

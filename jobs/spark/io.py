@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sigil.transforms.packing import to_list_array
+from sigil.transforms.packing import to_contract
 from sigil.transforms.records import InputError, list_files, open_input
 
 
@@ -32,22 +32,6 @@ def spark_schema(schema: pa.Schema, packed: bool = False):
         return pa.binary() if packed and (pa.types.is_list(t) or pa.types.is_fixed_size_list(t)) else t
 
     return from_arrow_schema(pa.schema([pa.field(f.name, travelling(f.type)) for f in schema]))
-
-
-def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Cast a batch from Spark's types to the dataset's: binary-packed unsigned vectors
-    become fixed-size or variable lists of unsigned ints, other columns are cast, and a
-    nullable column the batch lacks is written as nulls."""
-    columns = []
-    for field in schema:
-        if field.nullable and field.name not in batch.schema.names:
-            columns.append(pa.nulls(batch.num_rows, field.type))
-            continue
-        col = batch.column(field.name)
-        if pa.types.is_binary(col.type) and (pa.types.is_fixed_size_list(field.type) or pa.types.is_list(field.type)):
-            col = to_list_array(col, field.type)
-        columns.append(col.cast(field.type) if col.type != field.type else col)
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def write_parquet(df: DataFrame, path: str, schema: pa.Schema, empty_column: str | None = None,
