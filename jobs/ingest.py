@@ -23,12 +23,12 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.expectations import check_expectations
 from sigil.jobs.spark.io import quarantine_examples, task_output, write_parquet, write_table
-from sigil.transforms.packing import to_contract
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import HadoopStorage
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
+from sigil.transforms.packing import to_contract
 from sigil.transforms.records import InputError, check_columns, list_files, read_header, records_from_file
 from sigil.transforms.xxhash import xxhash64
 

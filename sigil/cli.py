@@ -11,9 +11,11 @@ import importlib
 import json
 import sys
 
+BEAM_JOBS = ("ingest", "block")  # jobs with a Beam pipeline too (pipelines/): --engine beam
+
 JOBS = {
     "generate": "generate sample person records with duplicates and ground truth",
-    "ingest": "read record sources, validate, normalise, quarantine bad rows",
+    "ingest": "read record sources, validate, normalise, quarantine bad rows (--engine spark|beam)",
     "block": "MinHash-LSH blocking: candidate record pairs (--engine spark|beam)",
     "cluster": "connected components of the matches: entity ids",
     "match": "compare candidate pairs, train or load a match model, score every pair",
@@ -48,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
                        help="override a configuration value, e.g. --set block.lsh.threshold=0.4")
         j.add_argument("--strict", action="store_true", help="fail on any quarantined row, naming file, line, reason")
         j.add_argument("--quiet", action="store_true", help="no progress messages")
-        if name == "block":
+        if name in BEAM_JOBS:
             j.add_argument("--engine", choices=("spark", "beam"), default="spark")
         if name == "graph":
             j.add_argument("--from", dest="start", choices=("graph_generate", "graph_ingest", "graph_index",
@@ -76,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             getattr(chains, args.job)(args.conf, args.set, args.strict, args.quiet, **start)
             return 0
         config = load_config(args.conf, args.set)
-        if args.job == "block" and args.engine == "beam":
-            from sigil.pipelines import block as beam_block
-            manifest = beam_block.run(config, strict=args.strict, quiet=args.quiet)
+        if getattr(args, "engine", "spark") == "beam":
+            pipeline = importlib.import_module(f"sigil.pipelines.{args.job}")
+            manifest = pipeline.run(config, strict=args.strict, quiet=args.quiet)
         else:
             from sigil.jobs.spark.session import spark_session
             module = importlib.import_module(f"sigil.jobs.{args.job.replace('-', '_')}")

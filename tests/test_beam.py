@@ -4,11 +4,13 @@ equal; configurations Beam cannot honour refused at once, the key named."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import FEBRL, febrl4_config, needs_data
+from test_jobs import messy_config
 from sigil.cli import main
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
@@ -72,6 +74,49 @@ def test_beam_blocking_with_oversized_buckets_and_an_id_truth(spark, febrl4, tmp
     assert runs[0][1]["metrics"]["oversized_buckets"] > 0 and runs[0][1]["metrics"]["truth_pairs"] >= 5000
 
 
+def _ingested(root, names):
+    records = pq.read_table(str(root / "records"), schema=datasets.records(names)).sort_by("rid")
+    quarantine = pq.read_table(str(root / "quarantine"), schema=datasets.QUARANTINE)
+    return records, quarantine.sort_by([("source", "ascending"), ("file", "ascending"), ("line", "ascending")])
+
+
+def _ingest_both(spark, config):
+    from sigil.jobs import ingest as spark_ingest
+    from sigil.pipelines import ingest as beam_ingest
+
+    names = [a.name for a in config.ingest.attributes]
+    out = []
+    for engine in ("spark", "beam"):
+        c = load_config(base={**config.model_dump(mode="json"), "output": f"{config.output}/{engine}"})
+        manifest = spark_ingest.run(spark, c, quiet=True) if engine == "spark" else beam_ingest.run(c, quiet=True)
+        out.append((*_ingested(Path(c.output) / "ingest", names), manifest))
+    (s_records, s_quarantine, s_manifest), (b_records, b_quarantine, b_manifest) = out
+    assert b_records.equals(s_records) and b_quarantine.equals(s_quarantine)
+    for key in ("inputs", "quarantined", "outputs", "metrics"):
+        assert b_manifest[key] == s_manifest[key], key
+    return b_records, b_quarantine, b_manifest
+
+
+def test_beam_ingest_writes_what_spark_writes(spark, tmp_path):
+    """Bad rows of every kind, a duplicate id, two formats, and CSV files cut into byte
+    ranges (``split_bytes``) whose first lines come from the ranges before them."""
+    config = messy_config(tmp_path, spark={"shuffle_partitions": 3})
+    big = tmp_path / "in" / "part-2.csv"  # many short lines: several ranges, and duplicates across them
+    big.write_text("rec_id,name,born\n" + "".join(f"{i % 700},name {i},1980010{1 + i % 9}\n" for i in range(2000)))
+    config = load_config(base={**config.model_dump(mode="json"), "ingest": {
+        **config.ingest.model_dump(mode="json"), "split_bytes": 4096}})
+    records, quarantine, manifest = _ingest_both(spark, config)
+    assert manifest["quarantined"]["csv"] > 1300 and records.num_rows == manifest["outputs"]["records"]
+    assert len(set(quarantine.column("line").to_pylist())) > 1000  # line numbers across the ranges
+
+
+@needs_data(FEBRL)
+def test_beam_ingest_of_febrl4(spark, febrl4_truth, tmp_path):
+    config = load_config(base=febrl4_config(tmp_path, febrl4_truth))
+    records, quarantine, _ = _ingest_both(spark, config)
+    assert records.num_rows == 10_000 and quarantine.num_rows == 0
+
+
 def test_beam_refuses_what_it_cannot_honour(tmp_path, capsys):
     from sigil.pipelines import block as beam_block
 
@@ -84,3 +129,9 @@ def test_beam_refuses_what_it_cannot_honour(tmp_path, capsys):
     assert main(["block", "--engine", "beam", "--conf", str(conf)]) == 2
     assert "block.method" in capsys.readouterr().err
     assert not (tmp_path / "block").exists()
+    from sigil.pipelines import ingest as beam_ingest
+
+    config = load_config(base={**messy_config(tmp_path).model_dump(mode="json"), "ingest": {
+        **messy_config(tmp_path).ingest.model_dump(mode="json"), "validate_output": True}})
+    with pytest.raises(InputError, match=r"ingest\.validate_output"):
+        beam_ingest.run(config, quiet=True)
