@@ -34,9 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
-from apache_beam.metrics.metric import Metrics, MetricsFilter
+from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from sigil.pipelines.pairs import PAIRS, concat, count_truth, counters, distinct, shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
@@ -44,13 +45,11 @@ from sigil.transforms.lsh import BUCKET_STATS, band_keys, bucket_statistics, exa
     oversized_buckets, oversized_samples, partition_buckets, score_pairs, size_histogram
 from sigil.transforms.minhash import MinHasher, signature_batch
 from sigil.transforms.packing import to_contract, unpack_rows
-from sigil.transforms.pairs import KEYS, entity_of, entity_pairs, read_pairs
+from sigil.transforms.pairs import KEYS
 from sigil.transforms.quality import blocking_scores
 from sigil.transforms.records import InputError, list_files
-from sigil.transforms.xxhash import xxhash64
 
 NAMESPACE = "sigil.block"
-PAIRS = pa.schema([("rid_a", pa.int64()), ("rid_b", pa.int64())])
 
 
 def unsupported(config: SigilConfig) -> list[str]:
@@ -62,24 +61,6 @@ def unsupported(config: SigilConfig) -> list[str]:
     if block.validate_output:
         out.append("block.validate_output: true (the expectation suites run on Spark; use --engine spark)")
     return out
-
-
-def shards(table: pa.Table, columns: list[str], n: int):
-    """``(shard, rows)`` of ``table`` for every shard its rows fall in:
-    ``pmod(xxhash64(columns), n)``, Spark's hash of the same columns."""
-    if table.num_rows == 0:
-        return
-    shard = np.mod(xxhash64([table.column(c).combine_chunks() for c in columns]), n)
-    order = np.argsort(shard, kind="stable")
-    shard, table = shard[order], table.take(order)
-    cuts = np.r_[0, np.flatnonzero(np.diff(shard)) + 1, len(shard)]
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
-        yield int(shard[lo]), table.slice(lo, hi - lo)
-
-
-def concat(tables, schema: pa.Schema) -> pa.Table:
-    tables = [t for t in tables if t.num_rows]
-    return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
 
 
 class Sign(beam.DoFn):
@@ -131,12 +112,6 @@ def shard_pairs(item, block: BlockConfig):
         yield pa.table({"rid_a": a, "rid_b": b}, schema=PAIRS)
 
 
-def distinct(item) -> pa.Table:
-    """One shard's pairs, each once (a pair found in several bands came once per band)."""
-    _, tables = item
-    return concat(tables, PAIRS).group_by(["rid_a", "rid_b"]).aggregate([]).select(["rid_a", "rid_b"])
-
-
 def attach(item, side: str, columns: list[str]) -> pa.Table:
     """One shard's pairs with ``columns`` of their side-``side`` records, suffixed."""
     _, groups = item
@@ -167,34 +142,6 @@ def score(pairs: pa.Table, block: BlockConfig) -> pa.Table:
     out = out.append_column("cosine", pa.nulls(out.num_rows, pa.float32()))
     Metrics.counter(NAMESPACE, "candidate_pairs").inc(out.num_rows)
     return out.cast(datasets.CANDIDATES)
-
-
-def rid_pairs(pairs: pa.Table) -> pa.Table:
-    """(rid_a, rid_b) of pairs named by KEYS: ``rid = xxhash64(source, id)`` as ingest writes it."""
-    return pa.table({f"rid_{s}": xxhash64([pairs.column(f"source_{s}").combine_chunks(),
-                                           pairs.column(f"id_{s}").combine_chunks()]) for s in ("a", "b")},
-                    schema=PAIRS)
-
-
-def entities(sig: pa.Table, pattern: str, n: int):
-    """The records' (source, id, entity) sharded by entity, those without one left out."""
-    t = sig.select(["source", "id"]).append_column("entity", entity_of(sig.column("id"), pattern))
-    yield from shards(t.filter(pc.invert(pc.fill_null(pc.equal(t.column("entity"), ""), True))), ["entity"], n)
-
-
-def entity_truth(item, mode: str) -> pa.Table:
-    """One shard of records (source, id, entity) -> the pairs sharing an entity."""
-    _, tables = item
-    return rid_pairs(entity_pairs(concat(tables, pa.schema([])), mode))
-
-
-def count_found(item) -> None:
-    """One shard of truth and candidate pairs: how many truth pairs, how many found."""
-    _, groups = item
-    truth = distinct((None, groups["truth"]))
-    found = truth.join(concat(groups["cand"], PAIRS), ["rid_a", "rid_b"], join_type="inner")
-    Metrics.counter(NAMESPACE, "truth_pairs").inc(truth.num_rows)
-    Metrics.counter(NAMESPACE, "true_pairs").inc(found.num_rows)
 
 
 def write(tables, path: str, schema: pa.Schema, label: str, shards_out: int = 0):
@@ -239,24 +186,7 @@ def build(p, config: SigilConfig, records_path: str, columns: list[str], sources
     write(oversized, job.path("oversized"), datasets.OVERSIZED, "oversized", 1)
 
     if config.truth is not None:
-        mode = config.er_mode()
-        if config.truth.id_regex is not None:
-            truth = (sigs | "entities" >> beam.FlatMap(entities, config.truth.id_regex, n)
-                     | "group entities" >> beam.GroupByKey() | "entity pairs" >> beam.Map(entity_truth, mode))
-        else:
-            t = config.truth
-            truth = p | "truth" >> beam.Create([rid_pairs(read_pairs(t.path, t.format, mode, sources,
-                                                                     tuple(t.id_columns)))])
-        ({"truth": truth | "truth shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n),
-          "cand": candidates | "candidate keys" >> beam.Map(rid_pairs)
-          | "candidate shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)}
-         | "meet the truth" >> beam.CoGroupByKey() | "count" >> beam.Map(count_found))
-
-
-def counters(result) -> dict[str, int]:
-    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    return {c.key.metric.name: int(c.committed if c.committed is not None else c.attempted) for c in found}
-
+        count_truth(p, config, sigs, candidates, sources, NAMESPACE, "quality")
 
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
     block = config.block
@@ -286,7 +216,7 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
             build(p, config, records_path, columns, sources, job)
             result = p.run()
             result.wait_until_finish()
-        count = counters(result)
+        count = counters(result, NAMESPACE)
         counts = {s: count.get(f"records:{s}", 0) for s in sources}
         n_candidates = count.get("candidate_pairs", 0)
         oversized = pq.read_table(job.path("oversized"), schema=datasets.OVERSIZED)

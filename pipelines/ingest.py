@@ -26,10 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.parquetio import WriteToParquetBatched
-from apache_beam.metrics.metric import Metrics, MetricsFilter
+from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sigil.jobs.ingest import input_files
+from sigil.pipelines.pairs import counters
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
@@ -120,11 +121,6 @@ def settle(item, names: list[str]):
         schema=datasets.QUARANTINE))
 
 
-def counters(result) -> dict[str, int]:
-    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    return {c.key.metric.name: int(c.committed if c.committed is not None else c.attempted) for c in found}
-
-
 def newlines(part, split: set[str]) -> tuple[str, int, int]:
     """(file, start, newlines in the range); a file read whole needs no count."""
     _, path, start, end = part
@@ -172,7 +168,7 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
             build(p, config, ranges, job)
             result = p.run()
             result.wait_until_finish()
-        count = counters(result)
+        count = counters(result, NAMESPACE)
         names = [a.name for a in config.ingest.attributes]
         for dataset, schema in (("records", datasets.records(names)), ("quarantine", datasets.QUARANTINE)):
             if not any(f.endswith(".parquet") for f in os.listdir(job.path(dataset))) \
