@@ -34,19 +34,16 @@ from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
 from sigil.transforms.compare import Vocabulary, coded_levels, level_batch, levels_schema, term_frequencies, \
-    value_column
-from sigil.transforms.fellegi_sunter import (MatchModel, best_threshold, fellegi_sunter, fit_em, sample_level_counts,
-                                            score_batch, u_from_counts, u_sample_rows, u_sample_size)
+    value_column, value_columns
+from sigil.transforms.fellegi_sunter import (MatchModel, best_threshold, fellegi_sunter, fit_em, load_model,
+                                            sample_level_counts, score_batch, u_from_counts, u_sample_rows,
+                                            u_sample_size)
 from sigil.transforms.pairs import KEYS
-from sigil.transforms.records import InputError, open_input
+from sigil.transforms.records import InputError
 from sigil.transforms.supervised import fit_logistic
 from sigil.transforms.xxhash import xxhash64
 
 MAX_PATTERNS = 2_000_000  # distinct level patterns EM may bring to the driver
-
-
-def value_columns(match: MatchConfig) -> list[str]:
-    return sorted({value_column(c) for c in match.comparisons})
 
 
 def nonblank(column: str):
@@ -113,7 +110,7 @@ def write_levels(spark, path: str, cand_path: str, records: DataFrame, candidate
     and finds both records in its worker's index (jobs/spark/lookup.py): no joins.
     Otherwise the candidates are joined with both records' values (and term frequencies)
     by rid. Both give the same levels."""
-    cols = value_columns(match)
+    cols = value_columns(match.comparisons)
     schema = levels_schema(match.comparisons)
     if not match.embeddings and fits_in_tasks(spark, records.select("rid", "source", "id", *cols)):
         version = dataset_version(path)
@@ -197,7 +194,7 @@ def train_fellegi_sunter(spark, gam: DataFrame, records: DataFrame, config: Sigi
     (the records held by the tasks, jobs/spark/lookup.py) the tasks draw the sample themselves."""
     match, em, mode = config.match, config.match.em, config.er_mode()
     with job.stage("u from random pairs"):
-        sample_of, release = u_sample(spark, records, version, value_columns(match), mode, em.u_pairs, em.seed)
+        sample_of, release = u_sample(spark, records, version, value_columns(match.comparisons), mode, em.u_pairs, em.seed)
         # one slice of the pairs per core: the work is all CPU, more tasks only cost scheduling
         u = u_from_counts(u_counts(spark, sample_of, match, mode, spark.sparkContext.defaultParallelism))
         release()
@@ -259,7 +256,7 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
     if n > max_pairs:
         raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={max_pairs} (they are fitted "
                          "on the driver)")
-    cols = value_columns(match)
+    cols = value_columns(match.comparisons)
     values = with_record_columns(pairs, records, cols)
     given = levels(_with_term_frequencies(values, records, match), match, keep=("label",))
     if lab is not None and lab.label_column is None:
@@ -270,16 +267,6 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
     rows = given.select(*names, "label").collect()  # driver-ok: labelled pairs, bounded by labels.max_pairs
     gammas = np.array([[r[c] for c in names] for r in rows], dtype=np.int8).reshape(-1, len(names))
     return gammas, np.array([r["label"] for r in rows], dtype=np.int8)
-
-
-def load_model(path: str, match: MatchConfig) -> MatchModel:
-    fs, p = open_input(path)
-    with fs.open_input_stream(p) as f:
-        model = MatchModel.from_json(f.read().decode())
-    if [(c["name"], c["labels"]) for c in model.comparisons] != [(c.key, c.labels()) for c in match.comparisons]:
-        raise InputError(f"{path} was trained with other comparisons than match.comparisons: "
-                         f"{[c['name'] for c in model.comparisons]}")
-    return model
 
 
 def scored(gam: DataFrame, model: MatchModel) -> DataFrame:
@@ -312,7 +299,7 @@ def choose_model(spark, gam, records, candidates, config: SigilConfig, sources: 
                  job: Run) -> MatchModel:
     match = config.match
     if match.load_model:
-        return load_model(match.load_model, match)
+        return load_model(match.load_model, match.comparisons)
     data = None
     if match.labels is not None or match.pseudo_labels is not None:
         with job.stage("labelled pairs"):
@@ -342,7 +329,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         if match.embeddings:
             emb = read_input(spark, match.embeddings, "record embeddings", "nlsh-block")
             records = records.join(emb.select("rid", F.col("vector").alias(EMBEDDING)), "rid", "left")
-        cols = value_columns(match)
+        cols = value_columns(match.comparisons)
         missing = [c for c in cols if c not in records.columns]
         if missing:
             raise InputError(f"match.comparisons read columns {missing} that the records at {path} lack")

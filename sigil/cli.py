@@ -11,14 +11,14 @@ import importlib
 import json
 import sys
 
-BEAM_JOBS = ("ingest", "block")  # jobs with a Beam pipeline too (pipelines/): --engine beam
+BEAM_JOBS = ("ingest", "block", "match")  # jobs with a Beam pipeline too (pipelines/): --engine beam
 
 JOBS = {
     "generate": "generate sample person records with duplicates and ground truth",
     "ingest": "read record sources, validate, normalise, quarantine bad rows (--engine spark|beam)",
     "block": "MinHash-LSH blocking: candidate record pairs (--engine spark|beam)",
     "cluster": "connected components of the matches: entity ids",
-    "match": "compare candidate pairs, train or load a match model, score every pair",
+    "match": "compare candidate pairs, train or load a match model, score every pair (--engine spark|beam: scoring)",
     "graph-generate": "generate a graph with planted communities, ground truth and seed queries",
     "graph-ingest": "edge list (+ vertex table) -> vertex dictionary, merged edges, graph statistics",
     "graph-index": "neighbourhood MinHash signatures of every vertex and their LSH index",

@@ -46,6 +46,32 @@ def test_febrl4_unsupervised_f1(febrl4_matched):
     assert pairs.schema == datasets.scored([c.key for c in config.match.comparisons])
 
 
+
+@needs_data(FEBRL)
+def test_beam_scores_as_spark_with_the_saved_model(spark, febrl4, febrl4_matched, tmp_path):
+    """pipelines/match.py with ``match.load_model``: the same pairs (levels with term
+    frequencies, weights, probabilities, decisions), model.json and manifest as the Spark
+    job; training and the mutual best match are refused on Beam, the key named."""
+    from sigil.pipelines import match as beam_match
+
+    config, _ = febrl4_matched
+    saved = f"{config.output}/match/model.json"
+    runs = []
+    for engine in ("spark", "beam"):
+        c = match_config(febrl4[0], tmp_path / engine, load_model=saved)
+        manifest = match.run(spark, c, quiet=True) if engine == "spark" else beam_match.run(c, quiet=True)
+        keys = [(k, "ascending") for k in ("source_a", "id_a", "source_b", "id_b")]
+        pairs = pq.read_table(f"{c.output}/match/pairs", schema=datasets.scored(
+            [x.key for x in c.match.comparisons])).sort_by(keys)
+        runs.append((pairs, manifest, (tmp_path / engine / "match" / "model.json").read_text()))
+    (s_pairs, s_manifest, s_model), (b_pairs, b_manifest, b_model) = runs
+    assert b_pairs.equals(s_pairs) and b_model == s_model
+    for key in ("inputs", "outputs", "metrics"):
+        assert b_manifest[key] == s_manifest[key], key
+    assert b_manifest["metrics"]["f1"] >= 0.999
+    with pytest.raises(InputError, match=r"match\.load_model.*match\.one_to_one"):
+        beam_match.run(match_config(febrl4[0], tmp_path / "no", one_to_one=True), quiet=True)
+
 @needs_data(FEBRL)
 def test_trained_model_is_readable_and_drives_the_weights(febrl4_matched):
     config, _ = febrl4_matched
@@ -164,7 +190,7 @@ def test_u_sample_drawn_in_tasks_equals_sparks_and_counts_every_pair(spark, febr
     from sigil.transforms.compare import gamma_batch
 
     config = match_config(febrl4[0], febrl4[0].output)
-    path, cols = f"{febrl4[0].output}/ingest/records", match.value_columns(config.match)
+    path, cols = f"{febrl4[0].output}/ingest/records", match.value_columns(config.match.comparisons)
     drawn, release = match.u_sample(spark, spark.read.parquet(path), None, cols, mode, 20_000, 11)
     held, _ = match.u_sample(spark, None, dataset_version(path), cols, mode, 20_000, 11)
     by_spark, in_task = drawn(), held()

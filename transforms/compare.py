@@ -668,6 +668,11 @@ def gamma_batch(batch: pa.RecordBatch, comparisons) -> dict[str, np.ndarray]:
     return out
 
 
+def value_columns(comparisons) -> list[str]:
+    """The records' columns a list of comparisons reads (``value_column``), sorted."""
+    return sorted({value_column(c) for c in comparisons})
+
+
 def term_frequencies(values: pa.Array) -> np.ndarray:
     """Per record: the relative frequency of its value among the records' nonblank values.
 

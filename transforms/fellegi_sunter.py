@@ -663,3 +663,18 @@ def score_batch(batch: pa.RecordBatch, model: MatchModel, threshold: float | Non
     if threshold is not None:
         cols["is_match"] = p >= threshold
     return pa.RecordBatch.from_pydict(cols)
+
+
+def load_model(path: str, comparisons) -> MatchModel:
+    """A saved ``model.json`` (any path pyarrow opens), checked against the configured
+    comparisons (``schemas.config.Comparison``): the same names and levels, in order, else
+    an InputError naming both."""
+    from sigil.transforms.records import InputError, open_input
+
+    fs, p = open_input(path)
+    with fs.open_input_stream(p) as f:
+        model = MatchModel.from_json(f.read().decode())
+    if [(c["name"], c["labels"]) for c in model.comparisons] != [(c.key, c.labels()) for c in comparisons]:
+        raise InputError(f"{path} was trained with other comparisons than match.comparisons: "
+                         f"{[c['name'] for c in model.comparisons]}")
+    return model
