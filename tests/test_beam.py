@@ -62,6 +62,22 @@ def test_beam_blocking_writes_what_spark_writes(spark, febrl4, febrl4_truth, tmp
 
 
 @needs_data(FEBRL)
+def test_blocking_notebook_reads_a_beam_run(febrl4, febrl4_truth, tmp_path, monkeypatch):
+    """notebooks/blocking.ipynb, which reads signatures and bucket sizes, on Beam's outputs."""
+    from conftest import run_notebook
+    from sigil.pipelines import block as beam_block
+
+    config, _, _ = febrl4
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "ingest" / "records").symlink_to(Path(config.output) / "ingest" / "records")
+    conf = febrl4_config(tmp_path, febrl4_truth, validate_output=False)
+    beam_block.run(load_config(base=conf), quiet=True)
+    outputs, text = run_notebook("blocking.ipynb", str(tmp_path), monkeypatch)
+    assert "pair_completeness" in text and "0.9998" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+
+
+@needs_data(FEBRL)
 def test_beam_blocking_with_oversized_buckets_and_an_id_truth(spark, febrl4, tmp_path):
     """Dedupe mode, small buckets split (and so ``oversized``), the estimate's minimum, truth
     from an id pattern."""
