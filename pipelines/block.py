@@ -25,8 +25,6 @@ options, e.g. ``--set`` is for sigil, ``BEAM_OPTIONS="--runner=FlinkRunner ..."`
 
 from __future__ import annotations
 
-import os
-import shlex
 
 import apache_beam as beam
 import numpy as np
@@ -35,9 +33,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from sigil.pipelines.pairs import PAIRS, concat, count_truth, counters, distinct, shards
+from sigil.pipelines.engine import execute, refuse
+from sigil.pipelines.pairs import PAIRS, concat, count_truth, distinct, shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
@@ -188,13 +186,12 @@ def build(p, config: SigilConfig, records_path: str, columns: list[str], sources
     if config.truth is not None:
         count_truth(p, config, sigs, candidates, sources, NAMESPACE, "quality")
 
+
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    refused = unsupported(config)
-    if refused:
-        raise InputError("not supported by --engine beam: " + "; ".join(refused))
+    refuse(unsupported(config))
     with Run("block", config, strict=strict, quiet=quiet) as job:
         records_path = config.records_path()
         list_files(records_path)
@@ -207,16 +204,12 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
         sources = sorted(pc.unique(dataset.read(columns=["source"]).column("source")).to_pylist())
         if block.mode == "link" and len(sources) < 2:
             raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
-        args = pipeline_args if pipeline_args is not None else shlex.split(os.environ.get("BEAM_OPTIONS", ""))
         bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
         metrics = job.manifest["metrics"]
         metrics.update({"bands": bands, "rows": rows, "columns": columns})
         with job.stage("pipeline"):
-            p = beam.Pipeline(options=PipelineOptions(args or ["--runner=DirectRunner"]))
-            build(p, config, records_path, columns, sources, job)
-            result = p.run()
-            result.wait_until_finish()
-        count = counters(result, NAMESPACE)
+            count = execute(lambda p: build(p, config, records_path, columns, sources, job), NAMESPACE,
+                            pipeline_args)
         counts = {s: count.get(f"records:{s}", 0) for s in sources}
         n_candidates = count.get("candidate_pairs", 0)
         oversized = pq.read_table(job.path("oversized"), schema=datasets.OVERSIZED)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 
 import apache_beam as beam
 import numpy as np
@@ -27,10 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.parquetio import WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from sigil.jobs.ingest import input_files
-from sigil.pipelines.pairs import counters
+from sigil.pipelines.engine import execute, refuse
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
@@ -154,21 +152,14 @@ def read_dataset(path: str, schema: pa.Schema) -> pa.Table:
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
     if config.ingest is None:
         raise InputError("the configuration has no 'ingest' section")
-    refused = unsupported(config)
-    if refused:
-        raise InputError("not supported by --engine beam: " + "; ".join(refused))
+    refuse(unsupported(config))
     with Run("ingest", config, strict=strict, quiet=quiet) as job:
         formats = {s.name: s.format for s in config.ingest.sources}
         ranges = [(name, path, start, end) for name, path in input_files(config)
                   for start, end in (line_splits(path, config.ingest.split_bytes)
                                      if formats[name] in LINE_FORMATS else [(0, -1)])]
-        args = pipeline_args if pipeline_args is not None else shlex.split(os.environ.get("BEAM_OPTIONS", ""))
         with job.stage("pipeline"):
-            p = beam.Pipeline(options=PipelineOptions(args or ["--runner=DirectRunner"]))
-            build(p, config, ranges, job)
-            result = p.run()
-            result.wait_until_finish()
-        count = counters(result, NAMESPACE)
+            count = execute(lambda p: build(p, config, ranges, job), NAMESPACE, pipeline_args)
         names = [a.name for a in config.ingest.attributes]
         for dataset, schema in (("records", datasets.records(names)), ("quarantine", datasets.QUARANTINE)):
             if not any(f.endswith(".parquet") for f in os.listdir(job.path(dataset))) \

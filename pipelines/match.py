@@ -19,8 +19,6 @@ Run: ``sigil match --engine beam --conf FILE`` (``BEAM_OPTIONS`` for other runne
 from __future__ import annotations
 
 import collections
-import os
-import shlex
 
 import apache_beam as beam
 import numpy as np
@@ -29,9 +27,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from sigil.pipelines.pairs import concat, count_truth, counters, shards
+from sigil.pipelines.engine import execute, refuse
+from sigil.pipelines.pairs import concat, count_truth, shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import MatchConfig, SigilConfig
@@ -167,9 +165,7 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
     match = config.match
     if match is None:
         raise InputError("the configuration has no 'match' section")
-    refused = unsupported(config)
-    if refused:
-        raise InputError("not supported by --engine beam: " + "; ".join(refused))
+    refuse(unsupported(config))
     with Run("match", config, strict=strict, quiet=quiet) as job:
         path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
         for where, what, stage in ((path, "ingested records", "ingest"), (cand_path, "candidate pairs", "block")):
@@ -184,13 +180,9 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
         sources = sorted(pc.unique(pq.ParquetDataset(path).read(columns=["source"]).column("source")).to_pylist())
         model = load_model(match.load_model, match.comparisons)
         job.storage.write_text(job.path("model.json"), model.to_json())
-        args = pipeline_args if pipeline_args is not None else shlex.split(os.environ.get("BEAM_OPTIONS", ""))
         with job.stage("pipeline"):
-            p = beam.Pipeline(options=PipelineOptions(args or ["--runner=DirectRunner"]))
-            build(p, config, path, cand_path, model, sources, job)
-            result = p.run()
-            result.wait_until_finish()
-        count = counters(result, NAMESPACE)
+            count = execute(lambda p: build(p, config, path, cand_path, model, sources, job), NAMESPACE,
+                            pipeline_args)
         n_records = sum(count.get(f"records:{s}", 0) for s in sources)
         n_pairs, n_matches = count.get("pairs_scored", 0), count.get("matches", 0)
         metrics = job.manifest["metrics"]

@@ -11,7 +11,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.metrics.metric import Metrics, MetricsFilter
+from apache_beam.metrics.metric import Metrics
 
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.pairs import entity_of, entity_pairs, read_pairs
@@ -90,9 +90,3 @@ def count_truth(p, config: SigilConfig, records, predicted, sources: list[str], 
       "predicted": predicted | f"{label}: keys" >> beam.Map(rid_pairs)
       | f"{label}: shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)}
      | f"{label}: meet" >> beam.CoGroupByKey() | f"{label}: count" >> beam.Map(count_found, namespace))
-
-
-def counters(result, namespace: str) -> dict[str, int]:
-    """The pipeline's counters of ``namespace``, by name."""
-    found = result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]
-    return {c.key.metric.name: int(c.committed if c.committed is not None else c.attempted) for c in found}
