@@ -29,24 +29,8 @@ from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.packing import to_contract
-from sigil.transforms.records import InputError, check_columns, list_files, read_header, records_from_file
+from sigil.transforms.records import InputError, input_files, records_from_file
 from sigil.transforms.xxhash import xxhash64
-
-
-def input_files(config: SigilConfig) -> list[tuple[str, str]]:
-    """(source name, file) for every input file; fails before any work, naming the file, on
-    a missing path, a directory without data files, an empty or unreadable file, a file
-    that is not Parquet where the source says so, or a configured column absent from a
-    file's header (``read_header`` opens every file once)."""
-    files = []
-    for source in config.ingest.sources:
-        wanted = [source.id_column] + [source.column_map.get(a.name, a.name) for a in config.ingest.attributes]
-        for path in list_files(source.path):
-            header = read_header(path, source.format, source.delimiter, source.strip_header)
-            if source.format != "jsonl":  # JSON objects may leave keys out
-                check_columns(path, wanted, header)
-            files.append((source.name, path))
-    return files
 
 
 # What a parse task returns: the rows it wrote, per source and kind

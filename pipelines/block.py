@@ -34,8 +34,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
-from sigil.pipelines.engine import execute, refuse
-from sigil.pipelines.pairs import PAIRS, concat, count_truth, distinct, shards
+from sigil.pipelines.beam.engine import execute, refuse
+from sigil.pipelines.beam.pairs import PAIRS, concat, count_truth, distinct, shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig

@@ -27,13 +27,13 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
-from sigil.jobs.ingest import input_files
-from sigil.pipelines.engine import execute, refuse
+from sigil.pipelines.beam.engine import execute, refuse
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.packing import to_contract
-from sigil.transforms.records import LINE_FORMATS, InputError, count_newlines, line_splits, records_from_file
+from sigil.transforms.records import LINE_FORMATS, InputError, count_newlines, input_files, line_splits, \
+    records_from_file
 from sigil.transforms.xxhash import xxhash64
 
 NAMESPACE = "sigil.ingest"

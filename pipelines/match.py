@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
-from sigil.pipelines.engine import execute, refuse
-from sigil.pipelines.pairs import concat, count_truth, shards
+from sigil.pipelines.beam.engine import execute, refuse
+from sigil.pipelines.beam.pairs import concat, count_truth, shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import MatchConfig, SigilConfig

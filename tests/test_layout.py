@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # folder -> the package it installs as (pyproject.toml's package-dir)
 PACKAGES = {"sigil": "sigil", "schemas": "sigil.schemas", "transforms": "sigil.transforms", "jobs": "sigil.jobs",
-            "jobs/spark": "sigil.jobs.spark", "pipelines": "sigil.pipelines"}
+            "jobs/spark": "sigil.jobs.spark", "pipelines": "sigil.pipelines", "pipelines/beam": "sigil.pipelines.beam"}
 
 
 def modules() -> dict[str, Path]:
@@ -41,11 +41,13 @@ ENTRIES = {"sigil.cli", "sigil.chains", "sigil.__main__"}  # the top: they start
 
 
 def layer(name: str) -> str:
-    """schemas, transforms, harness (sigil.*), spark (jobs/spark), job, pipeline, entry."""
+    """schemas, transforms, harness (sigil.*), spark (jobs/spark), job, beam (pipelines/beam),
+    pipeline, entry."""
     if name in ENTRIES:
         return "entry"
     for prefix, kind in (("sigil.schemas", "schemas"), ("sigil.transforms", "transforms"),
-                         ("sigil.jobs.spark", "spark"), ("sigil.jobs", "job"), ("sigil.pipelines", "pipeline")):
+                         ("sigil.jobs.spark", "spark"), ("sigil.jobs", "job"), ("sigil.pipelines.beam", "beam"),
+                         ("sigil.pipelines", "pipeline")):
         if name == prefix or name.startswith(prefix + "."):
             return "package" if name == prefix and kind == "job" else kind
     return "harness"
@@ -58,11 +60,12 @@ ALLOWED = {
     "transforms": {"schemas"},
     "spark": {"schemas", "transforms", "harness"},
     "job": {"schemas", "transforms", "harness", "spark"},
-    "pipeline": {"schemas", "transforms", "harness"},
+    "beam": {"schemas", "transforms", "harness"},  # the Beam building blocks, as jobs/spark for Spark
+    "pipeline": {"schemas", "transforms", "harness", "beam"},
     "harness": {"schemas", "transforms", "harness"},  # engine-neutral: no Spark, no Beam
     "package": set(),
 }
-SAME_LAYER_OK = {"schemas", "transforms", "spark", "harness"}
+SAME_LAYER_OK = {"schemas", "transforms", "spark", "beam", "harness"}
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

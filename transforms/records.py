@@ -1031,3 +1031,19 @@ def _validated(table: pa.Table, id_column: str, attributes, column_of) -> tuple[
         bad = [(int(lines[i]), reasons[i], json.dumps(r, ensure_ascii=False), id_values[i] or None)
                for i, r in zip(bad_idx, raw_rows)]
     return good, bad
+
+
+def input_files(config) -> list[tuple[str, str]]:
+    """(source name, file) for every input file of ``config.ingest`` (a SigilConfig); fails before any work, naming the file, on
+    a missing path, a directory without data files, an empty or unreadable file, a file
+    that is not Parquet where the source says so, or a configured column absent from a
+    file's header (``read_header`` opens every file once)."""
+    files = []
+    for source in config.ingest.sources:
+        wanted = [source.id_column] + [source.column_map.get(a.name, a.name) for a in config.ingest.attributes]
+        for path in list_files(source.path):
+            header = read_header(path, source.format, source.delimiter, source.strip_header)
+            if source.format != "jsonl":  # JSON objects may leave keys out
+                check_columns(path, wanted, header)
+            files.append((source.name, path))
+    return files
