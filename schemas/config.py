@@ -165,8 +165,9 @@ class LshConfig(Model):
     bands: int | None = Field(None, ge=1, description="bands; set with `rows` to fix the banding, else tuned "
                                                       "from the threshold")
     rows: int | None = Field(None, ge=1, description="signature values per band; set with `bands`")
-    max_bucket_size: int = Field(1_000, ge=2, description="larger buckets are handled by `oversized` and "
-                                                          "reported in `oversized/` and the manifest")
+    max_bucket_size: int = Field(1_000, ge=2, description=(
+        "larger buckets are handled by `oversized` and reported in `oversized/` and the manifest; datasketch's "
+        "`MinHashLSH` has no such cap, so a cap can leave out pairs it would give: raise it to compare the two"))
     oversized: Literal["skip", "split"] = Field("split", description="`skip` an oversized bucket, or `split` it "
                                                                      "by the next band's values (parts still too "
                                                                      "large are skipped)")

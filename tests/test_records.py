@@ -96,6 +96,19 @@ def test_typed_values():
     assert ok.tolist() == [True, True, True, False]
 
 
+def test_equal_numbers_normalise_equal():
+    """Exports write one number many ways (``1999.0`` in one table, ``1999`` in the other):
+    a typed attribute's normalised value is one form, so ``exact`` comparisons agree."""
+    years = pa.array(["1999.0", "1999", " 1.999E3 ", "1999.00001", "-0.0", "0", None])
+    ok, canon = typed_ok(years, "float")
+    assert ok.all()
+    assert canon.to_pylist() == ["1999", "1999", "1999", "1999.00001", "0", "0", None]
+    ok, canon = typed_ok(pa.array(["0042", "+42", "42", "-007", "-0"]), "int")
+    assert ok.all() and canon.to_pylist() == ["42", "42", "42", "-7", "0"]
+    ok, _ = typed_ok(pa.array(["1e400", "-1e999", "1e308"]), "float")  # beyond the double range
+    assert ok.tolist() == [False, False, True]
+
+
 def test_line_splits_cover_the_file_at_line_starts(tmp_path):
     from sigil.transforms.records import count_newlines, line_splits
 

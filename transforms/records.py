@@ -859,8 +859,9 @@ def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[
         Strings.
     kind : {"string", "int", "float", "date"}
         The attribute's type: ``int`` an optionally signed integer, ``float`` a decimal
-        number with an optional exponent, ``date`` a date in ``date_format`` that exists
-        (strftime gives the value back, up to leading zeros and letter case).
+        number with an optional exponent (within the double range), ``date`` a date in
+        ``date_format`` that exists (strftime gives the value back, up to leading zeros
+        and letter case).
     date_format : str, default "%Y%m%d"
         strptime format of dates.
 
@@ -869,8 +870,9 @@ def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[
     ok : numpy.ndarray
         bool per value.
     canonical : pyarrow.Array
-        The values trimmed; dates as ``YYYY-MM-DD`` (null where not a date); strings
-        unchanged.
+        The values trimmed; dates as ``YYYY-MM-DD`` (null where not a date); numbers in
+        one written form (``_canonical_number``: ``1999.0`` and ``1999`` as floats are both
+        ``1999``); strings unchanged.
 
     Examples
     --------
@@ -882,6 +884,11 @@ def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[
     [False, False, True]
     >>> typed_ok(pa.array([" 12", "1.5"]), "int")[0].tolist()
     [True, False]
+    >>> ok, canonical = typed_ok(pa.array(["1999.0", "1999", "1.999e3", "0.50", "-0.0", "1e400"]), "float")
+    >>> ok.tolist(), canonical.to_pylist()[:5]
+    ([True, True, True, True, True, False], ['1999', '1999', '1999', '0.5', '0'])
+    >>> typed_ok(pa.array(["+007", "-0", "12"]), "int")[1].to_pylist()
+    ['7', '0', '12']
     """
     if kind == "string":
         return np.ones(len(values), dtype=bool), values
@@ -895,9 +902,26 @@ def typed_ok(values: pa.Array, kind: str, date_format: str = "%Y%m%d") -> tuple[
         ok = pc.or_(pc.is_null(trimmed), pc.is_valid(parsed))
         canonical = pc.cast(pc.strftime(parsed, format="%Y-%m-%d"), values.type)
     else:
-        ok = pc.or_(pc.is_null(trimmed), pc.match_substring_regex(trimmed, _TYPE_PATTERNS[kind]))
-        canonical = trimmed
+        ok = pc.fill_null(pc.or_(pc.is_null(trimmed), pc.match_substring_regex(trimmed, _TYPE_PATTERNS[kind])), True)
+        if kind == "float":  # beyond the double range (1e400) is no number to compare
+            value = pc.cast(pc.if_else(ok, trimmed, pa.scalar(None, trimmed.type)), pa.float64())
+            ok = pc.and_(ok, pc.fill_null(pc.is_finite(value), True))
+        canonical = _canonical_number(trimmed, ok, kind)
     return pc.fill_null(ok, True).to_numpy(zero_copy_only=False), canonical
+
+
+def _canonical_number(values: pa.Array, ok: pa.Array, kind: str) -> pa.Array:
+    """Numbers in one written form, so that equal numbers compare equal as strings: an int
+    without a ``+`` sign or leading zeros, a float as the shortest decimal that reads back
+    the same double (Arrow's cast: ``1999.0``, ``1999`` and ``1.999e3`` -> ``1999``), zero
+    unsigned. Values that are not numbers stay as they are (their rows are quarantined)."""
+    numbers = pc.if_else(ok, values, pa.scalar(None, values.type))
+    if kind == "int":
+        text = pc.replace_substring_regex(pc.replace_substring_regex(numbers, r"^\+", ""), r"^(-?)0+(\d)", r"\1\2")
+    else:
+        text = pc.cast(pc.cast(numbers, pa.float64()), values.type)
+    text = pc.if_else(pc.equal(text, "-0"), pa.scalar("0", values.type), text)
+    return pc.if_else(ok, text, values)
 
 
 def _unpadded(values: pa.Array) -> pa.Array:
