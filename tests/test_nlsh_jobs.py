@@ -193,6 +193,9 @@ def test_fine_tuning_is_deterministic_for_a_seed():
     data = TrainingData(texts, np.array([0] * 4 + [1] * 4), np.array([[i, i + 4] for i in range(4)]),
                         valid=np.array([[0, 4], [1, 5]]))
     settings = TrainingSettings(epochs=1, batch_pairs=2, train_layers=1, ks=(1, 2), seed=7)
-    reports = [fine_tune(load_model.__wrapped__(None, 16), data, settings) for _ in range(2)]
+    said = []
+    reports = [fine_tune(load_model.__wrapped__(None, 16), data, settings, said.append) for _ in range(2)]
+    assert said[0] == "encoding 8 records for hard negatives and validation"  # before any step
+    assert said[1].startswith("encoded 8 records in ") and said[-1].startswith("epoch 0: loss ")
     assert reports[0]["steps"] == reports[1]["steps"] and len(reports[0]["steps"]) == 2
     assert reports[0]["epochs"][0]["valid_recall"] == reports[1]["epochs"][0]["valid_recall"]

@@ -54,6 +54,8 @@ from sigil.transforms.match_rules import rule_columns, rule_holds
 
 # ---------------------------------------------------------------- candidates
 
+_PROGRESS_SECONDS = 30.0  # fine_tune: a progress line this often within an epoch
+
 
 def top_k(queries: np.ndarray, base: np.ndarray, k: int, query_ids: np.ndarray | None = None,
           base_ids: np.ndarray | None = None, block_rows: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -603,7 +605,8 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
     settings : TrainingSettings
         Hyper-parameters.
     log : callable, optional
-        Called with one line per epoch.
+        Called with one line per epoch, before and after each encoding of the records, and
+        every 30 s within an epoch (its step and mean loss).
 
     Returns
     -------
@@ -648,7 +651,11 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
 
     def embed_all():
         model.eval()
-        return encode(model, data.texts, settings.batch_size)
+        t0 = time.perf_counter()
+        log(f"encoding {len(data.texts):,} records for hard negatives and validation")
+        out = encode(model, data.texts, settings.batch_size)
+        log(f"encoded {len(data.texts):,} records in {time.perf_counter() - t0:.1f} s")
+        return out
 
     vectors = embed_all() if settings.hard_negatives or len(data.valid) else None
     report["valid_recall_before"] = recall_at_k(vectors, data, data.valid, settings.ks) if len(data.valid) else {}
@@ -656,12 +663,15 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
         hard = _hard_negatives(vectors, data, known) if settings.hard_negatives else {}
         order = rng.permutation(len(data.positives))
         model.train()
-        losses = []
+        losses, steps, said = [], -(-len(order) // settings.batch_pairs), time.perf_counter()
         for lo in range(0, len(order), settings.batch_pairs):
             batch = data.positives[order[lo:lo + settings.batch_pairs]]
             loss = _step(model, optimizer, data, batch, hard, labelled, known, settings, rng)
             losses.append(loss)
             report["steps"].append(round(loss, 6))
+            if time.perf_counter() - said >= _PROGRESS_SECONDS:  # a long epoch says how far it is
+                said = time.perf_counter()
+                log(f"epoch {epoch}: step {len(losses)}/{steps}, loss {np.mean(losses):.4f}")
         vectors = embed_all() if settings.hard_negatives or len(data.valid) else None
         row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
                "seconds": round(time.perf_counter() - start, 1)}
