@@ -161,7 +161,7 @@ def build(p, config: SigilConfig, records_path: str, columns: list[str], sources
                | "buckets" >> beam.GroupByKey()
                | "bucket pairs" >> beam.FlatMap(shard_pairs, block).with_outputs("stats", main="pairs"))
     pairs = (buckets.pairs | "shard pairs" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)
-             | "group pairs" >> beam.GroupByKey() | "distinct" >> beam.Map(distinct))
+             | "group pairs" >> beam.GroupByKey() | "distinct" >> beam.MapTuple(lambda _, tables: distinct(tables)))
     payload = ["source", "id", "signature", *(["tokens"] if block.exact_jaccard else [])]
     for side in ("a", "b"):
         pairs = ({"pairs": pairs | f"pairs by rid_{side}" >> beam.FlatMap(shards, [f"rid_{side}"], n),

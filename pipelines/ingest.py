@@ -6,8 +6,8 @@ engines write equal ``records`` and ``quarantine`` datasets and manifests from t
 files (tests/test_beam.py): one element per file, or per byte range of a large CSV/TSV/JSONL
 file (``ingest.split_bytes``), whose first line number comes from the newlines of the
 ranges before it (counted in parallel, summed as a side input). The records are sharded by
-``pmod(rid, shuffle_partitions)``; in each shard the first row of an id by (file, line)
-stays and the later ones join the quarantine with the reason ``duplicate id (first at
+``pmod(xxhash64(rid), shuffle_partitions)``; in each shard the first row of an id by (file,
+line) stays and the later ones join the quarantine with the reason ``duplicate id (first at
 file:line)``, as on Spark; a rid shared by two (source, id) keys fails the run. Parquet is
 written through Beam's sharded I/O.
 
@@ -28,6 +28,7 @@ from apache_beam.io.parquetio import WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
 from sigil.pipelines.beam.engine import execute, refuse
+from sigil.pipelines.beam.pairs import shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
@@ -72,13 +73,6 @@ def parse(part, lines: dict, config: SigilConfig):
             yield pa.Table.from_batches([to_contract(good, datasets.records(names))])
         if bad.num_rows:
             yield beam.pvalue.TaggedOutput("bad", pa.Table.from_batches([to_contract(bad, datasets.QUARANTINE)]))
-
-
-def by_rid(table: pa.Table, n: int):
-    rid = table.column("rid").to_numpy()
-    shard = np.mod(rid, n)
-    for s in np.unique(shard):
-        yield int(s), table.filter(pa.array(shard == s))
 
 
 def raw_json(rows: pa.Table, names: list[str]) -> pa.Array:
@@ -133,7 +127,7 @@ def build(p, config: SigilConfig, ranges: list[tuple[str, str, int, int]], job: 
                | "all newlines" >> beam.combiners.ToList() | "first lines" >> beam.Map(first_lines))
     parsed = parts | "parse" >> beam.FlatMap(parse, beam.pvalue.AsSingleton(counted), config).with_outputs(
         "bad", main="records")
-    settled = (parsed.records | "by rid" >> beam.FlatMap(by_rid, n) | "group" >> beam.GroupByKey()
+    settled = (parsed.records | "by rid" >> beam.FlatMap(shards, ["rid"], n) | "group" >> beam.GroupByKey()
                | "duplicates" >> beam.FlatMap(settle, names).with_outputs("dupes", main="records"))
     schema = datasets.records(names)
     settled.records | "write records" >> WriteToParquetBatched(f"{job.path('records')}/part", schema=schema,
@@ -143,10 +137,10 @@ def build(p, config: SigilConfig, ranges: list[tuple[str, str, int, int]], job: 
                                                    file_name_suffix=".parquet"))
 
 
-def read_dataset(path: str, schema: pa.Schema) -> pa.Table:
-    files = [os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith(".parquet")] \
+def parquet_files(path: str) -> list[str]:
+    """The Parquet files a pipeline wrote to the directory ``path`` (none when it wrote none)."""
+    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet")) \
         if os.path.isdir(path) else []
-    return pa.concat_tables([pq.read_table(f, schema=schema) for f in files]) if files else schema.empty_table()
 
 
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
@@ -162,8 +156,7 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
             count = execute(lambda p: build(p, config, ranges, job), NAMESPACE, pipeline_args)
         names = [a.name for a in config.ingest.attributes]
         for dataset, schema in (("records", datasets.records(names)), ("quarantine", datasets.QUARANTINE)):
-            if not any(f.endswith(".parquet") for f in os.listdir(job.path(dataset))) \
-                    if os.path.isdir(job.path(dataset)) else True:
+            if not parquet_files(job.path(dataset)):  # no rows: still a readable dataset
                 os.makedirs(job.path(dataset), exist_ok=True)
                 pq.write_table(schema.empty_table(), os.path.join(job.path(dataset), "part-empty.parquet"))
         sources = sorted(s.name for s in config.ingest.sources)
@@ -174,8 +167,8 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
         n_records = sum(good.values()) - sum(dupes.values())
 
         def examples(n: int = 5) -> list[str]:
-            q = read_dataset(job.path("quarantine"), datasets.QUARANTINE).sort_by([("file", "ascending"),
-                                                                                  ("line", "ascending")])
+            q = pq.read_table(parquet_files(job.path("quarantine")), schema=datasets.QUARANTINE)
+            q = q.sort_by([("file", "ascending"), ("line", "ascending")])
             return [f"{r['file']} line {r['line']}: {r['reason']}" for r in q.slice(0, n).to_pylist()]
         job.refuse_quarantined(n_quarantined, examples)
         for name in sources:

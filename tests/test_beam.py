@@ -124,6 +124,12 @@ def test_beam_ingest_writes_what_spark_writes(spark, tmp_path):
     records, quarantine, manifest = _ingest_both(spark, config)
     assert manifest["quarantined"]["csv"] > 1300 and records.num_rows == manifest["outputs"]["records"]
     assert len(set(quarantine.column("line").to_pylist())) > 1000  # line numbers across the ranges
+    from sigil.pipelines import ingest as beam_ingest
+    from sigil.run import StrictError
+
+    strict = load_config(base={**config.model_dump(mode="json"), "output": str(tmp_path / "strict")})
+    with pytest.raises(StrictError, match=r"part-1\.csv line 3: malformed line"):
+        beam_ingest.run(strict, strict=True, quiet=True)
 
 
 @needs_data(FEBRL)

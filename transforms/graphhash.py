@@ -538,7 +538,8 @@ def _landed(lu: np.ndarray, li: np.ndarray, targets: tuple[int, ...], user_keys:
     """Member labels ``lu``, ``li`` landed exactly on the targets (``_land``).
 
     ``shared_links(user_labels, item_labels, clusters)`` gives the links of a shared label
-    space, ``side_links(side, user_labels, item_labels)`` those of one side's own space."""
+    space, ``side_links(user_labels, item_labels)`` those of each side's own space (a pair
+    of link functions, users' then items')."""
     if len(targets) == 1:  # one label space: a cluster's users and items stay together
         both = _renumber(np.r_[lu, li])
         n = len(lu)
@@ -546,8 +547,8 @@ def _landed(lu: np.ndarray, li: np.ndarray, targets: tuple[int, ...], user_keys:
                        np.r_[user_keys, item_keys])
         return landed[:n], landed[n:]
     lu, li = _renumber(lu), _renumber(li)  # a label space per side: a cluster's users and items part
-    return (_land(lu, targets[0], side_links("user", lu, li), user_keys),
-            _land(li, targets[1], side_links("item", lu, li), item_keys))
+    user_links, item_links = side_links(lu, li)
+    return _land(lu, targets[0], user_links, user_keys), _land(li, targets[1], item_links, item_keys)
 
 
 def _spread(lu: np.ndarray, li: np.ndarray, member_user: np.ndarray, member_item: np.ndarray):
@@ -569,8 +570,8 @@ def _fit(b, targets: tuple[int, ...], member_user: np.ndarray, member_item: np.n
     bm = sp.csr_array(b[member_user][:, member_item])
     lu, li = _landed(lu[member_user], li[member_item], targets, user_keys[member_user], item_keys[member_item],
                      lambda u, i, k: _shared_links(bm, u, i, k),
-                     lambda side, u, i: (_side_links(bm, u, int(u.max()) + 1) if side == "user" else
-                                         _side_links(sp.csr_array(bm.T), i, int(i.max()) + 1)))
+                     lambda u, i: (_side_links(bm, u, int(u.max()) + 1),
+                                   _side_links(sp.csr_array(bm.T), i, int(i.max()) + 1)))
     report["reached"] = _counts(lu, li, len(targets) == 1)
     return (*_spread(lu, li, member_user, member_item), report)
 

@@ -135,14 +135,19 @@ class SampledGraph:
         moved[t[key].to_numpy()] = t["c"].to_numpy()
         return moved
 
+    def _volumes(self, lu: np.ndarray, li: np.ndarray) -> np.ndarray:
+        """vol(C): the weighted degrees of the users and items labelled C, for every label."""
+        du, di = self.degrees()
+        clusters = int(max(lu.max(initial=-1), li.max(initial=-1))) + 1
+        return np.bincount(lu[lu >= 0], du[lu >= 0], clusters) + np.bincount(li[li >= 0], di[li >= 0], clusters)
+
     def extend(self, lu: np.ndarray, li: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
         """Labels of every user and item (-1: no interactions) from the sample's labels
         (-1: not in the sample), by ``rounds`` half-rounds of local moves."""
         du, di = self.degrees()
         total = float(du.sum())
         for r in range(self.rounds):
-            clusters = int(max(lu.max(initial=-1), li.max(initial=-1))) + 1
-            vol = (np.bincount(lu[lu >= 0], du[lu >= 0], clusters) + np.bincount(li[li >= 0], di[li >= 0], clusters))
+            vol = self._volumes(lu, li)
             if r % 2 == 0:
                 lu = self._move("user", lu, li, vol, gamma, total)
             else:
@@ -165,14 +170,12 @@ class SampledGraph:
 
     def modularity(self, lu: np.ndarray, li: np.ndarray) -> float:
         """Q at resolution 1 of one label space over users and items (``graphhash.modularity``)."""
-        du, di = self.degrees()
-        total = float(du.sum())
+        total = float(self.degrees()[0].sum())
         if total == 0:
             return 0.0
-        clusters = int(max(lu.max(initial=-1), li.max(initial=-1))) + 1
-        c = self.cluster_matrix(lu, li, (clusters, clusters))
-        vol = np.bincount(lu[lu >= 0], du[lu >= 0], clusters) + np.bincount(li[li >= 0], di[li >= 0], clusters)
-        return float(c.diagonal().sum()) / total - float(((vol / (2 * total)) ** 2).sum())
+        vol = self._volumes(lu, li)
+        inside = self.cluster_matrix(lu, li, (len(vol), len(vol))).diagonal().sum()
+        return float(inside) / total - float(((vol / (2 * total)) ** 2).sum())
 
     def fit(self, targets: tuple[int, ...], member_user: np.ndarray, member_item: np.ndarray, user_keys: np.ndarray,
             item_keys: np.ndarray, seed: int, algorithm: str, max_clusterings: int):
@@ -196,23 +199,16 @@ class SampledGraph:
 
     def _links(self, member_user: np.ndarray, member_item: np.ndarray):
         """``_landed``'s link functions, at the level of clusters: the shared space's edge
-        weight between clusters, and a side's two-hop weight through the other side's
+        weight between clusters, and each side's two-hop weight through the other side's
         clusters (on one machine it goes through the other side's entities)."""
-        last = {}
-
         def matrix(u, i, shape):
-            if last.get("key") != (id(u), id(i), shape):
-                last["key"] = (id(u), id(i), shape)
-                last["matrix"] = self.cluster_matrix(*_spread(u, i, member_user, member_item), shape)
-            return last["matrix"]
+            return self.cluster_matrix(*_spread(u, i, member_user, member_item), shape)
 
         def shared(u, i, k):
             return _shared_links(matrix(u, i, (k, k)), np.arange(k), np.arange(k), k)
 
-        def side(which, u, i):
+        def sides(u, i):
             cu, ci = int(u.max()) + 1, int(i.max()) + 1
             c = matrix(u, i, (cu, ci))
-            if which == "user":
-                return _side_links(c, np.arange(cu), cu)
-            return _side_links(sp.csr_array(c.T), np.arange(ci), ci)
-        return shared, side
+            return _side_links(c, np.arange(cu), cu), _side_links(sp.csr_array(c.T), np.arange(ci), ci)
+        return shared, sides

@@ -39,9 +39,8 @@ def concat(tables, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
 
 
-def distinct(item) -> pa.Table:
-    """One shard's (rid_a, rid_b) pairs, each once."""
-    _, tables = item
+def distinct(tables) -> pa.Table:
+    """(rid_a, rid_b) pairs of ``tables`` (one shard's), each once."""
     return concat(tables, PAIRS).group_by(["rid_a", "rid_b"]).aggregate([]).select(["rid_a", "rid_b"])
 
 
@@ -67,7 +66,7 @@ def entity_truth(item, mode: str) -> pa.Table:
 def count_found(item, namespace: str) -> None:
     """One shard of truth and predicted pairs: the truth pairs, and those predicted."""
     _, groups = item
-    truth = distinct((None, groups["truth"]))
+    truth = distinct(groups["truth"])
     found = truth.join(concat(groups["predicted"], PAIRS), ["rid_a", "rid_b"], join_type="inner")
     Metrics.counter(namespace, "truth_pairs").inc(truth.num_rows)
     Metrics.counter(namespace, "true_pairs").inc(found.num_rows)
