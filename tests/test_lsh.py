@@ -109,3 +109,17 @@ def test_partition_buckets_group_rows_into_buckets(rows, max_size, oversized, cr
     assert sorted(zip(ob.tolist(), ok.tolist(), osz.tolist())) == sorted(
         (bd, k, len(m)) for (bd, k), m in groups.items() if len(m) > max_size)
     assert all(len(s) == min(5, n) for s, n in zip(samples, osz.tolist()))
+
+
+def test_oversized_samples_do_not_depend_on_row_order():
+    """Engines deliver a bucket's rows in any order (Spark's shuffle, Beam's groups): the
+    ids sampled from an oversized bucket are its smallest, whatever the order."""
+    from sigil.transforms.lsh import buckets
+
+    rng = np.random.default_rng(0)
+    band, key, ids = np.zeros(40, np.int32), rng.integers(0, 2, 40), rng.permutation(1000)[:40]
+    want = [np.sort(ids[key == k])[:5].tolist() for k in (0, 1)]
+    for _ in range(5):
+        p = rng.permutation(40)
+        got = buckets(band[p], key[p], ids[p], max_size=3)["oversized"]
+        assert got[1].tolist() == [0, 1] and [s.tolist() for s in got[3]] == want

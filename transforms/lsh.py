@@ -327,7 +327,8 @@ def buckets(band: np.ndarray, key: np.ndarray, ids: np.ndarray, max_size: int, s
         the buckets in that order; ``sizes``: their sizes; ``histogram``: arrays (band,
         size, buckets), how many buckets of each size each band has; ``oversized``:
         (band, key, size, sample ids) of the buckets over ``max_size``, the sample ids a
-        list of arrays (each bucket's first ``samples`` ids in ``order``).
+        list of arrays (each bucket's ``samples`` smallest ids: the same whatever order the
+        engine delivered the rows in).
 
     Examples
     --------
@@ -356,7 +357,7 @@ def buckets(band: np.ndarray, key: np.ndarray, ids: np.ndarray, max_size: int, s
         "order": order, "offsets": offsets, "sizes": sizes,
         "histogram": (hist[0], hist[1], counts),
         "oversized": (band[starts[big]], key[starts[big]], sizes[big],
-                      [ids[offsets[g]:min(offsets[g] + samples, offsets[g + 1])] for g in big]),
+                      [np.sort(ids[offsets[g]:offsets[g + 1]])[:samples] for g in big]),
     }
 
 
