@@ -25,11 +25,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.buckets import BAND_KEYS, bucket_pairs, write_statistics
-from sigil.jobs.spark.expectations import check_expectations
 from sigil.jobs.spark.io import read_input, read_task_tables, spark_schema, write_parquet, write_task_table
 from sigil.jobs.spark.lookup import dataset_version, fits_in_tasks, record_index
 from sigil.jobs.spark.pairs import blocking_quality, named, read_truth
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
@@ -270,7 +269,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    with Run("block", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("block", spark, config, strict, quiet) as job:
         path = config.records_path()
         records = read_input(spark, path, "ingested records", "ingest")
         columns = config.token_columns(records.columns) if block.method == "minhash" else block.rule_columns()
@@ -295,8 +294,6 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 cands = spark.read.parquet(job.path("candidates"))
                 metrics.update(blocking_quality(cands, read_truth(spark, config, sources, records), n_candidates,
                                                 counts, block.mode))
-        if block.validate_output:
-            check_expectations(spark, job, "candidates", "candidates")
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"]["candidates"] = n_candidates
         job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.components import component_labels
 from sigil.jobs.spark.io import read_input, write_parquet, write_parquet_unless_empty
 from sigil.jobs.spark.pairs import by_rid, read_truth, with_known
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import ClusterConfig, SigilConfig
@@ -192,7 +192,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if cluster.split_threshold is not None and cluster.split_threshold <= threshold:
         raise InputError(f"cluster.split_threshold ({cluster.split_threshold}) must be above the edge "
                          f"threshold ({threshold}) to split anything")
-    with Run("cluster", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("cluster", spark, config, strict, quiet) as job:
         pairs_path = cluster.input or config.stage_path("match", "pairs")
         pairs = read_input(spark, pairs_path, "scored pairs", "match")
         records = read_input(spark, config.records_path(), "ingested records", "ingest").select("rid", "source", "id")

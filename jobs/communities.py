@@ -40,7 +40,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.components import connected_components
 from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
 from sigil.jobs.spark.parse import split_duplicates, staged_queries
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
@@ -373,7 +373,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'communities' section")
     if config.graph_index is None:
         raise InputError("the communities job reads the signatures made with the 'graph_index' section; add it")
-    with Run("communities", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("communities", spark, config, strict, quiet) as job:
         vertices = read_input(spark, config.stage_path("graph", "vertices"), "vertex dictionary", "graph-ingest")
         raw = read_input(spark, config.stage_path("graph_index", "signatures"), "signatures", "graph-index")
         signatures = packed_signatures(raw, config.graph_index.minhash.num_perm).persist(StorageLevel.MEMORY_AND_DISK)

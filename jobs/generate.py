@@ -17,8 +17,7 @@ import math
 import pyarrow as pa
 
 from sigil.jobs.spark.io import spark_schema, write_parquet
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import GenerateConfig, SigilConfig
 from sigil.transforms.people import generate_people, truth_pairs
@@ -50,7 +49,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     gen = config.generate
     if gen is None:
         raise InputError("the configuration has no 'generate' section")
-    with Run("generate", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("generate", spark, config, strict, quiet) as job:
         with job.stage("records"):
             df = people(spark, gen)
             writer = df.write.partitionBy("source")

@@ -20,8 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from sigil.jobs.spark.io import write_table
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.graphgen import Plan, seed_queries
 from sigil.transforms.records import InputError
@@ -39,7 +38,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'graph_generate' section")
     plan = plan_of(config)
     chunks = math.ceil(gen.vertices / gen.chunk_vertices)
-    with Run("graph_generate", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("graph_generate", spark, config, strict, quiet) as job:
         def edges(batches):
             for batch in batches:
                 for chunk in batch.column("id").to_pylist():

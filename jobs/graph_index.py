@@ -26,8 +26,8 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.buckets import write_statistics
 from sigil.jobs.spark.io import read_input, spark_schema, write_parquet, write_task_table
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run, previous_manifest
+from sigil.jobs.spark.session import job_run
+from sigil.run import previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphIndexConfig, SigilConfig
 from sigil.transforms.communities import neighbourhood_signatures
@@ -105,7 +105,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration has no 'graph_index' section")
     partitions = config.spark.shuffle_partitions
     directed = previous_manifest(config, "graph", "graph-ingest")["metrics"]["directed"]
-    with Run("graph_index", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("graph_index", spark, config, strict, quiet) as job:
         vertices = read_input(spark, config.stage_path("graph", "vertices"), "vertex dictionary", "graph-ingest")
         edges = read_input(spark, config.stage_path("graph", "edges"), "edges", "graph-ingest")
         bands, rows = lsh_shape(index.lsh, index.minhash.num_perm)

@@ -38,8 +38,7 @@ from sigil.jobs.spark.components import connected_components
 from sigil.jobs.spark.dictionary import dense_ids
 from sigil.jobs.spark.io import quarantine_examples, spark_schema, write_parquet
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphConfig, SigilConfig
 from sigil.transforms.graph import (LOCAL_FORMATS, STAGED_EDGES, STAGED_VERTICES, edges_from_file, input_columns,
@@ -156,7 +155,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     if graph is None:
         raise InputError("the configuration has no 'graph' section")
     partitions = config.spark.shuffle_partitions
-    with Run("graph", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("graph", spark, config, strict, quiet) as job:
         for key, table in (("graph.edges", graph.edges), ("graph.vertices", graph.vertices)):
             warning = table is not None and positional_header(key, table)
             if warning:

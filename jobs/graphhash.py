@@ -38,8 +38,8 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import write_table
 from sigil.jobs.spark.sampled_clustering import SampledGraph
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run, previous_manifest
+from sigil.jobs.spark.session import job_run
+from sigil.run import previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import GraphHashConfig, SigilConfig
 from sigil.transforms.graphhash import VARIANTS, Budget, Buckets
@@ -140,7 +140,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     root = f"{config.output.rstrip('/')}/interactions"
     budget = Budget(**{k: v for k, v in cfg.budget.model_dump().items() if v is not None})
     variants = list(dict.fromkeys([cfg.variant, *cfg.baselines]))
-    with Run("graphhash", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("graphhash", spark, config, strict, quiet) as job:
         with job.stage("graph"):
             users, user_degree = dictionary(f"{root}/users", "uid", "user")
             items, item_degree = dictionary(f"{root}/items", "iid", "item")

@@ -20,8 +20,7 @@ Run: ``sigil hqi-generate --conf FILE`` or ``spark-submit jobs/hqi_generate.py -
 from __future__ import annotations
 
 from sigil.jobs.spark.io import write_table
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.hqi import data_arrays, exact_search, parse_workload
@@ -36,7 +35,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     gen = config.hqi_generate
     if gen is None:
         raise InputError("the configuration has no 'hqi_generate' section")
-    with Run("hqi_generate", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("hqi_generate", spark, config, strict, quiet) as job:
         with job.stage("data"):
             data = generate_data(gen.rows, gen.dim, clusters=gen.clusters, center_scale=gen.center_scale, seed=gen.seed)
             schema = datasets.hqi_data(gen.dim, [f for f in data.schema if f.name not in ("id", "vector")])

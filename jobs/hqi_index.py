@@ -50,8 +50,7 @@ from pyspark.sql.pandas.types import to_arrow_type
 from sigil.jobs.spark.io import (quarantine_examples, read_files, spark_schema, write_parquet,
                                  write_parquet_unless_empty, write_table)
 from sigil.jobs.spark.parse import split_duplicates
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import HqiConfig, HqiDataInput, SigilConfig
 from sigil.transforms.hqi import Partitioning, fit_partitioning, vector_array
@@ -246,7 +245,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     hqi = config.hqi
     if hqi is None:
         raise InputError("the configuration has no 'hqi' section")
-    with Run("hqi_index", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("hqi_index", spark, config, strict, quiet) as job:
         data = read_data(spark, hqi.data)
         with job.stage("check"):
             predicates, bad_training = training_predicates(hqi, data.types)

@@ -57,8 +57,8 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.io import quarantine_examples, read_files, read_input, spark_schema, write_parquet
 from sigil.jobs.spark.lookup import dataset_version, worker_held
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run, previous_manifest
+from sigil.jobs.spark.session import job_run
+from sigil.run import previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import HqiConfig, SigilConfig
 from sigil.transforms.hqi import (Layout, Queries, SearchResult, check_workload, choose_clusters, load_layout, search,
@@ -451,7 +451,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     built = previous_manifest(config, "hqi_index", "hqi-index")["metrics"]
     path = f"{config.output.rstrip('/')}/hqi_index"
     engine = engine_of(hqi, built)
-    with Run("hqi_query", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("hqi_query", spark, config, strict, quiet) as job:
         index = Index(path, (dataset_version(f"{path}/layout"), dataset_version(f"{path}/centroids")),
                       built["attributes"], built["dim"])
         with job.stage("queries"):

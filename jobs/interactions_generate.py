@@ -21,8 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sigil.jobs.spark.io import write_table
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.interactions import generate_interactions, population
 from sigil.transforms.records import InputError
@@ -34,7 +33,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     gen = config.interactions_generate
     if gen is None:
         raise InputError("the configuration has no 'interactions_generate' section")
-    with Run("interactions_generate", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("interactions_generate", spark, config, strict, quiet) as job:
         with job.stage("log"):
             log = generate_interactions(gen.users, gen.items, gen.interactions, communities=gen.communities,
                                         seed=gen.seed)

@@ -38,8 +38,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.dictionary import dense_ids
 from sigil.jobs.spark.io import quarantine_examples, write_parquet
 from sigil.jobs.spark.parse import parse_parts, task_input_errors
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import InteractionsConfig, SigilConfig, SplitConfig
 from sigil.transforms.graph import input_columns, positional_header
@@ -97,7 +96,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("interactions.split.method: time orders each user's items by time; set "
                          "interactions.log.timestamp_column, or use method: random")
     partitions = config.spark.shuffle_partitions
-    with Run("interactions", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("interactions", spark, config, strict, quiet) as job:
         warning = positional_header("interactions.log", cfg.log)
         if warning:
             job.log(warning, logging.WARNING)

@@ -25,11 +25,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sigil.jobs.spark.expectations import check_expectations
 from sigil.jobs.spark.io import map_parquet, read_input, spark_schema, write_parquet
 from sigil.jobs.spark.lookup import dataset_version, fits_in_tasks, found_pairs, record_index
 from sigil.jobs.spark.pairs import pair_quality, read_labels, read_truth, with_record_columns
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
@@ -322,7 +321,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     match = config.match
     if match is None:
         raise InputError("the configuration has no 'match' section")
-    with Run("match", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("match", spark, config, strict, quiet) as job:
         path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
         records = read_input(spark, path, "ingested records", "ingest")
         candidates = read_input(spark, cand_path, "candidate pairs", "block")
@@ -359,8 +358,6 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         if config.truth is not None:
             with job.stage("quality"):
                 metrics.update(pair_quality(matches, n_matches, read_truth(spark, config, sources, records)))
-        if match.validate_output:
-            check_expectations(spark, job, "pairs", "scored")
         job.manifest["inputs"].update({"records": sum(counts.values()), "candidates": n_pairs})
         job.manifest["outputs"]["pairs"] = n_pairs
         job.log_metrics("pairs_scored", "matches", "threshold", "precision", "recall", "f1")

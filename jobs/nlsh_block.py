@@ -38,8 +38,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.buckets import BAND_KEYS, bucket_pairs, write_statistics
 from sigil.jobs.spark.io import read_input, spark_schema, write_parquet
 from sigil.jobs.spark.pairs import blocking_quality, named, read_truth
-from sigil.jobs.spark.session import HadoopStorage
-from sigil.run import Run
+from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import EncoderConfig, SigilConfig
 from sigil.transforms.encoder import encode, load_model, serialized
@@ -233,7 +232,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration needs 'encoder' and 'nlsh_block' sections")
     model_path, encoder = (None, config.encoder) if nb.embeddings else encoder_settings(config)
     mode = config.er_mode()
-    with Run("nlsh_block", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("nlsh_block", spark, config, strict, quiet) as job:
         path = nb.input or config.records_path()
         records = read_input(spark, path, "ingested records", "ingest")
         missing = [c for c in encoder.columns if c not in records.columns]

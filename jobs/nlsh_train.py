@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import read_input, spark_schema
 from sigil.jobs.spark.pairs import read_labels
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.run import Run
 from sigil.schemas.config import PairLabels, SigilConfig
 from sigil.transforms.encoder import load_model, serialized
@@ -129,7 +129,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError("the configuration needs 'encoder' and 'nlsh_train' sections")
     mode = config.er_mode()
     rng = np.random.default_rng(nt.seed)
-    with Run("nlsh_train", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("nlsh_train", spark, config, strict, quiet) as job:
         path = config.records_path()
         records = read_input(spark, path, "ingested records", "ingest")
         columns = list(dict.fromkeys([*encoder.columns, *(rule_columns(nt.rule) if nt.rule else [])]))

@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 
 from sigil.jobs.spark.io import read_input, read_task_tables, spark_schema, task_output, write_parquet
 from sigil.jobs.spark.lookup import dataset_version, worker_held
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.jobs.spark.transitions import arcs
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
@@ -213,7 +213,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
     ppr = config.ppr
     if ppr is None:
         raise InputError("the configuration has no 'ppr' section")
-    with Run("ppr_index", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("ppr_index", spark, config, strict, quiet) as job:
         edges = read_input(spark, config.stage_path("graph", "edges"), "edges", "graph-ingest")
         graph = graph_facts(config, edges)
         with job.stage("walks"):

@@ -51,9 +51,9 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
 from sigil.jobs.spark.lookup import dataset_version, worker_held
 from sigil.jobs.spark.parse import split_duplicates, staged_queries
-from sigil.jobs.spark.session import HadoopStorage
+from sigil.jobs.spark.session import job_run
 from sigil.jobs.spark.transitions import stop_mass, transition
-from sigil.run import Run, previous_manifest
+from sigil.run import previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import PprConfig, SigilConfig
 from sigil.transforms.ppr import (Graph, PPRIndex, decompose, exact_ppr, fingerprint_matrix, graph_bytes, l1_error,
@@ -355,7 +355,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         raise InputError(f"ppr.alpha is {ppr.alpha} but the fingerprints were walked with alpha {index['alpha']}: "
                          "run 'sigil ppr-index' again, or set ppr.alpha back")
     tasks = spark.sparkContext.defaultParallelism
-    with Run("ppr_query", config, HadoopStorage(spark), strict, quiet) as job:
+    with job_run("ppr_query", spark, config, strict, quiet) as job:
         vertices = read_input(spark, config.stage_path("graph", "vertices"), "vertex dictionary", "graph-ingest")
         fingerprints = read_input(spark, config.stage_path("ppr_index", "fingerprints"), "fingerprints", "ppr-index")
         held = holding(config, index)

@@ -17,7 +17,7 @@ filters -> candidates. The truth's pairs meet the candidates in shards of (rid_a
 and are counted with Beam metrics.
 
 The Beam engine does MinHash blocking only: a configuration it cannot honour
-(``block.method: rules``, ``block.validate_output``) fails at once with the key named.
+(``block.method: rules``, ``quality.validate_output: fail``) fails at once with the key named.
 
 Run: ``sigil block --engine beam --conf FILE``; other runners through Beam's pipeline
 options, e.g. ``--set`` is for sigil, ``BEAM_OPTIONS="--runner=FlinkRunner ..."`` for Beam.
@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
-from sigil.pipelines.beam.engine import execute, refuse
+from sigil.pipelines.beam.engine import execute, refuse, unchecked
 from sigil.pipelines.beam.pairs import PAIRS, concat, count_truth, distinct, shards
 from sigil.run import Run
 from sigil.schemas import datasets
@@ -56,8 +56,6 @@ def unsupported(config: SigilConfig) -> list[str]:
     out = []
     if block.method != "minhash":
         out.append(f"block.method: {block.method} (the Beam engine blocks by MinHash-LSH only; use --engine spark)")
-    if block.validate_output:
-        out.append("block.validate_output: true (the expectation suites run on Spark; use --engine spark)")
     return out
 
 
@@ -191,8 +189,8 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
     block = config.block
     if block is None:
         raise InputError("the configuration has no 'block' section")
-    refuse(unsupported(config))
-    with Run("block", config, strict=strict, quiet=quiet) as job:
+    refuse(config, unsupported(config))
+    with Run("block", config, strict=strict, quiet=quiet, check=unchecked) as job:
         records_path = config.records_path()
         list_files(records_path)
         dataset = pq.ParquetDataset(records_path)

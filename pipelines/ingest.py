@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
-from sigil.pipelines.beam.engine import execute, refuse
+from sigil.pipelines.beam.engine import execute, refuse, unchecked
 from sigil.pipelines.beam.pairs import shards
 from sigil.run import Run
 from sigil.schemas import datasets
@@ -38,13 +38,6 @@ from sigil.transforms.records import LINE_FORMATS, InputError, count_newlines, i
 from sigil.transforms.xxhash import xxhash64
 
 NAMESPACE = "sigil.ingest"
-
-
-def unsupported(config: SigilConfig) -> list[str]:
-    """The configuration keys the Beam engine cannot honour, with what they ask."""
-    if config.ingest.validate_output:
-        return ["ingest.validate_output: true (the expectation suites run on Spark; use --engine spark)"]
-    return []
 
 
 def first_lines(counted: list[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
@@ -146,8 +139,8 @@ def parquet_files(path: str) -> list[str]:
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
     if config.ingest is None:
         raise InputError("the configuration has no 'ingest' section")
-    refuse(unsupported(config))
-    with Run("ingest", config, strict=strict, quiet=quiet) as job:
+    refuse(config, [])
+    with Run("ingest", config, strict=strict, quiet=quiet, check=unchecked) as job:
         formats = {s.name: s.format for s in config.ingest.sources}
         ranges = [(name, path, start, end) for name, path in input_files(config)
                   for start, end in (line_splits(path, config.ingest.split_bytes)

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatched
 from apache_beam.metrics.metric import Metrics
 
-from sigil.pipelines.beam.engine import execute, refuse
+from sigil.pipelines.beam.engine import execute, refuse, unchecked
 from sigil.pipelines.beam.pairs import concat, count_truth, shards
 from sigil.run import Run
 from sigil.schemas import datasets
@@ -52,8 +52,6 @@ def unsupported(config: SigilConfig) -> list[str]:
         out.append("match.one_to_one: true (the mutual best match ranks on Spark)")
     if m.embeddings:
         out.append("match.embeddings: set (cosine comparisons run on Spark)")
-    if m.validate_output:
-        out.append("match.validate_output: true (the expectation suites run on Spark)")
     return [f"{k} ; use --engine spark" for k in out]
 
 
@@ -165,8 +163,8 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
     match = config.match
     if match is None:
         raise InputError("the configuration has no 'match' section")
-    refuse(unsupported(config))
-    with Run("match", config, strict=strict, quiet=quiet) as job:
+    refuse(config, unsupported(config))
+    with Run("match", config, strict=strict, quiet=quiet, check=unchecked) as job:
         path, cand_path = config.records_path(), match.input or config.stage_path("block", "candidates")
         for where, what, stage in ((path, "ingested records", "ingest"), (cand_path, "candidate pairs", "block")):
             try:

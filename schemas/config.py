@@ -104,8 +104,6 @@ class Source(Model):
 class IngestConfig(Model):
     sources: list[Source] = Field(min_length=1, description="record files, one source each")
     attributes: list[Attribute] = Field(min_length=1, description="the attributes read from every source")
-    validate_output: bool = Field(False, description="check the records with the Great Expectations suite "
-                                                     "(`schemas/expectations.py`)")
     split_bytes: int = Field(128 << 20, ge=1, description="CSV/TSV/JSONL files larger than this are parsed "
                                                            "in several tasks, split at line boundaries (line "
                                                            "numbers stay exact)")
@@ -251,7 +249,6 @@ class BlockConfig(Model):
     exact_jaccard: bool = Field(False, description="compute the exact token-set Jaccard of each pair")
     min_jaccard: float | None = Field(None, ge=0, le=1, description="drop pairs whose exact Jaccard is below; "
                                                                     "needs `exact_jaccard`")
-    validate_output: bool = Field(False, description="check the candidates with the Great Expectations suite")
 
     def rule_parts(self) -> list[str]:
         return [p for r in self.rules for p in (r if isinstance(r, list) else [*r.left, *r.right])]
@@ -413,7 +410,6 @@ class MatchConfig(Model):
     one_to_one: bool = Field(False, description="link mode: a record matches at most one record of another "
                                                 "source; a match must be the best pair of both its records "
                                                 "(mutual best by weight)")
-    validate_output: bool = Field(False, description="check the scored pairs with the Great Expectations suite")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -1080,10 +1076,31 @@ JOB_READS = {"block": ("block", "truth"), "match": ("match", "truth"), "cluster"
              "ppr_query": ("ppr",), "hqi_index": ("hqi",), "hqi_query": ("hqi",)}
 
 
+class QualityConfig(Model):
+    validate_output: Literal["off", "warn", "fail"] = Field("warn", description=(
+        "check every dataset a job writes with its Great Expectations suite (`schemas/gx/`) before the outputs "
+        "move into place: `warn` logs failures, `fail` fails the run and keeps the previous output; results in "
+        "the manifest (`expectations`) and in the project"))
+    checks: Literal["cheap", "all"] = Field("cheap", description=(
+        "`cheap`: the checks of one pass over a dataset (columns, nulls, ranges, row counts, pair order); `all` "
+        "adds the suites `<job>.<dataset>.full` (ids unique, every candidate's records exist), which shuffle "
+        "and join"))
+    project: str | None = Field(None, description="a local directory for the Great Expectations project of these "
+                                                  "outputs (suites, results, Data Docs in `gx/`); default the "
+                                                  "output root when it is local")
+    data_docs: bool = Field(False, description="rebuild the Data Docs site after every run (always: `sigil docs`)")
+
+    @field_validator("validate_output", mode="before")
+    @classmethod
+    def _yaml_off(cls, value):
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
+
 class SigilConfig(Model):
     output: str = Field(description="directory under which each job writes `<output>/<job>/`; not a "
                                     "filesystem's root")
     spark: SparkConfig = Field(SparkConfig(), description="the Spark session")
+    quality: QualityConfig = Field(QualityConfig(), description="data-quality checks of the datasets jobs write")
     generate: GenerateConfig | None = Field(None, description="the generate job: synthetic person records with "
                                                               "duplicates and ground truth "
                                                               "(`transforms/people.py`)")

@@ -37,6 +37,7 @@ JOBS = {
     "graph": "the graph chain: [graph-generate ->] graph-ingest -> graph-index -> communities [-> ppr-index -> "
              "ppr-query], with a summary",
     "demo": "generate -> ingest -> block -> match -> cluster on generated data, with a summary",
+    "docs": "build the Data Docs site of the outputs' data-quality project: every suite, each one's latest results",
 }
 
 
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             getattr(chains, args.job)(args.conf, args.set, args.strict, args.quiet, **start)
             return 0
         config = load_config(args.conf, args.set)
+        if args.job == "docs":
+            from sigil.quality import docs
+            print(docs(config))
+            return 0
         if getattr(args, "engine", "spark") == "beam":
             pipeline = importlib.import_module(f"sigil.pipelines.{args.job}")
             manifest = pipeline.run(config, strict=args.strict, quiet=args.quiet)

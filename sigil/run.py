@@ -133,15 +133,16 @@ class ArrowStorage:
 class Run:
     """One job run, used as ``with Run(...) as job:``. ``with job.stage("name"):`` times and
     logs a stage; ``job.path(ds)`` is where dataset ``ds`` is written; ``job.commit()``
-    makes it all visible at once. Leaving the block by an exception drops the staging
+    makes it all visible at once, after ``check(run)`` (the engine's data-quality checks)
+    has passed. Leaving the block by an exception drops the staging
     directory, so the previous output stays; datasets marked by ``keep_on_failure`` (costly
     to compute again) are moved to ``<output>/<job>.kept/`` first.
 
     Messages go to the ``sigil.<job>`` logger (``quiet`` keeps all but warnings back)."""
 
     def __init__(self, job: str, config: SigilConfig, storage: Storage | None = None, strict: bool = False,
-                 quiet: bool = False):
-        self.job, self.config, self.strict, self.quiet = job, config, strict, quiet
+                 quiet: bool = False, check: Callable[["Run"], None] | None = None):
+        self.job, self.config, self.strict, self.quiet, self.check = job, config, strict, quiet, check
         self.final = f"{config.output.rstrip('/')}/{job}"
         self.staging = f"{config.output.rstrip('/')}/.{job}.tmp-{uuid.uuid4().hex[:12]}"
         self.storage = storage if storage is not None else ArrowStorage()
@@ -282,18 +283,24 @@ class Run:
         if self.strict and n:
             raise StrictError(f"--strict: {n} {what} quarantined; first: " + "; ".join(first()))
 
-    def expectations(self, dataset: str, result: dict) -> None:
-        """Record the validation ``result`` of a written dataset (schemas/expectations.py);
-        a failure warns, and fails the run under --strict."""
-        self.manifest.setdefault("expectations", {})[dataset] = result
+    def expectations(self, suite: str, result: dict) -> None:
+        """Record the validation ``result`` of a written dataset with suite ``suite``
+        (schemas/expectations.py); a failure warns, and fails the run, before its outputs
+        move into place, under ``quality.validate_output: fail`` or --strict."""
+        self.manifest.setdefault("expectations", {})[suite] = result
         if not result["success"]:
-            message = f"{dataset} failed expectations: {result['failed']}"
+            message = f"{suite} failed expectations: {result['failed']}"
+            if self.config.quality.validate_output == "fail":
+                raise StrictError(f"quality.validate_output: fail: {message}")
             if self.strict:
                 raise StrictError(f"--strict: {message}")
             self.log(f"warning: {message}", logging.WARNING)
 
     def commit(self) -> dict:
-        """Write the manifest into the staging directory, swap it into place, mark it done."""
+        """Check the staged datasets (``check``, the engine's validation), write the manifest
+        into the staging directory, swap it into place, mark it done."""
+        if self.check is not None:
+            self.check(self)
         self.manifest["timings"]["total"] = round(time.time() - self.started, 3)
         storage = self.storage
         storage.write_text(f"{self.staging}/manifest.json", json.dumps(self.manifest, indent=2, default=str))

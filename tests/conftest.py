@@ -56,9 +56,9 @@ def febrl4_config(output: Path, truth: Path, **block) -> dict:
                         {"name": "b", "path": str(FEBRL / "dataset4b.csv"), "id_column": "rec_id"}],
             "attributes": [{"name": a} for a in FEBRL_ATTRIBUTES],
         },
-        "block": {"mode": "link", "lsh": {"threshold": 0.3}, "exact_jaccard": True, "min_jaccard": 0.3,
-                  "validate_output": True, **block},
+        "block": {"mode": "link", "lsh": {"threshold": 0.3}, "exact_jaccard": True, "min_jaccard": 0.3, **block},
         "truth": {"path": str(truth)},
+        "quality": {"checks": "all"},
     }
 
 

@@ -27,8 +27,8 @@ def _both(spark, tmp_path, records: str, truth: dict, **block) -> tuple:
 
     out = []
     for engine in ("spark", "beam"):
-        conf = febrl4_config(tmp_path / engine, None, validate_output=False, input=records, **block)
-        config = load_config(base={**conf, "truth": truth})
+        conf = febrl4_config(tmp_path / engine, None, input=records, **block)
+        config = load_config(base={**conf, "truth": truth, "quality": {"validate_output": "off"}})
         manifest = spark_block.run(spark, config, quiet=True) if engine == "spark" else \
             beam_block.run(config, quiet=True)
         out.append((tmp_path / engine / "block", manifest))
@@ -70,7 +70,7 @@ def test_blocking_notebook_reads_a_beam_run(febrl4, febrl4_truth, tmp_path, monk
     config, _, _ = febrl4
     (tmp_path / "ingest").mkdir()
     (tmp_path / "ingest" / "records").symlink_to(Path(config.output) / "ingest" / "records")
-    conf = febrl4_config(tmp_path, febrl4_truth, validate_output=False)
+    conf = {**febrl4_config(tmp_path, febrl4_truth), "quality": {"validate_output": "off"}}
     beam_block.run(load_config(base=conf), quiet=True)
     outputs, text = run_notebook("blocking.ipynb", str(tmp_path), monkeypatch)
     assert "pair_completeness" in text and "0.9998" in text
@@ -143,8 +143,8 @@ def test_beam_refuses_what_it_cannot_honour(tmp_path, capsys):
     from sigil.pipelines import block as beam_block
 
     base = {"output": str(tmp_path), "block": {"input": str(tmp_path / "records"), "method": "rules",
-                                               "rules": [["surname"]], "validate_output": True}}
-    with pytest.raises(InputError, match=r"block\.method: rules.*block\.validate_output"):
+                                               "rules": [["surname"]]}, "quality": {"validate_output": "fail"}}
+    with pytest.raises(InputError, match=r"block\.method: rules.*quality\.validate_output: fail"):
         beam_block.run(load_config(base=base), quiet=True)
     conf = tmp_path / "c.json"
     conf.write_text(json.dumps(base))
@@ -153,7 +153,6 @@ def test_beam_refuses_what_it_cannot_honour(tmp_path, capsys):
     assert not (tmp_path / "block").exists()
     from sigil.pipelines import ingest as beam_ingest
 
-    config = load_config(base={**messy_config(tmp_path).model_dump(mode="json"), "ingest": {
-        **messy_config(tmp_path).ingest.model_dump(mode="json"), "validate_output": True}})
-    with pytest.raises(InputError, match=r"ingest\.validate_output"):
+    config = load_config(base={**messy_config(tmp_path).model_dump(mode="json"), "quality": {"validate_output": "fail"}})
+    with pytest.raises(InputError, match=r"quality\.validate_output: fail"):
         beam_ingest.run(config, quiet=True)

@@ -30,7 +30,7 @@ def match_config(febrl4_config, out, **match_overrides):
 
 @pytest.fixture(scope="module")
 def febrl4_matched(spark, febrl4, tmp_path_factory):
-    config = match_config(febrl4[0], tmp_path_factory.mktemp("match"), validate_output=True)
+    config = match_config(febrl4[0], tmp_path_factory.mktemp("match"))
     return config, match.run(spark, config, quiet=True)
 
 
@@ -41,7 +41,8 @@ def test_febrl4_unsupervised_f1(febrl4_matched):
     assert m["f1"] >= 0.999 and m["precision"] >= 0.999
     assert m["pairs_scored"] == m["truth_pairs"] + 1  # 5,001 candidates: all scored
     assert m["model"] == "fellegi_sunter" and m["threshold"] == 0.5
-    assert manifest["expectations"]["pairs"] == {"success": True, "failed": []}
+    assert manifest["expectations"]["match.pairs"] == {"success": True, "failed": []}
+    assert manifest["expectations"]["match.pairs.full"] == {"success": True, "failed": []}
     pairs = pq.read_table(f"{config.output}/match/pairs")
     assert pairs.schema == datasets.scored([c.key for c in config.match.comparisons])
 

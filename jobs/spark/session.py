@@ -143,3 +143,12 @@ class HadoopStorage:
         if not fs.exists(p) or not fs.getFileStatus(p).isDirectory():
             return None
         return [status.getPath().getName() for status in fs.listStatus(p)]
+
+
+def job_run(job: str, spark, config, strict: bool = False, quiet: bool = False):
+    """The ``sigil.run.Run`` of Spark job ``job``: outputs moved through Hadoop's
+    filesystems, and checked with their expectation suites before they move into place."""
+    from sigil.jobs.spark.expectations import check_outputs
+    from sigil.run import Run
+
+    return Run(job, config, HadoopStorage(spark), strict, quiet, check=functools.partial(check_outputs, spark))

@@ -5,6 +5,7 @@ counters its steps kept.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from collections.abc import Callable
@@ -13,13 +14,29 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from sigil.run import Run
+from sigil.schemas.config import SigilConfig
 from sigil.transforms.records import InputError
 
 
-def refuse(refused: list[str]) -> None:
-    """An InputError naming every setting the Beam engine cannot honour, before any work."""
+def refuse(config: SigilConfig, refused: list[str]) -> None:
+    """An InputError naming every setting the Beam engine cannot honour (``refused``, and
+    ``quality.validate_output: fail``: the suites run on Spark), before any work."""
+    if config.quality.validate_output == "fail":
+        refused = [*refused, "quality.validate_output: fail (the expectation suites run on Spark; use --engine "
+                             "spark, or quality.validate_output: warn or off)"]
     if refused:
         raise InputError("not supported by --engine beam: " + "; ".join(refused))
+
+
+def unchecked(job: Run) -> None:
+    """The data-quality step of a Beam run: the suites run on Spark, so with
+    ``quality.validate_output: warn`` the run says, in its log and manifest, that its
+    outputs were not validated."""
+    if job.config.quality.validate_output != "off":
+        job.manifest["expectations"] = {"not run": "the expectation suites run on Spark (--engine spark)"}
+        job.log("warning: outputs not validated: the expectation suites run on Spark (--engine spark; "
+                "quality.validate_output: off silences this)", logging.WARNING)
 
 
 def execute(build: Callable[[beam.Pipeline], None], namespace: str,
