@@ -66,7 +66,7 @@ def test_concurrent_run_refused_killed_run_cleaned_rerun_identical(tmp_path):
 
     rerun = run("ingest", "--conf", str(conf(tmp_path, out)), "--quiet")
     assert rerun.returncode == 0, rerun.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["ingest"]  # staging and lock of the killed run gone
+    assert sorted(p.name for p in out.iterdir()) == ["gx", "ingest"]  # staging and lock of the killed run gone
     clean = tmp_path / "clean"
     assert run("ingest", "--conf", str(conf(tmp_path, clean)), "--quiet").returncode == 0
     got, want = records(out), records(clean)
