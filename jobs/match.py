@@ -27,11 +27,12 @@ from pyspark.sql.window import Window
 
 from sigil.jobs.spark.io import map_parquet, read_input, spark_schema, write_parquet
 from sigil.jobs.spark.lookup import dataset_version, fits_in_tasks, found_pairs, record_index
-from sigil.jobs.spark.pairs import pair_quality, read_labels, read_truth, with_record_columns
+from sigil.jobs.spark.labels import labelled_pairs
+from sigil.jobs.spark.pairs import pair_quality, read_truth, with_record_columns
 from sigil.jobs.spark.session import job_run
 from sigil.run import Run
 from sigil.schemas import datasets
-from sigil.schemas.config import EMBEDDING, LabelsConfig, MatchConfig, PseudoLabels, SigilConfig
+from sigil.schemas.config import EMBEDDING, MatchConfig, PairLabels, PseudoLabels, SigilConfig
 from sigil.transforms.compare import Vocabulary, coded_levels, level_batch, levels_schema, term_frequencies, \
     value_column, value_columns
 from sigil.transforms.fellegi_sunter import (MatchModel, best_threshold, fellegi_sunter, fit_em, load_model,
@@ -241,7 +242,7 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
     names = [f"gamma_{c.key}" for c in match.comparisons]
     pairs = None
     if lab is not None:
-        pairs = read_labels(spark, lab.path, lab.format, config.er_mode(), sources, lab.id_columns, lab.label_column)
+        pairs = labelled_pairs(spark, lab, records, sources, config.er_mode(), job)
     if match.pseudo_labels is not None:
         pseudo = pseudo_labelled(candidates, match.pseudo_labels, match.em.seed)
         if pairs is not None:
@@ -250,7 +251,7 @@ def labelled(spark, gam: DataFrame, records: DataFrame, candidates: DataFrame, c
         counts = dict(pseudo.groupBy("label").count().collect())  # driver-ok: two rows
         job.manifest["metrics"].update({"pseudo_matches": counts.get(1, 0), "pseudo_non_matches": counts.get(0, 0)})
         pairs = pseudo if pairs is None else pairs.unionByName(pseudo)
-    max_pairs = lab.max_pairs if lab is not None else LabelsConfig.model_fields["max_pairs"].default
+    max_pairs = lab.max_pairs if lab is not None else PairLabels.model_fields["max_pairs"].default
     n = pairs.count()
     if n > max_pairs:
         raise InputError(f"{n} labelled pairs exceed match.labels.max_pairs={max_pairs} (they are fitted "

@@ -1,7 +1,7 @@
 """nlsh-train job: fine-tune the record encoder as a neural LSH function (NLSHBlock).
 
-Stages: labels (labelled pairs mapped to records: id tables joined by id, serialised
-DeepMatcher-style lines matched by content) -> records (the labelled ones plus a seeded
+Stages: labels (labelled pairs mapped to records, jobs/spark/labels.py: id tables by id,
+serialised DeepMatcher-style lines by content; what does not map is quarantined) -> records (the labelled ones plus a seeded
 sample of ``mining_pool`` others, gathered on the driver up to ``max_records``) -> with a
 rule instead of labels, the pairs it labels: every record's nearest neighbours under the
 starting model and a random partner each -> training (transforms/nlsh.fine_tune: the (R, cR)
@@ -28,65 +28,15 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sigil.jobs.spark.io import read_input, spark_schema
-from sigil.jobs.spark.pairs import read_labels
+from sigil.jobs.spark.io import read_input
+from sigil.jobs.spark.labels import labelled_pairs
 from sigil.jobs.spark.session import job_run
 from sigil.run import Run
-from sigil.schemas.config import PairLabels, SigilConfig
+from sigil.schemas.config import SigilConfig
 from sigil.transforms.encoder import load_model, serialized
 from sigil.transforms.match_rules import rule_columns
 from sigil.transforms.nlsh import TrainingData, TrainingSettings, fine_tune, rule_labelled_pairs
-from sigil.transforms.pair_text import canonical_key, map_pairs, parse_record
-from sigil.transforms.pairs import KEYS
 from sigil.transforms.records import InputError, open_input
-
-LABELLED = spark_schema(pa.schema([*(pa.field(k, pa.string()) for k in KEYS), pa.field("label", pa.int32())]))
-
-
-def labelled_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str],
-                   mode: str) -> tuple[DataFrame, int | None]:
-    """``(source_a, id_a, source_b, id_b, label)`` oriented like candidates, and for
-    serialised lines how many did not map to records."""
-    if labels.format == "serialized":
-        return serialized_pairs(spark, labels, records, sources, mode)
-    return read_labels(spark, labels.path, labels.format, mode, sources, labels.id_columns,
-                       labels.label_column), None
-
-
-def serialized_pairs(spark, labels: PairLabels, records: DataFrame, sources: list[str],
-                     mode: str) -> tuple[DataFrame, int]:
-    """Lines ``<record>\\t<record>\\t<0|1>`` mapped to the records with the same content
-    (transforms/pair_text.py). The lines are read on the driver (they are labels: few),
-    and only the records whose content key occurs in them are gathered."""
-    if mode != "link" or len(sources) != 2:
-        raise InputError("serialized labels pair records of two sources: they need block.mode=link and two sources")
-    fs, root = open_input(labels.path)
-    with fs.open_input_stream(root) as f:
-        lines = f.read().decode("utf-8").splitlines()
-    if not lines:
-        raise InputError(f"{labels.path} is empty")
-    columns = list(parse_record(lines[0].split("\t")[0]))
-    missing = [c for c in columns if c not in records.columns]
-    if missing:
-        raise InputError(f"{labels.path} serialises attributes {missing} that the records do not have")
-    wanted = {canonical_key(parse_record(side), columns) for line in lines for side in line.split("\t")[:2]
-              if side.startswith("COL ")}
-
-    def matching(batches):
-        for batch in batches:
-            rows = batch.to_pylist()
-            keep = [canonical_key(r, columns) in wanted for r in rows]
-            yield batch.filter(pa.array(keep))
-
-    found = records.select("source", "id", *columns).mapInArrow(matching, records.select("source", "id", *columns)
-                                                                .schema).toArrow()  # driver-ok: labelled records
-    by_source = {s: [r for r in found.to_pylist() if r["source"] == s] for s in sources}
-    mapped, unmapped = map_pairs(lines, by_source, columns)
-    if not mapped:
-        raise InputError(f"{labels.path}: no line maps to the records (e.g. line {unmapped[0][0]}: {unmapped[0][1]})")
-    rows = [(sources[0], a, sources[1], b, label) for _, a, b, label in mapped]
-    return spark.createDataFrame(rows, LABELLED), len(unmapped)
-
 
 def training_records(records: DataFrame, ids: DataFrame, columns: list[str], pool: int, limit: int,
                      seed: int) -> pa.Table:
@@ -143,11 +93,9 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             for name, spec in (("train", nt.labels), ("valid", nt.valid)):
                 if spec is None:
                     continue
-                pairs, unmapped = labelled_pairs(spark, spec, records, sources, mode)
+                pairs = labelled_pairs(spark, spec, records, sources, mode, job, name)
                 labelled[name] = rows = pairs.toArrow().to_pylist()  # driver-ok: labels
                 metrics.update({f"{name}_pairs": len(rows), f"{name}_matches": sum(r["label"] for r in rows)})
-                if unmapped is not None:
-                    metrics[f"{name}_unmapped_lines"] = unmapped
             ids = [(r["source_" + s], r["id_" + s]) for rows in labelled.values() for r in rows for s in "ab"]
             ids = spark.createDataFrame(sorted(set(ids)), "source string, id string")
         with job.stage("records"):

@@ -366,18 +366,30 @@ class EmConfig(Model):
     seed: int = Field(0, description="seed of the random pairs, of sampled labels and of the logistic model")
 
 
-class LabelsConfig(Model):
-    """Labelled pairs: two id columns (and source_a, source_b when there are several
-    sources). Without a label column the file lists matches only; non-matches are then
-    drawn from the candidate pairs it does not list."""
+class PairLabels(Model):
+    """Labelled record pairs, for match (``match.labels``) and nlsh-train alike: a table of
+    id pairs (``csv``, ``parquet``: two id columns, and source_a, source_b when there are
+    several sources), or ``serialized`` lines ``<record>\\t<record>\\t<0|1>`` (the
+    DeepMatcher / Ditto format) mapped to records by content. What does not map is
+    quarantined with its reason (``<job>/<name>_quarantine``)."""
 
     path: str = Field(description="file of labelled pairs")
-    format: Literal["csv", "parquet"] = Field("csv", description="file format")
-    id_columns: tuple[str, str] = Field(("id_a", "id_b"), description="the two id columns")
+    format: Literal["serialized", "csv", "parquet"] = Field("csv", description=(
+        "`csv`, `parquet`: id pairs; `serialized`: DeepMatcher lines mapped to records by content"))
+    id_columns: tuple[str, str] = Field(("id_a", "id_b"), description="the two id columns (`csv`, `parquet`)")
     label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches "
-                                                          "only")
-    max_pairs: int = Field(1_000_000, ge=1, description="most labelled pairs (they are fitted on the driver); "
-                                                        "without a label column, non-matches fill up to it")
+                                                          "only (`csv`, `parquet`)")
+    columns: list[str] | None = Field(None, min_length=1, description=(
+        "`serialized`: the attributes the sides are matched on; default the serialised attributes the records "
+        "have (others, e.g. one the records lack, are ignored)"))
+    nearest: float | None = Field(0.9, ge=0, le=1, description=(
+        "`serialized`: a side whose normalised text no record has maps to the one record of its source at least "
+        "this similar (rapidfuzz token-sort ratio / 100), if no other is as similar; null: exact text only"))
+    min_mapped: float = Field(0.9, ge=0, le=1, description="under this share of lines or pairs mapped to records a "
+                                                           "run warns, and fails with --strict")
+    max_pairs: int = Field(1_000_000, ge=1, description="most labelled pairs (they are mapped and fitted on the "
+                                                        "driver); match without a label column: non-matches fill "
+                                                        "up to it")
 
 
 class PseudoLabels(Model):
@@ -398,7 +410,7 @@ class MatchConfig(Model):
     model: Literal["fellegi_sunter", "logistic"] = Field("fellegi_sunter", description=(
         "`fellegi_sunter` (trained by EM), or `logistic` (scikit-learn, needs `labels` or `pseudo_labels`)"))
     em: EmConfig = Field(EmConfig(), description="Fellegi-Sunter training")
-    labels: LabelsConfig | None = Field(None, description="labelled pairs: train the logistic model, or choose "
+    labels: PairLabels | None = Field(None, description="labelled pairs: train the logistic model, or choose "
                                                           "`best_f1`")
     threshold: float | Literal["best_f1"] = Field(0.5, description="match probability above which a pair "
                                                                    "matches, or `best_f1` on the labels")
@@ -979,18 +991,6 @@ class EncoderConfig(Model):
         "float32", description="`bfloat16`: encode under CPU autocast, about 1.8x faster on CPUs with AVX-512 BF16 "
                                "or AMX (slower on others); cosines within 1e-4 of `float32`. Training stays "
                                "`float32`")
-
-
-class PairLabels(Model):
-    """Labelled record pairs: ``serialized`` lines ``<record>\\t<record>\\t<0|1>`` (the
-    DeepMatcher / Ditto format, mapped to ids by content), or a table of id pairs."""
-
-    path: str = Field(description="file of labelled pairs")
-    format: Literal["serialized", "csv", "parquet"] = Field("csv", description=(
-        "`serialized`: DeepMatcher lines mapped to records by content; `csv`, `parquet`: id pairs"))
-    id_columns: tuple[str, str] = Field(("id_a", "id_b"), description="the two id columns (`csv`, `parquet`)")
-    label_column: str | None = Field("label", description="1 = match, 0 = not; null: the file lists matches "
-                                                          "only")
 
 
 class NlshTrainConfig(Model):

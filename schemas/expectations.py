@@ -126,6 +126,9 @@ CONTRACTS: dict[str, Contract] = {
         _PAIR_ORDERED,
         _between("match_probability", 0, 1, "a probability"),
     ), full=(_PAIR_UNIQUE, _found_in("sigil_candidates", _SAME_PAIR, "every scored pair is a candidate"))),
+    "match.labels_quarantine": _quarantine(),
+    "nlsh_train.train_quarantine": _quarantine(),
+    "nlsh_train.valid_quarantine": _quarantine(),
     "cluster.entities": Contract(datasets.ENTITIES, counted=True, cheap=(
         _none_where("entity_id > rid", "an entity's id is its smallest record key"),
         _between("cluster_size", 1, why="an entity holds its records"),

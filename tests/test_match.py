@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FEBRL, ROOT, needs_data, run_notebook
+from conftest import FEBRL, FEBRL_ATTRIBUTES, ROOT, needs_data, run_notebook
 from sigil.jobs import match
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config, read_yaml
@@ -212,3 +212,25 @@ def test_u_sample_drawn_in_tasks_equals_sparks_and_counts_every_pair(spark, febr
     # the same counts from Spark tasks, each with a slice of the pairs
     spread = match.u_counts(spark, lambda: by_spark, config.match, mode, 2)
     assert [c.tolist() for c in spread] == [c.tolist() for c in got]
+
+
+@needs_data(FEBRL)
+def test_serialised_labels_train_the_logistic_model(spark, febrl4, tmp_path):
+    """match.labels reads the serialised format nlsh-train reads: 300 matches and 300
+    non-matches of FEBRL 4 as a pair file writes them, and two lines that cannot map."""
+    from sigil.transforms.pair_text import serialize
+
+    config = febrl4[0]
+    records = {(r["source"], r["id"]): r for r in pq.read_table(f"{config.output}/ingest/records").to_pylist()}
+    text = lambda source, rec: serialize(records[(source, rec)], FEBRL_ATTRIBUTES)  # noqa: E731
+    lines = [f"{text('a', f'rec-{n}-org')}\t{text('b', f'rec-{n + k}-dup-0')}\t{1 - k}" for n in range(300)
+             for k in (0, 1)]
+    path = tmp_path / "pairs.txt"
+    path.write_text("\n".join([*lines, "COL given_name VAL nobody \tCOL given_name VAL noone \t1", "junk"]) + "\n")
+    m = match.run(spark, match_config(config, tmp_path / "out", model="logistic", threshold="best_f1",
+                                      labels={"path": str(path), "format": "serialized"}), quiet=True)
+    assert (m["metrics"]["labels_read"], m["metrics"]["labels_mapped"]) == (602, 600)
+    assert m["metrics"]["labelled_pairs"] == 600 and m["metrics"]["labelled_matches"] == 300
+    assert m["metrics"]["f1"] >= 0.99
+    reasons = pq.read_table(tmp_path / "out" / "match" / "labels_quarantine").column("reason").to_pylist()
+    assert sorted(reasons) == ["malformed line: expected <record>\\t<record>\\t<0|1>", "no side found in either source"]

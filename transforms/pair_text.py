@@ -6,9 +6,12 @@ DeepMatcher, Ditto and their successors publish training pairs as lines
 ``COL <attribute> VAL <value> COL ... `` (lower-cased and re-tokenised: ``"24'"`` becomes
 ``"24 '"``, separators such as ``" - "`` are dropped) and without its id. To train or
 evaluate on them by record id, each side is looked up by content: its canonical key, per
-attribute the lower-cased value with only ``[a-z0-9]`` kept, absorbs both the
-re-tokenisation and what the published tables lost (commas, non-ASCII characters). Which
-side belongs to which source is decided per line from the keys found, never assumed.
+attribute the value with HTML entities decoded, accents folded, decimals in their shortest
+form (``1999.0`` -> ``1999``), lower-cased, only ``[a-z0-9]`` kept, absorbs the
+re-tokenisation and what real exports change (commas, entities, non-ASCII characters). A
+side whose key no record has may map to the one record of its source most similar to it
+(``nearest_matches``, above a floor). Which side belongs to which source is decided per
+line from the keys found, never assumed.
 
 On Abt-Buy (../shared/data/er/abt_buy) the key is unique in both tables and never
 shared between them; 97.8-98.4 % of the lines of train/valid/test map, and every line that
@@ -24,10 +27,15 @@ Example
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 
-_ALNUM = re.compile(r"[^a-z0-9]")
+import numpy as np
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_DECIMAL = re.compile(r"\d+\.\d+")
 
 
 def serialize(record: Mapping, columns: list[str]) -> str:
@@ -92,11 +100,26 @@ def parse_record(text: str) -> dict[str, str]:
     return {name: value.strip() for name, value in zip(parts[1::2], parts[2::2])}
 
 
-def canonical_key(record: Mapping, columns: list[str]) -> tuple[str, ...]:
-    """A record's content key: per column, the lower-cased value with only ``[a-z0-9]`` kept.
+def normal_text(value) -> str:
+    """A value as the keys compare it: HTML entities decoded, accents folded to ASCII,
+    decimals in their shortest form, lower-cased, runs of other characters one space.
 
-    It absorbs the published pair files' re-tokenisation and lost characters, so a record
-    and its serialised copy have equal keys.
+    Examples
+    --------
+    >>> normal_text("Caf&eacute; &mdash; 1,999.00 USD")
+    'cafe 1 999 usd'
+    """
+    text = unicodedata.normalize("NFKD", html.unescape(str(value))).encode("ascii", "ignore").decode()
+    text = _DECIMAL.sub(lambda m: m.group().rstrip("0").rstrip("."), text)
+    return _NOT_ALNUM.sub(" ", text.lower()).strip()
+
+
+def canonical_key(record: Mapping, columns: list[str]) -> tuple[str, ...]:
+    """A record's content key: per column, its ``normal_text`` without spaces.
+
+    It absorbs the published pair files' re-tokenisation and lost characters, and the
+    forms real exports differ in (``1999.0`` and ``1999``, ``&mdash;`` and ``—``), so a
+    record and its serialised copy have equal keys.
 
     Parameters
     ----------
@@ -113,20 +136,76 @@ def canonical_key(record: Mapping, columns: list[str]) -> tuple[str, ...]:
     --------
     >>> canonical_key({"name": "Sony DVD-R, 24'", "price": None}, ["name", "price"])
     ('sonydvdr24', '')
+    >>> canonical_key({"year": "1999.0", "title": "A &amp; B"}, ["year", "title"])
+    ('1999', 'ab')
     """
-    return tuple(_ALNUM.sub("", str(record.get(c) or "").lower()) for c in columns)
+    return tuple(normal_text(record.get(c) or "").replace(" ", "") for c in columns)
+
+
+def record_text(record: Mapping, columns: list[str]) -> str:
+    """The text ``nearest_matches`` compares: the columns' ``normal_text``, joined."""
+    return " ".join(normal_text(record.get(c) or "") for c in columns)
+
+
+def nearest_matches(queries: list[str], texts: list[str], floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, its two most similar texts at or above ``floor``.
+
+    Similarity is rapidfuzz's token-sort ratio / 100 (the Indel similarity of the sorted
+    tokens), so word order and a few changed characters cost little. Called on batches of
+    a source's records, the best two per batch combine into the best two overall: a query
+    maps when its best is unique.
+
+    Parameters
+    ----------
+    queries, texts : list of str
+        ``record_text``s of the sides to place and of candidate records.
+    floor : float
+        The least similarity kept, in [0, 1].
+
+    Returns
+    -------
+    index : ndarray of int64, shape (len(queries), 2)
+        Positions in ``texts`` of the best and second best; -1 where none reaches the floor.
+    score : ndarray of float64, shape (len(queries), 2)
+        Their similarities (0 where none).
+
+    Examples
+    --------
+    >>> index, score = nearest_matches(["sony tv 40"], ["sony 40 tv", "lg tv", "sony tv 42"], 0.8)
+    >>> index.tolist(), score.round(2).tolist()
+    ([[0, 2]], [[1.0, 0.9]])
+    """
+    from rapidfuzz import fuzz, process
+
+    index = np.full((len(queries), 2), -1, dtype=np.int64)
+    score = np.zeros((len(queries), 2))
+    if not queries or not texts:
+        return index, score
+    sims = process.cdist(queries, texts, scorer=fuzz.token_sort_ratio, score_cutoff=floor * 100, dtype=np.float32)
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :2]
+    best = np.take_along_axis(sims, top, axis=1) / 100
+    keep = best >= floor
+    index[:, :top.shape[1]] = np.where(keep, top, -1)
+    score[:, :top.shape[1]] = np.where(keep, best, 0)
+    return index, score
 
 
 def map_pairs(lines: Iterable[str], sources: Mapping[str, Iterable[Mapping]], columns: list[str],
-              id_column: str = "id") -> tuple[list[tuple], list[tuple[int, str]]]:
+              id_column: str = "id", nearest: Mapping[tuple[str, str], str] | None = None,
+              ) -> tuple[list[tuple], list[tuple[int, str]]]:
     """Map serialised pair lines to ids of two sources.
 
     Each side of a line is looked up by its ``canonical_key`` in both sources; the
     orientation (which side is which source) is the one in which some side is found, and
     a line maps when exactly one orientation finds anything and it finds exactly one
-    record on each side. Reasons otherwise: ``malformed line``, ``malformed record``,
-    ``no side found in either source``, ``sides found in both orientations``,
-    ``record not in <source>``, ``several <source> records have this text``.
+    record on each side. A side no record's key matches is then looked up in ``nearest``
+    (its source and ``record_text`` -> the one record most similar to it), in the
+    orientation its other side found or, when neither side has a key match, in the one
+    orientation where both sides have a nearest record. Where both orientations find a
+    side (a record with the same text in both sources), the one that finds both sides
+    decides, or both when they give the same ids. Reasons otherwise: ``malformed
+    line``, ``malformed record``, ``no side found in either source``, ``sides found in both
+    orientations``, ``record not in <source>``, ``several <source> records have this text``.
 
     Parameters
     ----------
@@ -137,9 +216,12 @@ def map_pairs(lines: Iterable[str], sources: Mapping[str, Iterable[Mapping]], co
         Exactly two names -> collections of records (dicts with ``id_column`` and
         ``columns``), in order: first and second source.
     columns : list of str
-        The serialised attributes.
+        The serialised attributes the sides are matched on (others are ignored).
     id_column : str, default "id"
         The records' id.
+    nearest : mapping, optional
+        ``(source name, record_text of a side)`` -> id of its nearest record
+        (``nearest_matches``); by default key matches only.
 
     Returns
     -------
@@ -163,6 +245,8 @@ def map_pairs(lines: Iterable[str], sources: Mapping[str, Iterable[Mapping]], co
     ...          "COL name VAL lg \\tCOL name VAL sony a1 \\t0"]
     >>> map_pairs(lines, sources, ["name"])
     ([(1, '1', 'b7', 1)], [(2, 'record not in abt')])
+    >>> map_pairs(lines, sources, ["name"], nearest={("abt", "lg"): "1"})[0]
+    [(1, '1', 'b7', 1), (2, '1', 'b7', 0)]
     """
     (first, rows_a), (second, rows_b) = sources.items()
     keys = {}
@@ -171,6 +255,7 @@ def map_pairs(lines: Iterable[str], sources: Mapping[str, Iterable[Mapping]], co
         for row in rows:
             index.setdefault(canonical_key(row, columns), []).append(str(row[id_column]))
         keys[name] = index
+    nearest = nearest or {}
     mapped, unmapped = [], []
     for number, line in enumerate(lines, start=1):
         fields = line.rstrip("\r\n").split("\t")
@@ -178,23 +263,40 @@ def map_pairs(lines: Iterable[str], sources: Mapping[str, Iterable[Mapping]], co
             unmapped.append((number, "malformed line: expected <record>\\t<record>\\t<0|1>"))
             continue
         try:
-            left, right = (canonical_key(parse_record(f), columns) for f in fields[:2])
+            left, right = (parse_record(f) for f in fields[:2])
         except ValueError as err:
             unmapped.append((number, f"malformed record: {err}"))
             continue
-        forward = (keys[first].get(left), keys[second].get(right))
-        backward = (keys[first].get(right), keys[second].get(left))
-        found = [pair for pair in (forward, backward) if any(pair)]
-        if len(found) != 1:
-            unmapped.append((number, "no side found in either source" if not found
-                             else "sides found in both orientations"))
-            continue
-        ids_a, ids_b = found[0]
-        missing = [name for name, ids in ((first, ids_a), (second, ids_b)) if not ids]
-        ambiguous = [name for name, ids in ((first, ids_a), (second, ids_b)) if ids and len(ids) > 1]
-        if missing or ambiguous:
-            unmapped.append((number, "; ".join([f"record not in {m}" for m in missing]
-                                               + [f"several {m} records have this text" for m in ambiguous])))
-            continue
-        mapped.append((number, ids_a[0], ids_b[0], int(fields[2])))
+        ids, reason = _side_ids(keys, nearest, first, second, left, right, columns)
+        if reason:
+            unmapped.append((number, reason))
+        else:
+            mapped.append((number, ids[0], ids[1], int(fields[2])))
     return mapped, unmapped
+
+
+def _side_ids(keys, nearest, first, second, left, right, columns) -> tuple[tuple | None, str | None]:
+    """The ids of one line's sides (first source's, second's), or why there are none."""
+    exact = {(s, side): keys[s].get(canonical_key(record, columns))
+             for s in (first, second) for side, record in (("l", left), ("r", right))}
+    close = {(s, side): nearest.get((s, record_text(record, columns)))
+             for s in (first, second) for side, record in (("l", left), ("r", right))}
+    orientations = (((first, "l"), (second, "r")), ((first, "r"), (second, "l")))
+    found = [o for o in orientations if exact[o[0]] or exact[o[1]]]
+    if len(found) > 1:  # records with the same text in both sources: decided where both sides are found
+        complete = [o for o in found if exact[o[0]] and exact[o[1]]]
+        if len({tuple(map(tuple, (exact[o[0]], exact[o[1]]))) for o in complete}) != 1:
+            return None, "sides found in both orientations"
+        found = complete[:1]
+    if not found:  # no key match: the orientation where both sides have a nearest record
+        found = [o for o in orientations if close[o[0]] and close[o[1]]]
+        if len(found) != 1:
+            return None, "no side found in either source"
+    sides = found[0]
+    ids = [exact[k] or ([close[k]] if close[k] else None) for k in sides]
+    missing = [k[0] for k, i in zip(sides, ids) if not i]
+    ambiguous = [k[0] for k, i in zip(sides, ids) if i and len(i) > 1]
+    if missing or ambiguous:
+        return None, "; ".join([f"record not in {m}" for m in missing]
+                               + [f"several {m} records have this text" for m in ambiguous])
+    return (ids[0][0], ids[1][0]), None
