@@ -16,6 +16,7 @@ Run: ``sigil block --conf FILE`` or ``spark-submit jobs/block.py --conf FILE``.
 from __future__ import annotations
 
 import functools
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +28,7 @@ from pyspark.sql import functions as F
 from sigil.jobs.spark.buckets import BAND_KEYS, bucket_pairs, write_statistics
 from sigil.jobs.spark.io import read_input, read_task_tables, spark_schema, write_parquet, write_task_table
 from sigil.jobs.spark.lookup import dataset_version, fits_in_tasks, record_index
-from sigil.jobs.spark.pairs import blocking_quality, named, read_truth
+from sigil.jobs.spark.pairs import blocking_quality, by_rid, named, read_truth
 from sigil.jobs.spark.session import job_run
 from sigil.run import Run
 from sigil.schemas import datasets
@@ -239,8 +240,9 @@ def _shuffled_rule_candidates(records: DataFrame, block: BlockConfig, sources: l
 
 
 def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str], block: BlockConfig,
-                       partitions: int, job: Run) -> int:
-    """Signatures -> LSH buckets -> scored candidates; bucket statistics into the manifest."""
+                       partitions: int, job: Run, truth: DataFrame | None = None) -> int:
+    """Signatures -> LSH buckets -> scored candidates; bucket statistics into the manifest,
+    with what the bucket cap cost when there were oversized buckets and a ``truth``."""
     bands, rows = lsh_shape(block.lsh, block.minhash.num_perm)
     metrics = job.manifest["metrics"]
     metrics.update({"bands": bands, "rows": rows, "columns": columns})
@@ -250,19 +252,45 @@ def minhash_candidates(records: DataFrame, columns: list[str], sources: list[str
         _, empty = write_parquet(sigs, job.path("signatures"), sig_schema, empty_column="num_tokens")
     with job.stage("pairs"):
         stats_path = job.path("bucket_stats")
-        pairs = bucket_pairs(keys(sigs, sources, bands, rows, block.minhash.num_perm), block.lsh.max_bucket_size,
-                             block.lsh.oversized, block.mode == "link", partitions, stats_path).distinct()
+        bucketed = keys(sigs, sources, bands, rows, block.minhash.num_perm)
+        pairs = bucket_pairs(bucketed, block.lsh.max_bucket_size, block.lsh.oversized, block.mode == "link",
+                             partitions, stats_path).distinct()
         n_candidates = write_parquet(scored(pairs, sigs, block), job.path("candidates"), datasets.CANDIDATES)
         _, oversized = write_statistics(stats_path, sigs.select("rid", "id"), job.path("bucket_sizes"),
                                         job.path("oversized"))
-    sigs.unpersist()
     metrics.update({"records_without_tokens": empty, "oversized_buckets": oversized.num_rows})
     if oversized.num_rows:
-        metrics["oversized_top"] = sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10]
+        sizes = np.array(oversized.column("size").to_pylist(), dtype=np.int64)
+        metrics.update({"oversized_top": sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10],
+                        "oversized_pairs_held": int((sizes * (sizes - 1) // 2).sum())})
         done = {"skip": "skipped", "split": "split by their next band"}[block.lsh.oversized]
         job.log(f"{oversized.num_rows} bucket(s) over {block.lsh.max_bucket_size} members were {done}; "
-                "see oversized/")
+                f"they hold {metrics['oversized_pairs_held']:,} pairs; see oversized/")
+        if truth is not None:
+            with job.stage("cap cost"):
+                lost = cap_cost(bucketed, oversized, truth, sigs, job.path("candidates"), block)
+            metrics["cap_lost_true_pairs"] = lost
+            job.log(f"block.lsh.max_bucket_size={block.lsh.max_bucket_size} cost {lost} true pair(s) that an "
+                    "uncapped run would have kept", logging.WARNING if lost else logging.INFO)
+    sigs.unpersist()
     return n_candidates
+
+
+def cap_cost(bucketed: DataFrame, oversized: pa.Table, truth: DataFrame, sigs: DataFrame, candidates_path: str,
+             block: BlockConfig) -> int:
+    """The true pairs that ``max_bucket_size`` cost: pairs of the truth that share a band's
+    oversized bucket, pass the minimum filters, and are not candidates. Only the truth's
+    pairs are scored, so the cost is known without generating what the cap held back."""
+    spark = bucketed.sparkSession
+    big = spark.createDataFrame(oversized.select(["band", "key"]).to_pylist(), "band int, key long")
+    members = bucketed.join(F.broadcast(big), ["band", "key"]).select("band", "key", "rid")
+    pairs = by_rid(truth)
+    shared = (pairs.join(members.withColumnRenamed("rid", "rid_a"), "rid_a")
+              .join(members.withColumnRenamed("rid", "rid_b"), ["band", "key", "rid_b"])
+              .select("rid_a", "rid_b").distinct())
+    found = by_rid(spark.read.parquet(candidates_path))
+    missed = shared.join(found, ["rid_a", "rid_b"], "left_anti")
+    return scored(missed, sigs, block).count()
 
 
 def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -> dict:
@@ -281,19 +309,20 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         sources = sorted(counts)
         if block.mode == "link" and len(sources) < 2:
             raise InputError(f"block.mode=link needs at least two sources; the records have {sources}")
+        truth = read_truth(spark, config, sources, records) if config.truth is not None else None
         if block.method == "rules":
             with job.stage("rules"):
                 n_candidates = rule_candidates(spark, path, records, block, sources, config.spark.shuffle_partitions,
                                                job)
         else:
-            n_candidates = minhash_candidates(records, columns, sources, block, config.spark.shuffle_partitions, job)
+            n_candidates = minhash_candidates(records, columns, sources, block, config.spark.shuffle_partitions, job,
+                                              truth)
         metrics = job.manifest["metrics"]
         metrics.update({"records": sum(counts.values()), "candidate_pairs": n_candidates})
         if config.truth is not None:
             with job.stage("quality"):
                 cands = spark.read.parquet(job.path("candidates"))
-                metrics.update(blocking_quality(cands, read_truth(spark, config, sources, records), n_candidates,
-                                                counts, block.mode))
+                metrics.update(blocking_quality(cands, truth, n_candidates, counts, block.mode))
         job.manifest["inputs"]["records"] = sum(counts.values())
         job.manifest["outputs"]["candidates"] = n_candidates
         job.log_metrics("records", "candidate_pairs", "pair_completeness", "pair_quality", "reduction_ratio",

@@ -164,8 +164,9 @@ class LshConfig(Model):
                                                       "from the threshold")
     rows: int | None = Field(None, ge=1, description="signature values per band; set with `bands`")
     max_bucket_size: int = Field(1_000, ge=2, description=(
-        "larger buckets are handled by `oversized` and reported in `oversized/` and the manifest; datasketch's "
-        "`MinHashLSH` has no such cap, so a cap can leave out pairs it would give: raise it to compare the two"))
+        "larger buckets are handled by `oversized` and reported in `oversized/` and the manifest (the pairs they "
+        "hold; with a truth, the true pairs the cap cost); datasketch's `MinHashLSH` has no such cap, so a cap can "
+        "leave out pairs it would give: raise it to compare the two"))
     oversized: Literal["skip", "split"] = Field("split", description="`skip` an oversized bucket, or `split` it "
                                                                      "by the next band's values (parts still too "
                                                                      "large are skipped)")

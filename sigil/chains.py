@@ -89,6 +89,7 @@ def er_summary(manifests: dict) -> str:
     if "block" in manifests:
         rows += [("candidate pairs", metric("block", "candidate_pairs")),
                  ("pair completeness", metric("block", "pair_completeness")),
+                 ("true pairs lost to the bucket cap", metric("block", "cap_lost_true_pairs")),
                  ("reduction ratio", metric("block", "reduction_ratio"))]
     if "match" in manifests:
         rows += [("matches", metric("match", "matches")),

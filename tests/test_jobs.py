@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FEBRL, needs_data
+from conftest import FEBRL, febrl4_config, needs_data
 from sigil.jobs import block, generate, ingest
 from sigil.run import StrictError
 from sigil.schemas import datasets
@@ -281,3 +281,18 @@ def test_rule_blocking_equals_brute_force_equality(spark, febrl4, tmp_path, in_t
     assert got == {(a[0], a[1], b[0], b[1]) for a, b in want}
     assert sorted((k["rule"], k["size"]) for k in m["skipped_rule_keys"]) == sorted(skipped) and skipped
     assert m["candidate_pairs"] == len(got) and m["pair_completeness"] > 0.9
+
+
+@needs_data(FEBRL)
+def test_the_bucket_cap_cost_is_the_recall_it_took(spark, febrl4, febrl4_truth, tmp_path):
+    """With tiny buckets skipped, the true pairs the manifest says the cap cost are exactly
+    those the uncapped run (the session's) finds and this one does not."""
+    from sigil.jobs import block
+
+    config, _, uncapped = febrl4
+    capped = block.run(spark, load_config(base=febrl4_config(
+        tmp_path, febrl4_truth, input=f"{config.output}/ingest/records",
+        lsh={"threshold": 0.3, "max_bucket_size": 3, "oversized": "skip"})), quiet=True)["metrics"]
+    assert uncapped["metrics"]["oversized_buckets"] == 0 and capped["oversized_buckets"] > 0
+    assert capped["oversized_pairs_held"] >= 3 * capped["oversized_buckets"]
+    assert capped["cap_lost_true_pairs"] == uncapped["metrics"]["true_candidates"] - capped["true_candidates"] > 0
