@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from sigil.jobs.spark.expectations import check_sources
 from sigil.jobs.spark.io import quarantine_examples, task_output, write_parquet, write_table
 from sigil.jobs.spark.parse import parse_parts, split_duplicates, task_input_errors
 from sigil.jobs.spark.session import job_run
@@ -142,6 +143,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         job.manifest["metrics"]["input_rows"] = sum(counts.values())
         job.manifest["metrics"]["quarantined_rows"] = n_quarantined
         job.log(f"{n_records} records, {n_quarantined} quarantined")
+        check_sources(spark, job)
         return job.commit()
 
 

@@ -35,7 +35,7 @@ from apache_beam.io.parquetio import ReadFromParquetBatched, WriteToParquetBatch
 from apache_beam.metrics.metric import Metrics
 
 from sigil.pipelines.beam.engine import execute, refuse, unchecked
-from sigil.pipelines.beam.pairs import PAIRS, concat, count_truth, distinct, shards
+from sigil.pipelines.beam.pairs import PAIRS, concat, count_truth, distinct, rid_pairs, shards
 from sigil.run import Run
 from sigil.schemas import datasets
 from sigil.schemas.config import BlockConfig, SigilConfig
@@ -122,8 +122,11 @@ def attach(item, side: str, columns: list[str]) -> pa.Table:
     return pairs
 
 
-def score(pairs: pa.Table, block: BlockConfig) -> pa.Table:
-    """Joined pairs -> CANDIDATES rows after the minimum filters (jobs/block.scored)."""
+def score(pairs: pa.Table, block: BlockConfig, counter: str = "candidate_pairs") -> pa.Table:
+    """Joined pairs -> CANDIDATES rows after the minimum filters (jobs/block.scored),
+    counted as ``counter``."""
+    if pairs.num_rows == 0:  # a shard without pairs has no sides attached
+        return datasets.CANDIDATES.empty_table()
     if block.exact_jaccard:
         jaccard = pa.array(exact_scores(pairs), pa.float32())
     else:
@@ -136,7 +139,7 @@ def score(pairs: pa.Table, block: BlockConfig) -> pa.Table:
     if block.min_jaccard_estimate is not None:
         out = out.filter(pc.greater_equal(out.column("jaccard_estimate"), block.min_jaccard_estimate))
     out = out.append_column("cosine", pa.nulls(out.num_rows, pa.float32()))
-    Metrics.counter(NAMESPACE, "candidate_pairs").inc(out.num_rows)
+    Metrics.counter(NAMESPACE, counter).inc(out.num_rows)
     return out.cast(datasets.CANDIDATES)
 
 
@@ -155,18 +158,12 @@ def build(p, config: SigilConfig, records_path: str, columns: list[str], sources
             | "sign" >> beam.ParDo(Sign(columns, block)))
     write(sigs, job.path("signatures"), datasets.signatures(block.minhash.num_perm, block.exact_jaccard),
           "signatures")
-    buckets = (sigs | "band keys" >> beam.FlatMap(band_rows, sources, bands, rows, block.minhash.num_perm, n)
-               | "buckets" >> beam.GroupByKey()
+    keyed = sigs | "band keys" >> beam.FlatMap(band_rows, sources, bands, rows, block.minhash.num_perm, n)
+    buckets = (keyed | "buckets" >> beam.GroupByKey()
                | "bucket pairs" >> beam.FlatMap(shard_pairs, block).with_outputs("stats", main="pairs"))
     pairs = (buckets.pairs | "shard pairs" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)
              | "group pairs" >> beam.GroupByKey() | "distinct" >> beam.MapTuple(lambda _, tables: distinct(tables)))
-    payload = ["source", "id", "signature", *(["tokens"] if block.exact_jaccard else [])]
-    for side in ("a", "b"):
-        pairs = ({"pairs": pairs | f"pairs by rid_{side}" >> beam.FlatMap(shards, [f"rid_{side}"], n),
-                  "sigs": sigs | f"signatures by rid ({side})" >> beam.FlatMap(shards, ["rid"], n)}
-                 | f"join {side}" >> beam.CoGroupByKey()
-                 | f"attach {side}" >> beam.Map(attach, side, payload))
-    candidates = pairs | "score" >> beam.Map(score, block)
+    candidates = scored(pairs, sigs, block, n, "candidates")
     write(candidates, job.path("candidates"), datasets.CANDIDATES, "candidates")
 
     stats = buckets.stats | "statistics" >> beam.CombineGlobally(lambda ts: concat(ts, BUCKET_STATS))
@@ -182,7 +179,57 @@ def build(p, config: SigilConfig, records_path: str, columns: list[str], sources
     write(oversized, job.path("oversized"), datasets.OVERSIZED, "oversized", 1)
 
     if config.truth is not None:
-        count_truth(p, config, sigs, candidates, sources, NAMESPACE, "quality")
+        truth = count_truth(p, config, sigs, candidates, sources, NAMESPACE, "quality")
+        cap_cost(truth, keyed, oversized, candidates, sigs, block, n)
+
+
+def scored(pairs, sigs, block: BlockConfig, n: int, label: str, counter: str = "candidate_pairs"):
+    """Pairs (rid_a, rid_b) with both records' signatures attached, scored and filtered."""
+    payload = ["source", "id", "signature", *(["tokens"] if block.exact_jaccard else [])]
+    for side in ("a", "b"):
+        pairs = ({"pairs": pairs | f"{label}: pairs by rid_{side}" >> beam.FlatMap(shards, [f"rid_{side}"], n),
+                  "sigs": sigs | f"{label}: signatures by rid ({side})" >> beam.FlatMap(shards, ["rid"], n)}
+                 | f"{label}: join {side}" >> beam.CoGroupByKey()
+                 | f"{label}: attach {side}" >> beam.Map(attach, side, payload))
+    return pairs | f"{label}: score" >> beam.Map(score, block, counter)
+
+
+def cap_cost(truth, keyed, oversized, candidates, sigs, block: BlockConfig, n: int) -> None:
+    """Count as ``cap_lost_true_pairs`` the truth pairs that share an oversized bucket, pass
+    the minimum filters and are not candidates (jobs/block.cap_cost)."""
+    members = (keyed | "cap: oversized members" >> beam.Map(
+        lambda item, big: item[1].join(big.select(["band", "key"]), ["band", "key"], join_type="inner")
+        .select(["band", "key", "rid"]),
+        beam.pvalue.AsSingleton(oversized)) | "cap: members by rid" >> beam.FlatMap(shards, ["rid"], n))
+    side_a = ({"pairs": truth | "cap: truth by rid_a" >> beam.FlatMap(shards, ["rid_a"], n), "members": members}
+              | "cap: meet a" >> beam.CoGroupByKey() | "cap: buckets of a" >> beam.Map(_in_buckets, "a"))
+    shared = ({"pairs": side_a | "cap: by rid_b" >> beam.FlatMap(shards, ["rid_b"], n), "members": members}
+              | "cap: meet b" >> beam.CoGroupByKey() | "cap: buckets of both" >> beam.Map(_in_buckets, "b"))
+    missed = ({"shared": shared | "cap: shared shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n),
+               "found": candidates | "cap: candidate keys" >> beam.Map(rid_pairs)
+               | "cap: candidate shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)}
+              | "cap: meet candidates" >> beam.CoGroupByKey() | "cap: missed" >> beam.MapTuple(
+                  lambda _, g: distinct(g["shared"]).join(concat(g["found"], PAIRS), ["rid_a", "rid_b"],
+                                                          join_type="left anti")))
+    scored(missed, sigs, block, n, "cap", "cap_lost_true_pairs")
+
+
+def _in_buckets(item, side: str) -> pa.Table:
+    """One shard of pairs and oversized-bucket members: side ``a``, each pair with the
+    buckets of its record a; side ``b``, the pairs whose record b is in one of them too."""
+    _, groups = item
+    members = concat(groups["members"], pa.schema([("band", pa.int32()), ("key", pa.int64()), ("rid", pa.int64())]))
+    pairs = concat(groups["pairs"], PAIRS if side == "a" else pa.schema([]))
+    if pairs.num_rows == 0 or members.num_rows == 0:
+        return pa.table({"rid_a": [], "rid_b": []}, schema=PAIRS) if side == "b" else \
+            pa.table({"rid_a": [], "rid_b": [], "band": [], "key": []}, schema=_BUCKETED)
+    members = members.rename_columns(["band", "key", f"rid_{side}"])
+    if side == "a":
+        return pairs.join(members, "rid_a", join_type="inner").select(_BUCKETED.names).cast(_BUCKETED)
+    return pairs.join(members, ["rid_b", "band", "key"], join_type="inner").select(["rid_a", "rid_b"])
+
+
+_BUCKETED = pa.schema([("rid_a", pa.int64()), ("rid_b", pa.int64()), ("band", pa.int32()), ("key", pa.int64())])
 
 
 def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline_args: list[str] | None = None) -> dict:
@@ -214,7 +261,11 @@ def run(config: SigilConfig, strict: bool = False, quiet: bool = False, pipeline
         metrics.update({"records_without_tokens": count.get("records_without_tokens", 0),
                         "oversized_buckets": oversized.num_rows})
         if oversized.num_rows:
-            metrics["oversized_top"] = sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10]
+            sizes = np.array(oversized.column("size").to_pylist(), dtype=np.int64)
+            metrics.update({"oversized_top": sorted(oversized.to_pylist(), key=lambda b: -b["size"])[:10],
+                            "oversized_pairs_held": int((sizes * (sizes - 1) // 2).sum())})
+            if config.truth is not None:
+                metrics["cap_lost_true_pairs"] = count.get("cap_lost_true_pairs", 0)
         metrics.update({"records": sum(counts.values()), "candidate_pairs": n_candidates})
         if config.truth is not None:
             metrics.update(blocking_scores(count.get("true_pairs", 0), count.get("truth_pairs", 0), n_candidates,

@@ -7,7 +7,8 @@ the quarantined ones, so the counts reconcile), and the checks it promises that 
 over its rows decides (values in range, pair keys ordered, ids in their dictionary's
 range). The checks that shuffle or read another dataset (ids unique, every candidate's
 records exist, an entity's id is one of its records) form a second suite,
-``<job>.<dataset>.full``, run when ``quality.checks: all``.
+``<job>.<dataset>.full``, run when ``quality.checks: all``. Raw record sources have the
+suite ``ingest.sources`` (every row an id), checked on each source as ingest reads it.
 
 The suites are versioned as the files of a Great Expectations project, ``schemas/gx/``
 (``expectations/<job>/<dataset>.json``); ``python -m sigil.schemas.expectations`` writes
@@ -106,6 +107,10 @@ def _top_k(order: str) -> tuple:
 
 
 CONTRACTS: dict[str, Contract] = {
+    # a raw source as Spark reads it, its id column renamed `id` (its attributes follow the configuration)
+    "ingest.sources": Contract(pa.schema([pa.field("id", pa.string())]), exact=False, cheap=(
+        _none_where("id IS NULL OR trim(id) = ''", "every row has an id"),),
+        full=(_unique("id", why="an id once per source; a repeat is quarantined"),)),
     "generate.truth": Contract(datasets.TRUTH),
     "ingest.records": Contract(datasets.records([]), exact=False, counted=True, cheap=(
         _between("line", 1, why="lines count from 1"),

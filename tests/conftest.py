@@ -43,6 +43,10 @@ def febrl4_truth(tmp_path_factory) -> Path:
     return path
 
 
+# the data-quality checks (quality.validate_output) have their own tests (test_quality.py) and
+# run in the chains' tests; where a test is about something else they would only cost time
+NO_CHECKS = {"validate_output": "off"}
+
 FEBRL_ATTRIBUTES = ["given_name", "surname", "street_number", "address_1", "address_2", "suburb",
                     "postcode", "state", "date_of_birth", "soc_sec_id"]
 

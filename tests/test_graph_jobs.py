@@ -12,7 +12,7 @@ import pytest
 
 import yaml
 
-from conftest import DATA, ROOT, needs_data
+from conftest import DATA, NO_CHECKS, ROOT, needs_data
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.communities import neighbourhood_signatures, recall_area
@@ -22,7 +22,7 @@ FOOTBALL = DATA / "graph" / "football.gml"
 
 
 def _conf(tmp_path, **sections) -> dict:
-    return {"output": str(tmp_path / "out"), "spark": {"shuffle_partitions": 4}, **sections}
+    return {"output": str(tmp_path / "out"), "spark": {"shuffle_partitions": 4}, "quality": NO_CHECKS, **sections}
 
 
 def _read(path) -> list[dict]:

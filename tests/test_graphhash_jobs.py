@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from conftest import NO_CHECKS
 from sigil.cli import main
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
@@ -20,7 +21,7 @@ from sigil.transforms.interactions import population
 
 
 def _conf(root, **graphhash) -> dict:
-    return {"output": str(root / "out"), "spark": {"shuffle_partitions": 4},
+    return {"output": str(root / "out"), "spark": {"shuffle_partitions": 4}, "quality": NO_CHECKS,
             "interactions_generate": {"users": 1200, "items": 600, "interactions": 20000, "communities": 12,
                                       "seed": 3},
             "interactions": {"log": {"path": str(root / "out" / "interactions_generate" / "log"),

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import NO_CHECKS
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.hqi import data_arrays, exact_search, load_layout, parse_workload, search
-from sigil.transforms.predicates import Columns, column_types, parse
+from sigil.transforms.predicates import Columns, column_types
 
 DIM = 16
 GENERATE = {"rows": 3000, "dim": DIM, "clusters": 16, "training": 300, "queries": 200, "k": [1, 10, 40], "seed": 4}
@@ -25,7 +26,7 @@ ORDER = [("query_id", "ascending"), ("rank", "ascending")]
 
 def _config(root, inputs, **hqi) -> dict:
     """A configuration writing under ``root``, reading the data and workloads at ``inputs``."""
-    return {"output": str(root), "spark": {"shuffle_partitions": 4},
+    return {"output": str(root), "spark": {"shuffle_partitions": 4}, "quality": NO_CHECKS,
             "hqi_generate": GENERATE,
             "hqi": {"data": {"path": str(inputs / "data")}, "training": {"path": str(inputs / "training")},
                     "queries": {"path": str(inputs / "batch")}, "truth": {"path": str(inputs / "truth")},

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from conftest import NO_CHECKS
 from sigil.cli import main
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
@@ -36,7 +37,7 @@ def _read(path) -> list[dict]:
 
 def _config(tmp_path, log: dict, split: dict | None = None):
     return load_config(base={"output": str(tmp_path / "out"), "spark": {"shuffle_partitions": 4},
-                             "interactions": {"log": log, **({"split": split} if split else {})}})
+                             "quality": NO_CHECKS, "interactions": {"log": log, **({"split": split} if split else {})}})
 
 
 def test_log_ingest_numbers_merges_splits_and_quarantines(spark, tmp_path):

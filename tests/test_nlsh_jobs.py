@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, needs_data
+from conftest import DATA, NO_CHECKS, needs_data
 from sigil.schemas import datasets
 from sigil.schemas.config import load_config
 from sigil.transforms.pair_text import map_pairs
@@ -26,7 +26,7 @@ NORMALIZE = ["nfkc", "casefold", "strip_punctuation", "whitespace"]
 
 def abt_buy_conf(output, **sections) -> dict:
     return {
-        "output": str(output), "spark": {"shuffle_partitions": 4},
+        "output": str(output), "spark": {"shuffle_partitions": 4}, "quality": NO_CHECKS,
         "ingest": {"sources": [{"name": "a", "path": str(ABT_BUY / "tableA.csv"), "id_column": "id"},
                                {"name": "b", "path": str(ABT_BUY / "tableB.csv"), "id_column": "id"}],
                    "attributes": [{"name": c, "normalize": NORMALIZE} for c in COLUMNS]},

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATA, needs_data
+from conftest import DATA, NO_CHECKS, needs_data
 from sigil.schemas import datasets
 from sigil.schemas.config import PprConfig, load_config
 from sigil.transforms.ppr import Graph, PPRIndex, exact_ppr, fingerprint_matrix, fingerprints, top_k
@@ -22,7 +22,8 @@ PPR = {"walks": 30, "seed": 3, "k": 10, "exact_sample": 8, "exact_seed": 1}
 
 
 def _conf(out, graph: dict, **ppr) -> dict:
-    return {"output": str(out), "spark": {"shuffle_partitions": 4}, "graph": graph, "ppr": {**PPR, **ppr}}
+    return {"output": str(out), "spark": {"shuffle_partitions": 4}, "quality": NO_CHECKS, "graph": graph,
+            "ppr": {**PPR, **ppr}}
 
 
 def _football(out, **ppr) -> dict:

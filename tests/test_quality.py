@@ -49,9 +49,9 @@ def _written_datasets() -> set[str]:
 
 
 def test_every_dataset_a_job_writes_has_a_suite():
-    # and the quarantines of labels that jobs/spark/labels.py writes for them
+    # and the quarantines of labels that jobs/spark/labels.py writes for them, and the raw sources
     written = _written_datasets() | {"match.labels_quarantine", "nlsh_train.train_quarantine",
-                                     "nlsh_train.valid_quarantine"}
+                                     "nlsh_train.valid_quarantine", "ingest.sources"}
     assert len(written) > 40
     assert written - UNCHECKED <= set(CONTRACTS), sorted(written - UNCHECKED - set(CONTRACTS))
     assert set(CONTRACTS) <= written, sorted(set(CONTRACTS) - written)
@@ -148,3 +148,21 @@ def test_data_docs_list_every_suite_and_the_latest_results(spark, tmp_path):
         page = Path("expectations", *name.split(".")).with_suffix(".html").as_posix()
         assert f"'expectation_suite_name': '{name}', '_table_row_link_path': '{page}'" in index, name
         assert (site / page).exists()
+
+
+def test_raw_sources_are_checked_as_spark_reads_them(spark, tmp_path):
+    """A row without an id: ingest quarantines it, and the source's suite says so."""
+    from sigil.jobs import ingest
+
+    (tmp_path / "a.csv").write_text('rec_id,name\nr1,Ann\n,Bob\nr3,"Cy\nDee"\nr1,Eve\n')
+    config = load_config(base={"output": str(tmp_path / "out"), "quality": {"checks": "all"}, "ingest": {
+        "sources": [{"name": "a", "path": str(tmp_path / "a.csv"), "id_column": "rec_id"}],
+        "attributes": [{"name": "name"}]}})
+    manifest = ingest.run(spark, config, quiet=True)
+    assert manifest["quarantined"] == {"a": 2}  # the missing id and the repeated one
+    found = manifest["expectations"]
+    assert found["ingest.sources[a]"] == {"success": False, "failed": [
+        {"expectation": "unexpected_rows_expectation", "column": "every row has an id", "observed": 1}]}
+    assert found["ingest.sources.full[a]"]["failed"] == [
+        {"expectation": "expect_column_values_to_be_unique", "column": "id", "observed": 2}]
+    assert found["ingest.records"]["success"] and found["ingest.quarantine"]["success"]

@@ -72,11 +72,11 @@ def count_found(item, namespace: str) -> None:
     Metrics.counter(namespace, "true_pairs").inc(found.num_rows)
 
 
-def count_truth(p, config: SigilConfig, records, predicted, sources: list[str], namespace: str, label: str) -> None:
+def count_truth(p, config: SigilConfig, records, predicted, sources: list[str], namespace: str, label: str):
     """Count, as Beam metrics ``truth_pairs`` and ``true_pairs``, the truth pairs and those
     among ``predicted`` (tables with KEYS, oriented): the truth from the configured pairs
     file (read once, bounded by the file) or id pattern (over ``records``: tables with
-    source and id)."""
+    source and id). Returns the truth, tables of (rid_a, rid_b)."""
     n, mode, t = config.spark.shuffle_partitions, config.er_mode(), config.truth
     if t.id_regex is not None:
         truth = (records | f"{label}: entities" >> beam.FlatMap(entities, t.id_regex, n)
@@ -89,3 +89,4 @@ def count_truth(p, config: SigilConfig, records, predicted, sources: list[str], 
       "predicted": predicted | f"{label}: keys" >> beam.Map(rid_pairs)
       | f"{label}: shards" >> beam.FlatMap(shards, ["rid_a", "rid_b"], n)}
      | f"{label}: meet" >> beam.CoGroupByKey() | f"{label}: count" >> beam.Map(count_found, namespace))
+    return truth
