@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import corpus
+from conftest import NO_CHECKS
 from corpus.case import Case
 from sigil.cli import main
 
@@ -61,7 +62,7 @@ def prepare(case: Case, folder: Path) -> Path:
         conf.write_bytes(substituted(case.conf_text, folder).encode("utf-8", "surrogateescape"))
     else:
         conf.write_text(yaml.safe_dump({"output": "{dir}/out", "spark": {"shuffle_partitions": 2},
-                                        **substituted(case.config, folder)}, sort_keys=False)
+                                        "quality": NO_CHECKS, **substituted(case.config, folder)}, sort_keys=False)
                         .replace("{dir}", str(folder)))
     return conf
 
