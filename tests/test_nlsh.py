@@ -150,3 +150,12 @@ def test_encoder_serialises_like_the_pair_format_and_gives_unit_vectors():
     bf16 = encode(model, texts, batch_size=2, precision="bfloat16")
     np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1, atol=1e-5)
     assert np.min(np.sum(bf16 * vectors, axis=1)) > 0.999
+
+
+def test_progress_lines_give_throughput_and_the_time_left():
+    from sigil.transforms.nlsh import _progress
+
+    # 10 of 19 steps of the first of two epochs done at 3.2 s a step: 9 + 19 steps left
+    assert _progress(0, 2, 10, 19, 0.1234, 3.2, 32) == (
+        "epoch 0: step 10/19, loss 0.1234, 10.0 pairs/s, about 1.5 min of steps left")
+    assert _progress(1, 2, 19, 19, 0.1, 2.0, 32).endswith("about 0.0 min of steps left")

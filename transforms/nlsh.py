@@ -606,7 +606,8 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
         Hyper-parameters.
     log : callable, optional
         Called with one line per epoch, before and after each encoding of the records, and
-        every 30 s within an epoch (its step and mean loss).
+        every 30 s within an epoch (its step, mean loss, pairs per second and the time left
+        in the training steps).
 
     Returns
     -------
@@ -663,7 +664,8 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
         hard = _hard_negatives(vectors, data, known) if settings.hard_negatives else {}
         order = rng.permutation(len(data.positives))
         model.train()
-        losses, steps, said = [], -(-len(order) // settings.batch_pairs), time.perf_counter()
+        losses, steps = [], -(-len(order) // settings.batch_pairs)
+        began = said = time.perf_counter()
         for lo in range(0, len(order), settings.batch_pairs):
             batch = data.positives[order[lo:lo + settings.batch_pairs]]
             loss = _step(model, optimizer, data, batch, hard, labelled, known, settings, rng)
@@ -671,7 +673,8 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
             report["steps"].append(round(loss, 6))
             if time.perf_counter() - said >= _PROGRESS_SECONDS:  # a long epoch says how far it is
                 said = time.perf_counter()
-                log(f"epoch {epoch}: step {len(losses)}/{steps}, loss {np.mean(losses):.4f}")
+                log(_progress(epoch, settings.epochs, len(losses), steps, float(np.mean(losses)),
+                              (said - began) / len(losses), settings.batch_pairs))
         vectors = embed_all() if settings.hard_negatives or len(data.valid) else None
         row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
                "seconds": round(time.perf_counter() - start, 1)}
@@ -683,6 +686,14 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
     report["seconds"] = round(time.perf_counter() - start, 1)
     model.eval()
     return report
+
+
+def _progress(epoch: int, epochs: int, done: int, steps: int, loss: float, per_step: float, pairs: int) -> str:
+    """A progress line: the step, the mean loss, pairs per second and the time left in the
+    training steps (the remaining encodings of the records come on top)."""
+    left = (steps - done + (epochs - epoch - 1) * steps) * per_step
+    return (f"epoch {epoch}: step {done}/{steps}, loss {loss:.4f}, {pairs / per_step:.1f} pairs/s, "
+            f"about {left / 60:.1f} min of steps left")
 
 
 def _step(model, optimizer, data, batch, hard, labelled, known, settings, rng) -> float:
