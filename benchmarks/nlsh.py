@@ -202,31 +202,56 @@ def throughput(work: Path, args, report: dict) -> None:
     log(f"encoding: {report['encoding']}")
 
 
+def people_conf(work: Path, name: str, records: int) -> tuple[Path, Path]:
+    """``records`` generated person records ingested under ``work/name`` by conf/people_nlsh.yaml."""
+    people = (ROOT / "conf" / "people_nlsh.yaml").read_text().replace(
+        "extends: demo.yaml", f"extends: {ROOT / 'conf' / 'demo.yaml'}")
+    out = work / name
+    conf = work / f"{name}.yaml"
+    conf.write_text(people.replace("out/people_nlsh", str(out)))
+    entities = max(records * 2 // 3, 100)  # the generator adds about 0.5 duplicates per entity
+    sigil("generate", out, f"generate.entities={entities}", conf=conf)
+    sigil("ingest", out, conf=conf)
+    return out, conf
+
+
+def training(work: Path, args, report: dict) -> None:
+    """nlsh-train's cost against the size of its input: generated person records at each of
+    ``--train-scales``, trained from the rule of conf/people_nlsh.yaml and from the
+    generator's truth as labels (matches only); seconds per stage, records encoded,
+    validation recall (rule mode: the held-out rule matches)."""
+    rows = []
+    for n in (int(x) for x in args.train_scales.split(",")):
+        out, conf = people_conf(work, f"train_{n}", n)
+        labels = [f"nlsh_train.labels.path={out / 'generate' / 'truth'}", "nlsh_train.labels.format=parquet",
+                  "nlsh_train.labels.id_columns=[id_a, id_b]", "nlsh_train.labels.label_column=null",
+                  "nlsh_train.rule=null"]
+        for mode, sets in (("rule", []), ("labels", labels)):
+            run = sigil("nlsh-train", out, *sets, conf=conf, name=f"train_{n}_{mode}")
+            m = run["metrics"]
+            records = pq.read_table(out / "ingest" / "records", columns=["rid"]).num_rows
+            rows.append({"records": records, "mode": mode, "training_records": m["training_records"],
+                         "positives": m["positives"], "encoded": m["encoded"], "timings": run["timings"],
+                         "process_seconds": run["process_seconds"], "valid_candidates": m["valid_candidates"],
+                         "valid_recall_before": m["valid_recall_before"],
+                         "valid_recall": m["epochs"][-1].get("valid_recall") if m["epochs"] else None})
+            log(f"training: {rows[-1]}")
+    report["training"] = rows
+
+
 def scale(work: Path, args, report: dict) -> None:
     """Hyperplane LSH on ``--scale`` generated person records: the hash trained from the rule
     on a ``--train-scale`` generated set (or ``--model``), the embeddings computed once and
     reused by every further ``--lsh`` setting."""
-    people = (ROOT / "conf" / "people_nlsh.yaml").read_text().replace(
-        "extends: demo.yaml", f"extends: {ROOT / 'conf' / 'demo.yaml'}")
-
-    def generated(name: str, records: int) -> tuple[Path, Path]:
-        out = work / name
-        conf = work / f"{name}.yaml"
-        conf.write_text(people.replace("out/people_nlsh", str(out)))
-        entities = max(records * 2 // 3, 100)  # the generator adds about 0.5 duplicates per entity
-        sigil("generate", out, f"generate.entities={entities}", conf=conf)
-        sigil("ingest", out, conf=conf)
-        return out, conf
-
     model = args.model
     if model is None:
-        out, conf = generated("people_train", args.train_scale)
+        out, conf = people_conf(work, "people_train", args.train_scale)
         trained = sigil("nlsh-train", out, conf=conf)  # the hash, from the configuration's rule
         report["scale_training"] = {"records": trained["metrics"]["training_records"],
                                     "seconds": trained["timings"]["train"],
                                     "rule_matches": trained["metrics"]["rule_matches"]}
         model = out / "nlsh_train" / "model"
-    out, conf = generated("people", args.scale)
+    out, conf = people_conf(work, "people", args.scale)
     runs = []
     for n, setting in enumerate(args.lsh.split(",")):
         tables, bits = setting.split("x")
@@ -253,6 +278,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of the pre-trained encoding (median reported)")
     p.add_argument("--scale", type=int, default=20_000, help="generated person records for the LSH run; 0 skips")
     p.add_argument("--train-scale", type=int, default=20_000, help="generated person records the hash trains on")
+    p.add_argument("--train-scales", default="5000,25000,100000", help="generated person records of the "
+                                                                      "training part")
     p.add_argument("--model", type=Path, default=None, help="a trained people model instead of training one")
     p.add_argument("--lsh", default="32x16", help="TABLESxBITS settings of the LSH run; the first encodes, "
                                                   "the others reuse its embeddings")
@@ -265,7 +292,8 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="sigil-nlsh-"))
     work.mkdir(parents=True, exist_ok=True)
     report: dict = {"epochs": args.epochs}
-    parts = {"blocking": blocking, "lsh": lsh, "rule": rule_run, "semi": semi_supervised, "throughput": throughput, "scale": scale}
+    parts = {"blocking": blocking, "lsh": lsh, "rule": rule_run, "semi": semi_supervised, "throughput": throughput,
+             "training": training, "scale": scale}
     for name in args.parts.split(","):
         if name == "scale" and not args.scale:
             continue

@@ -1,11 +1,15 @@
 """nlsh-train job: fine-tune the record encoder as a neural LSH function (NLSHBlock).
 
 Stages: labels (labelled pairs mapped to records, jobs/spark/labels.py: id tables by id,
-serialised DeepMatcher-style lines by content; what does not map is quarantined) -> records (the labelled ones plus a seeded
-sample of ``mining_pool`` others, gathered on the driver up to ``max_records``) -> with a
-rule instead of labels, the pairs it labels: every record's nearest neighbours under the
+serialised DeepMatcher-style lines by content; what does not map is quarantined; a seeded
+sample of ``max_pairs`` matches with their anchors' non-matches, and of ``valid_pairs``
+held-out matches) -> records (those of the kept pairs plus a seeded sample of
+``mining_pool`` others, gathered on the driver up to ``max_records``) -> with a rule
+instead of labels, the pairs it labels: every record's nearest neighbours under the
 starting model and a random partner each -> training (transforms/nlsh.fine_tune: the (R, cR)
-hinge, in-batch, mined hard and labelled negatives) -> the model saved.
+hinge, in-batch, mined hard and labelled negatives; the records encoded once, hard negatives
+mined from a memory bank) -> the model saved. The cost of training is bounded by
+``max_pairs``, ``mining_pool`` and ``valid_pool``, not by the size of the input.
 
 Training runs on the driver, on its CPU cores (torch); everything it gathers is bounded by
 configuration. Outputs under ``<output>/nlsh_train/``: ``model`` (a sentence-transformers
@@ -35,7 +39,7 @@ from sigil.run import Run
 from sigil.schemas.config import SigilConfig
 from sigil.transforms.encoder import load_model, serialized
 from sigil.transforms.match_rules import rule_columns
-from sigil.transforms.nlsh import TrainingData, TrainingSettings, fine_tune, rule_labelled_pairs
+from sigil.transforms.nlsh import TrainingData, TrainingSettings, fine_tune, rule_labelled_pairs, sample_pairs
 from sigil.transforms.records import InputError, open_input
 
 def training_records(records: DataFrame, ids: DataFrame, columns: list[str], pool: int, limit: int,
@@ -50,6 +54,15 @@ def training_records(records: DataFrame, ids: DataFrame, columns: list[str], poo
         raise InputError(f"training needs {n} records on the driver, over nlsh_train.max_records={limit}: "
                          "lower mining_pool or raise max_records")
     return chosen.orderBy("rid").toArrow()  # driver-ok: bounded by nlsh_train.max_records
+
+
+def bounded(rows: list[dict], limit: int, rng: np.random.Generator) -> list[dict]:
+    """A seeded sample of at most ``limit`` of the matching rows, with the non-matching rows
+    whose first record is one of the sample's (they are its anchors' labelled negatives)."""
+    matches = np.flatnonzero([r["label"] == 1 for r in rows])
+    kept = set(sample_pairs(matches, limit, rng).tolist())
+    anchors = {(rows[i]["source_a"], rows[i]["id_a"]) for i in kept}
+    return [r for i, r in enumerate(rows) if i in kept or (r["label"] == 0 and (r["source_a"], r["id_a"]) in anchors)]
 
 
 def index_pairs(pairs: list[dict], position: dict) -> np.ndarray:
@@ -94,8 +107,9 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 if spec is None:
                     continue
                 pairs = labelled_pairs(spark, spec, records, sources, mode, job, name)
-                labelled[name] = rows = pairs.toArrow().to_pylist()  # driver-ok: labels
+                rows = pairs.toArrow().to_pylist()  # driver-ok: labels
                 metrics.update({f"{name}_pairs": len(rows), f"{name}_matches": sum(r["label"] for r in rows)})
+                labelled[name] = bounded(rows, nt.max_pairs if name == "train" else nt.valid_pairs, rng)
             ids = [(r["source_" + s], r["id_" + s]) for rows in labelled.values() for r in rows for s in "ab"]
             ids = spark.createDataFrame(sorted(set(ids)), "source string, id string")
         with job.stage("records"):
@@ -107,16 +121,19 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                                 link=mode == "link")
             metrics["training_records"] = table.num_rows
         length = nt.max_seq_length or encoder.max_seq_length
+        vectors = None
         model = load_model.__wrapped__(encoder.model, length)  # not the cached one: it is trained in place
         if nt.rule is not None:
             with job.stage("rule pairs"):
-                positives, negatives = rule_labelled_pairs(model, data, table, nt.rule, nt.rule_neighbours,
-                                                   encoder.batch_size, rng)
+                positives, negatives, vectors = rule_labelled_pairs(model, data, table, nt.rule,
+                                                                    nt.rule_neighbours, encoder.batch_size, rng)
                 if not len(positives):
                     raise InputError("the rule holds for none of the sampled pairs: nothing to train on")
                 held = rng.permutation(len(positives))
                 cut = int(round(len(positives) * nt.rule_valid_share))
-                data.valid, data.positives, data.negatives = positives[held[:cut]], positives[held[cut:]], negatives
+                data.valid = sample_pairs(positives[np.sort(held[:cut])], nt.valid_pairs, rng)
+                data.positives = sample_pairs(positives[np.sort(held[cut:])], nt.max_pairs, rng)
+                data.negatives = negatives[np.isin(negatives[:, 0], data.positives[:, 0])]
                 metrics.update({"rule_pairs": len(positives) + len(negatives), "rule_matches": len(positives)})
         else:
             for name, rows in labelled.items():
@@ -131,9 +148,10 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
         settings = TrainingSettings(radius=nt.radius, c=nt.c, epochs=nt.epochs, batch_pairs=nt.batch_pairs,
                                     learning_rate=nt.learning_rate, train_layers=nt.train_layers,
                                     hard_negatives=nt.hard_negatives, labelled_negatives=nt.labelled_negatives,
-                                    batch_size=encoder.batch_size, ks=tuple(nt.eval_k), seed=nt.seed)
+                                    batch_size=encoder.batch_size, ks=tuple(nt.eval_k), valid_pool=nt.valid_pool,
+                                    seed=nt.seed)
         with job.stage("train"):
-            report = fine_tune(model, data, settings, job.log)
+            report = fine_tune(model, data, settings, job.log, vectors)
         report.update({"positives": len(data.positives), "negatives": len(data.negatives),
                        "valid": len(data.valid), "records": table.num_rows})
         with job.stage("save"):
@@ -141,7 +159,8 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                     "training": nt.model_dump(mode="json", by_alias=True), "sources": sources, "mode": mode,
                     "train_max_seq_length": length}
             save(model, meta, report, job)
-        metrics.update({k: report[k] for k in ("positives", "negatives", "valid", "seconds", "trainable_parameters")})
+        metrics.update({k: report[k] for k in ("positives", "negatives", "valid", "seconds", "trainable_parameters",
+                                               "valid_candidates", "encoded")})
         metrics["epochs"] = report["epochs"]
         metrics["valid_recall_before"] = report["valid_recall_before"]
         job.manifest["outputs"]["model"] = job.final_path("model")

@@ -1014,8 +1014,14 @@ class NlshTrainConfig(Model):
                                                              "null: all")
     hard_negatives: bool = Field(True, description="mine each anchor's nearest non-match every epoch")
     labelled_negatives: bool = Field(True, description="add a labelled non-match of each anchor to its batch")
-    mining_pool: int = Field(50_000, ge=1, description="records besides the labelled ones that hard "
-                                                       "negatives are mined from")
+    max_pairs: int = Field(4_000, ge=1, description="matching pairs trained on: a seeded sample of the labelled "
+                                                    "(or rule) matches, with the labelled non-matches of its "
+                                                    "anchors; bounds the steps per epoch")
+    valid_pairs: int = Field(1_000, ge=1, description="held-out matching pairs validated on (a seeded sample)")
+    valid_pool: int = Field(5_000, ge=1, description="validation ranks each held-out anchor among the held-out "
+                                                     "records and a sample of this many others")
+    mining_pool: int = Field(10_000, ge=1, description="records besides the labelled ones that hard "
+                                                       "negatives are mined from (encoded once)")
     max_records: int = Field(200_000, ge=1, description="records gathered on the driver for training")
     eval_k: list[int] = Field([1, 3, 5, 10, 20], min_length=1, description="the k of the validation recall")
     max_seq_length: int | None = Field(None, ge=8, le=512, description="tokens per record while training; "

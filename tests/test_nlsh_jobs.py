@@ -125,10 +125,12 @@ def test_a_match_rule_labels_the_training_pairs(spark, trained, tmp_path):
     rule = {"all": [{"column": "name", "extract": "first_word", "kind": "exact"},
                     {"column": "name", "extract": "codes", "kind": "levenshtein", "max": 1}]}
     conf = {**conf, "output": str(tmp_path), "block": {**conf["block"], "input": str(trained[0] / "ingest" / "records")},
-            "nlsh_train": {"rule": rule, "epochs": 0, "rule_neighbours": 5}}
+            "nlsh_train": {"rule": rule, "epochs": 0, "rule_neighbours": 5, "max_pairs": 200, "valid_pairs": 50}}
     metrics = run(spark, "nlsh_train", conf)["metrics"]
     assert 300 < metrics["rule_matches"] < metrics["rule_pairs"]
-    assert metrics["valid"] == round(metrics["rule_matches"] * 0.2)
+    assert metrics["positives"] == 200 and metrics["valid"] == 50  # seeded samples of the rule's matches
+    assert 0 < metrics["negatives"] < metrics["rule_pairs"] - metrics["rule_matches"]  # the sample's anchors' only
+    assert metrics["encoded"] == 0  # the rule's encoding of the records starts the memory bank
 
 
 def test_few_labels_matching_gains_from_the_trained_hash(spark, trained, tmp_path):
@@ -197,5 +199,11 @@ def test_fine_tuning_is_deterministic_for_a_seed():
     reports = [fine_tune(load_model.__wrapped__(None, 16), data, settings, said.append) for _ in range(2)]
     assert said[0] == "encoding 8 records for hard negatives and validation"  # before any step
     assert said[1].startswith("encoded 8 records in ") and said[-1].startswith("epoch 0: loss ")
+    assert said[2] == "encoding 8 records for validation"  # the bank serves mining: only validation re-encodes
+    assert reports[0]["encoded"] == 16 and reports[0]["valid_candidates"] == 8
+    data.valid = np.zeros((0, 2), np.int64)
+    report = fine_tune(load_model.__wrapped__(None, 16), data, TrainingSettings(epochs=2, batch_pairs=2,
+                                                                                 train_layers=1, seed=7))
+    assert report["encoded"] == 8 and len(report["steps"]) == 4  # two epochs of mining from one encoding
     assert reports[0]["steps"] == reports[1]["steps"] and len(reports[0]["steps"]) == 2
     assert reports[0]["epochs"][0]["valid_recall"] == reports[1]["epochs"][0]["valid_recall"]

@@ -472,6 +472,10 @@ class TrainingSettings:
         Texts per batch when embedding all records.
     ks : tuple of int, default (1, 3, 5, 10, 20)
         The k of validation recall at k.
+    valid_pool : int, default 5000
+        Validation ranks each held-out anchor among the held-out pairs' records and a
+        seeded sample of this many other records, re-encoded at each validation; with at
+        least as many records as this, among all of them.
     seed : int, default 0
         Seed of torch and of the pair order.
 
@@ -492,10 +496,12 @@ class TrainingSettings:
     labelled_negatives: bool = True
     batch_size: int = 64
     ks: tuple[int, ...] = (1, 3, 5, 10, 20)
+    valid_pool: int = 5000
     seed: int = 0
 
 
-def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks) -> dict[int, float]:
+def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks,
+                among: np.ndarray | None = None) -> dict[int, float]:
     """Share of matching pairs (a, b) whose b is among a's k nearest candidates, for each k.
 
     Parameters
@@ -508,6 +514,8 @@ def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks) 
         int, shape ``(p, 2)``: matching (a, b) pairs.
     ks : iterable of int
         The values of k.
+    among : numpy.ndarray, optional
+        The records that are candidates at all (positions); default every record.
 
     Returns
     -------
@@ -525,16 +533,17 @@ def recall_at_k(vectors: np.ndarray, data: TrainingData, pairs: np.ndarray, ks) 
     if not len(pairs):
         return {}
     kmax = max(ks)
-    found = nearest(vectors, data, pairs[:, 0], kmax)
+    found = nearest(vectors, data, pairs[:, 0], kmax, among)
     hit = found == pairs[:, 1:2]
     return {k: float(hit[:, :k].any(axis=1).mean()) for k in ks}
 
 
-def nearest(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int) -> np.ndarray:
+def nearest(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int,
+            among: np.ndarray | None = None) -> np.ndarray:
     """Each anchor's k nearest candidate records by dot product (``top_k``), best first.
 
     A record's candidates are the records of the other sources (``data.link``), or every
-    other record.
+    other record; only those in ``among`` when it is given.
 
     Parameters
     ----------
@@ -546,6 +555,8 @@ def nearest(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int
         int, positions in ``data.texts`` (repeats allowed).
     k : int
         Neighbours per anchor.
+    among : numpy.ndarray, optional
+        Positions of the records that may be candidates; default all.
 
     Returns
     -------
@@ -563,9 +574,10 @@ def nearest(vectors: np.ndarray, data: TrainingData, anchors: np.ndarray, k: int
     """
     anchors = np.unique(anchors, return_inverse=True)
     out = np.full((len(anchors[0]), k), -1, np.int64)
+    pool = np.arange(len(data.texts)) if among is None else np.unique(among)
     for s in np.unique(data.side[anchors[0]]):
         rows = np.flatnonzero(data.side[anchors[0]] == s)
-        base = np.flatnonzero(data.side != s) if data.link else np.arange(len(data.texts))
+        base = pool[data.side[pool] != s] if data.link else pool
         index, _ = top_k(vectors[anchors[0][rows]], vectors[base], k, anchors[0][rows], base)
         out[rows, :index.shape[1]] = np.where(index >= 0, base[index.clip(0)], -1)
     return out[anchors[1]]
@@ -584,17 +596,22 @@ def _hard_negatives(vectors: np.ndarray, data: TrainingData, known: set) -> dict
 
 
 def fine_tune(model, data: TrainingData, settings: TrainingSettings,
-              log: Callable[[str], None] = lambda _: None) -> dict:
+              log: Callable[[str], None] = lambda _: None, vectors: np.ndarray | None = None) -> dict:
     """Fine-tune a sentence-transformers model, in place, with the (R, cR) hinge loss [1]_.
 
-    Every epoch: mine hard negatives (each anchor's nearest non-match) with the current
-    model, then one pass over the positive pairs in seeded random order, ``batch_pairs``
-    at a time. An anchor's negatives (``hinge_loss``) are the other anchors' matches in the
-    batch (in-batch negatives) and, as ``settings`` enable them, its hard negative and one
-    of its labelled non-matches; known matches (and, in link mode, records of the anchor's
-    own source) never count as negatives.
-    Deterministic for a given seed on a given machine (torch's CPU kernels and dropout
-    draw from the seeded generator).
+    Every epoch: mine hard negatives (each anchor's nearest non-match), then one pass over
+    the positive pairs in seeded random order, ``batch_pairs`` at a time. An anchor's
+    negatives (``hinge_loss``) are the other anchors' matches in the batch (in-batch
+    negatives) and, as ``settings`` enable them, its hard negative and one of its labelled
+    non-matches; known matches (and, in link mode, records of the anchor's own source)
+    never count as negatives.
+
+    The records are encoded once, before training. Mining reads a memory bank of those
+    vectors that every step refreshes with the embeddings it computed anyway (Wu et al.,
+    CVPR 2018), so an epoch costs its steps and one matrix product, not an encoding of every
+    record; validation re-encodes only the held-out pairs' records and a sample of
+    ``valid_pool`` others. Deterministic for a given seed on a given machine (torch's CPU
+    kernels and dropout draw from the seeded generator).
 
     Parameters
     ----------
@@ -605,22 +622,29 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
     settings : TrainingSettings
         Hyper-parameters.
     log : callable, optional
-        Called with one line per epoch, before and after each encoding of the records, and
-        every 30 s within an epoch (its step, mean loss, pairs per second and the time left
-        in the training steps).
+        Called with one line per epoch, before and after each encoding, and every 30 s
+        within an epoch (its step, mean loss, pairs per second and the time left in the
+        training steps).
+    vectors : numpy.ndarray, optional
+        The records' embeddings under ``model`` as it is, when the caller has them; they
+        start the memory bank instead of a first encoding.
 
     Returns
     -------
     dict
         The training report: ``steps`` (loss per step), ``epochs`` (per epoch: ``loss``,
         ``seconds`` and, with validation pairs, ``valid_recall``), ``valid_recall_before``,
-        ``trainable_parameters`` and ``seconds``.
+        ``valid_candidates`` (records validation ranks among), ``encoded`` (records encoded
+        in all), ``trainable_parameters`` and ``seconds``.
 
     References
     ----------
     .. [1] R. Wang, L. Kong, Y. Tao, A. Borthwick, D. Golac, H. Johnson, S. Hijazi, D. Deng,
        Y. Zhang, "Neural Locality Sensitive Hashing for Entity Blocking", SDM 2024,
        pp. 887-895. doi:10.1137/1.9781611978032.101, arXiv:2401.18064
+    .. [2] Z. Wu, Y. Xiong, S. X. Yu, D. Lin, "Unsupervised Feature Learning via
+       Non-Parametric Instance Discrimination", CVPR 2018 (the memory bank).
+       arXiv:1805.01978
 
     Examples
     --------
@@ -637,8 +661,6 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
     """
     import torch
 
-    from sigil.transforms.encoder import encode
-
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     params = trainable_layers(model, settings.train_layers)
@@ -647,45 +669,93 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
     labelled = {}
     for a, b in data.negatives.tolist():
         labelled.setdefault(a, []).append(b)
-    report = {"steps": [], "epochs": [], "trainable_parameters": int(sum(p.numel() for p in params))}
+    pool = validation_records(data, settings.valid_pool, rng)
+    report = {"steps": [], "epochs": [], "trainable_parameters": int(sum(p.numel() for p in params)),
+              "valid_candidates": len(pool), "encoded": 0}
     start = time.perf_counter()
 
-    def embed_all():
+    def embed(rows: np.ndarray, why: str) -> np.ndarray:
         model.eval()
         t0 = time.perf_counter()
-        log(f"encoding {len(data.texts):,} records for hard negatives and validation")
-        out = encode(model, data.texts, settings.batch_size)
-        log(f"encoded {len(data.texts):,} records in {time.perf_counter() - t0:.1f} s")
+        log(f"encoding {len(rows):,} records for {why}")
+        out = encode(model, [data.texts[i] for i in rows], settings.batch_size)
+        log(f"encoded {len(rows):,} records in {time.perf_counter() - t0:.1f} s")
+        report["encoded"] += len(rows)
         return out
 
-    vectors = embed_all() if settings.hard_negatives or len(data.valid) else None
-    report["valid_recall_before"] = recall_at_k(vectors, data, data.valid, settings.ks) if len(data.valid) else {}
+    def validate() -> dict:
+        bank[pool] = embed(pool, "validation")  # fresh vectors for every candidate it ranks
+        return recall_at_k(bank, data, data.valid, settings.ks, among=pool)
+
+    everything = np.arange(len(data.texts))
+    if vectors is not None:
+        bank = np.array(vectors, dtype=np.float32)
+    elif settings.hard_negatives:
+        bank = embed(everything, "hard negatives and validation")
+    else:
+        bank = np.zeros((len(data.texts), model.get_embedding_dimension()), np.float32)
+    fresh = vectors is not None or settings.hard_negatives  # the bank is the model as it is now
+    report["valid_recall_before"] = ((recall_at_k(bank, data, data.valid, settings.ks, among=pool) if fresh
+                                      else validate()) if len(data.valid) else {})
     for epoch in range(settings.epochs):
-        hard = _hard_negatives(vectors, data, known) if settings.hard_negatives else {}
+        hard = _hard_negatives(bank, data, known) if settings.hard_negatives else {}
         order = rng.permutation(len(data.positives))
         model.train()
         losses, steps = [], -(-len(order) // settings.batch_pairs)
         began = said = time.perf_counter()
         for lo in range(0, len(order), settings.batch_pairs):
             batch = data.positives[order[lo:lo + settings.batch_pairs]]
-            loss = _step(model, optimizer, data, batch, hard, labelled, known, settings, rng)
+            loss, rows, seen = _step(model, optimizer, data, batch, hard, labelled, known, settings, rng)
+            bank[rows] = seen
             losses.append(loss)
             report["steps"].append(round(loss, 6))
             if time.perf_counter() - said >= _PROGRESS_SECONDS:  # a long epoch says how far it is
                 said = time.perf_counter()
                 log(_progress(epoch, settings.epochs, len(losses), steps, float(np.mean(losses)),
                               (said - began) / len(losses), settings.batch_pairs))
-        vectors = embed_all() if settings.hard_negatives or len(data.valid) else None
-        row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
-               "seconds": round(time.perf_counter() - start, 1)}
+        row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None}
         if len(data.valid):
-            row["valid_recall"] = recall_at_k(vectors, data, data.valid, settings.ks)
+            row["valid_recall"] = validate()
+        row["seconds"] = round(time.perf_counter() - start, 1)
         report["epochs"].append(row)
         log(f"epoch {epoch}: loss {row['loss']:.4f}" + (f", valid recall {row['valid_recall']}" if "valid_recall" in row
                                                          else ""))
     report["seconds"] = round(time.perf_counter() - start, 1)
     model.eval()
     return report
+
+
+def validation_records(data: TrainingData, pool: int, rng: np.random.Generator) -> np.ndarray:
+    """The records validation ranks among: those of the held-out pairs and a seeded sample of
+    ``pool`` others (all records when there are no more than that), sorted positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = TrainingData(list("abcdef"), side=np.array([0, 1] * 3), positives=np.zeros((0, 2), int),
+    ...                     valid=np.array([[0, 1]]))
+    >>> validation_records(data, 2, np.random.default_rng(0)).size, validation_records(data, 9, None).tolist()
+    (4, [0, 1, 2, 3, 4, 5])
+    """
+    held = np.unique(data.valid)
+    others = np.setdiff1d(np.arange(len(data.texts)), held)
+    if len(others) <= pool:
+        return np.arange(len(data.texts))
+    return np.union1d(held, rng.choice(others, pool, replace=False))
+
+
+def sample_pairs(pairs: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    """At most ``limit`` of the rows of ``pairs``, a seeded sample in their original order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sample_pairs(np.arange(10).reshape(5, 2), 2, np.random.default_rng(0)).shape
+    (2, 2)
+    """
+    if limit is None or len(pairs) <= limit:
+        return pairs
+    return pairs[np.sort(rng.choice(len(pairs), limit, replace=False))]
 
 
 def _progress(epoch: int, epochs: int, done: int, steps: int, loss: float, per_step: float, pairs: int) -> str:
@@ -696,8 +766,9 @@ def _progress(epoch: int, epochs: int, done: int, steps: int, loss: float, per_s
             f"about {left / 60:.1f} min of steps left")
 
 
-def _step(model, optimizer, data, batch, hard, labelled, known, settings, rng) -> float:
-    """One optimiser step over a batch of positive pairs; returns the loss."""
+def _step(model, optimizer, data, batch, hard, labelled, known, settings, rng):
+    """One optimiser step over a batch of positive pairs; returns the loss, and the records it
+    embedded with their (detached) vectors for the memory bank."""
     import torch
 
     anchors, matches = batch[:, 0].tolist(), batch[:, 1].tolist()
@@ -713,7 +784,8 @@ def _step(model, optimizer, data, batch, hard, labelled, known, settings, rng) -
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss.detach())
+    seen = torch.cat([left, right]).detach().numpy()
+    return float(loss.detach()), np.array(anchors + columns, dtype=np.int64), seen
 
 
 def _embed(model, texts: list[str]):
@@ -725,7 +797,7 @@ def _embed(model, texts: list[str]):
 
 
 def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighbours: int, batch_size: int,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training pairs labelled by a match rule instead of by hand: every anchor's
     ``neighbours`` nearest records under ``model`` (the hard cases) and one random record
     each, labelled by whether ``rule`` (transforms/match_rules.py) holds for them.
@@ -747,11 +819,13 @@ def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighb
 
     Returns
     -------
-    (numpy.ndarray, numpy.ndarray)
-        The (anchor, other) record positions the rule matches, and those it does not.
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        The (anchor, other) record positions the rule matches, those it does not, and the
+        records' embeddings under ``model`` (they start ``fine_tune``'s memory bank).
     """
     anchors = np.flatnonzero(data.side == 0) if data.link else np.arange(len(data.texts))
-    near = nearest(encode(model, data.texts, batch_size), data, anchors, neighbours)
+    vectors = encode(model, data.texts, batch_size)
+    near = nearest(vectors, data, anchors, neighbours)
     others = np.flatnonzero(data.side != 0) if data.link else np.arange(len(data.texts))
     pairs = np.concatenate([np.column_stack([np.repeat(anchors, near.shape[1]), near.ravel()]),
                             np.column_stack([anchors, rng.choice(others, len(anchors))])])
@@ -759,4 +833,4 @@ def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighb
     cols = rule_columns(rule)
     sides = {f"{c}_{s}": table.column(c).take(pa.array(pairs[:, i])) for c in cols for i, s in enumerate("ab")}
     holds = rule_holds(rule, pa.table(sides))
-    return pairs[holds], pairs[~holds]
+    return pairs[holds], pairs[~holds], vectors
