@@ -17,7 +17,7 @@ One run measures, each through the ``sigil`` command line as a user runs it:
 
     .venv/bin/python benchmarks/nlsh.py [--epochs 2] [--repeat 3] [--scale 20000] [--work DIR]
     .venv/bin/python benchmarks/nlsh.py --parts throughput,scale --scale 100000   # parts alone
-    .venv/bin/python benchmarks/nlsh.py --parts scale --scale 1000000 --lsh 128x24,128x22 [--model DIR]
+    .venv/bin/python benchmarks/nlsh.py --parts scale --scale 1000000 --candidates ivf:2000x4,lsh:128x24 [--model DIR]
 """
 
 from __future__ import annotations
@@ -190,27 +190,40 @@ def semi_supervised(work: Path, args, report: dict) -> None:
 
 def throughput(work: Path, args, report: dict) -> None:
     """Records encoded per second by nlsh-block's embeddings stage (the whole Spark stage:
-    serialising, encoding on every core, writing), median of ``--repeat`` runs."""
+    serialising, encoding on every core, writing; median and range of ``--repeat`` runs) at
+    each ``--precisions`` x ``--lengths`` setting, with the pre-trained model on Abt-Buy, and
+    what each costs in pair completeness at k against matches.csv."""
     out = work / "abt_buy"
     if not (out / "ingest").is_dir():
         sigil("ingest", out)
-    runs = [sigil("nlsh-block", out, "nlsh_block.model=pretrained", name=f"throughput{r}") for r in range(args.repeat)]
-    seconds = [r["timings"]["embeddings"] for r in runs]
-    records = runs[0]["metrics"]["records"]
-    report["encoding"] = {"records": records, "seconds": seconds, "seconds_median": statistics.median(seconds),
-                          "records_per_second": round(records / statistics.median(seconds), 1)}
-    log(f"encoding: {report['encoding']}")
+    rows = []
+    for precision in args.precisions.split(","):
+        for length in (int(x) for x in args.lengths.split(",")):
+            runs = [sigil("nlsh-block", out, "nlsh_block.model=pretrained", f"encoder.precision={precision}",
+                          f"encoder.max_seq_length={length}", name=f"throughput_{precision}_{length}_{r}")
+                    for r in range(args.repeat)]
+            seconds = [r["timings"]["embeddings"] for r in runs]
+            records = runs[0]["metrics"]["records"]
+            rows.append({"precision": precision, "max_seq_length": length, "records": records, "seconds": seconds,
+                         "records_per_second": round(records / statistics.median(seconds), 1),
+                         "records_per_second_range": [round(records / max(seconds), 1),
+                                                      round(records / min(seconds), 1)],
+                         "pair_completeness_at_k": runs[0]["metrics"]["pair_completeness_at_k"]})
+            log(f"encoding: {rows[-1]}")
+    report["encoding"] = rows
 
 
-def people_conf(work: Path, name: str, records: int) -> tuple[Path, Path]:
-    """``records`` generated person records ingested under ``work/name`` by conf/people_nlsh.yaml."""
+def people_conf(work: Path, name: str, records: int, seed: int | None = None) -> tuple[Path, Path]:
+    """``records`` generated person records ingested under ``work/name`` by conf/people_nlsh.yaml
+    (the generator's seed replaced by ``seed`` when given: data kept apart from training)."""
     people = (ROOT / "conf" / "people_nlsh.yaml").read_text().replace(
         "extends: demo.yaml", f"extends: {ROOT / 'conf' / 'demo.yaml'}")
     out = work / name
     conf = work / f"{name}.yaml"
     conf.write_text(people.replace("out/people_nlsh", str(out)))
     entities = max(records * 2 // 3, 100)  # the generator adds about 0.5 duplicates per entity
-    sigil("generate", out, f"generate.entities={entities}", conf=conf)
+    sigil("generate", out, f"generate.entities={entities}", *([f"generate.seed={seed}"] if seed is not None else []),
+          conf=conf)
     sigil("ingest", out, conf=conf)
     return out, conf
 
@@ -240,9 +253,11 @@ def training(work: Path, args, report: dict) -> None:
 
 
 def scale(work: Path, args, report: dict) -> None:
-    """Hyperplane LSH on ``--scale`` generated person records: the hash trained from the rule
-    on a ``--train-scale`` generated set (or ``--model``), the embeddings computed once and
-    reused by every further ``--lsh`` setting."""
+    """Candidates on ``--scale`` generated person records (generated with another seed than
+    the training set): the hash trained from the rule on ``--train-scale`` records (or
+    ``--model``), the embeddings computed once and reused by every further ``--candidates``
+    setting: ``lsh:TABLESxBITS`` (hyperplanes), ``ivf:CELL_SIZExPROBES`` (top-``--k`` in
+    the nearest k-means cells), ``topk`` (exact top-``--k``)."""
     model = args.model
     if model is None:
         out, conf = people_conf(work, "people_train", args.train_scale)
@@ -251,19 +266,26 @@ def scale(work: Path, args, report: dict) -> None:
                                     "seconds": trained["timings"]["train"],
                                     "rule_matches": trained["metrics"]["rule_matches"]}
         model = out / "nlsh_train" / "model"
-    out, conf = people_conf(work, "people", args.scale)
+    out, conf = people_conf(work, "people", args.scale, seed=args.scale_seed)
     runs = []
-    for n, setting in enumerate(args.lsh.split(",")):
-        tables, bits = setting.split("x")
+    for n, setting in enumerate(args.candidates.split(",")):
+        method, _, shape = setting.partition(":")
         sets = [f"nlsh_block.model={model}", f"encoder.precision={args.precision}",
-                f"spark.driver_memory={args.driver_memory}",
-                f"nlsh_block.lsh.tables={tables}", f"nlsh_block.lsh.bits={bits}"]
+                f"spark.driver_memory={args.driver_memory}", f"nlsh_block.method={method}", f"nlsh_block.k={args.k}"]
+        if method == "lsh":
+            tables, bits = shape.split("x")
+            sets += [f"nlsh_block.lsh.tables={tables}", f"nlsh_block.lsh.bits={bits}"]
+        elif method == "ivf":
+            cell, probes = shape.split("x")
+            sets += [f"nlsh_block.ivf.cell_size={cell}", f"nlsh_block.ivf.probes={probes}"]
         if n:
             sets.append(f"nlsh_block.embeddings={work / 'people_embeddings'}")
-        run = sigil("nlsh-block", out, *sets, conf=conf, name=f"people_{setting}")
+        run = sigil("nlsh-block", out, *sets, conf=conf, name=f"people_{setting.replace(':', '_')}")
         m = run["metrics"]
-        runs.append({"lsh": setting, "records": m["records"], "candidates": m["candidate_pairs"],
-                     "pair_completeness": m.get("pair_completeness"), "timings": run["timings"],
+        runs.append({"candidates_setting": setting, "records": m["records"], "candidates": m["candidate_pairs"],
+                     "per_record": round(m["candidate_pairs"] / m["records"], 2),
+                     "pair_completeness": m.get("pair_completeness"),
+                     "pair_completeness_at_k": m.get("pair_completeness_at_k"), "timings": run["timings"],
                      "process_seconds": run["process_seconds"], "peak_rss_gib": run["peak_rss_bytes"] / 2 ** 30})
         if not n:
             runs[0]["records_per_second"] = round(m["records"] / run["timings"]["embeddings"], 1)
@@ -281,9 +303,14 @@ def main(argv=None) -> int:
     p.add_argument("--train-scales", default="5000,25000,100000", help="generated person records of the "
                                                                       "training part")
     p.add_argument("--model", type=Path, default=None, help="a trained people model instead of training one")
-    p.add_argument("--lsh", default="32x16", help="TABLESxBITS settings of the LSH run; the first encodes, "
-                                                  "the others reuse its embeddings")
-    p.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--candidates", default="ivf:2000x4,lsh:32x16", help="the scale part's candidate settings "
+                   "(lsh:TABLESxBITS, ivf:CELL_SIZExPROBES, topk); the first encodes, the others reuse its embeddings")
+    p.add_argument("--k", type=int, default=10, help="the scale part's k (ivf, topk)")
+    p.add_argument("--scale-seed", type=int, default=7, help="generator seed of the scale part's records")
+    p.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16", "int8"],
+                   help="the scale part's encoding")
+    p.add_argument("--precisions", default="float32,bfloat16,int8", help="the throughput part's encodings")
+    p.add_argument("--lengths", default="64,32", help="the throughput part's encoder.max_seq_length settings")
     p.add_argument("--driver-memory", default="8g", help="Spark driver memory of the LSH run")
     p.add_argument("--parts", default="blocking,lsh,rule,semi,throughput,scale")
     p.add_argument("--work", type=Path, default=None)

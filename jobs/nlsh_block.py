@@ -7,6 +7,10 @@ encode with the model loaded once per Python worker, in batches) -> candidates, 
   product is broadcast: with the candidate side broadcast each task ranks its queries
   against all of it; with the query side broadcast each task ranks every query against
   its share of the candidates and the partial top-k lists are merged per query.
+- ``ivf``: the k nearest among the records of the query's nearest k-means cells (an
+  inverted file: centroids fitted on a sample, each candidate in its nearest cell, each
+  query searched in its ``ivf.probes`` nearest, one matrix product per cell in
+  ``applyInArrow``), for inputs whose smaller side is too large to broadcast.
 - ``lsh``: random-hyperplane codes (``lsh.tables`` x ``lsh.bits``, optional multi-probe) of
   the embeddings centred on their mean (records of one domain share a direction that
   hyperplanes through the origin would not split), bucketed with the machinery of the
@@ -14,7 +18,7 @@ encode with the model loaded once per Python worker, in batches) -> candidates, 
   every pair scored by its cosine.
 
 -> optionally unioned with the MinHash candidates of the block job -> pair completeness,
-pair quality, reduction ratio (and, for top-k, completeness at each k) against the truth.
+pair quality, reduction ratio (and, for top-k and ivf, completeness at each k) against the truth.
 
 Outputs under ``<output>/nlsh_block/``: ``candidates`` (schemas.datasets.CANDIDATES, with
 ``cosine``), ``embeddings`` (schemas.datasets.embeddings), for LSH ``bucket_sizes`` and
@@ -42,7 +46,8 @@ from sigil.jobs.spark.session import job_run
 from sigil.schemas import datasets
 from sigil.schemas.config import EncoderConfig, SigilConfig
 from sigil.transforms.encoder import encode, load_model, serialized
-from sigil.transforms.nlsh import hyperplane_keys, hyperplanes, top_k
+from sigil.transforms.hqi import kmeans
+from sigil.transforms.nlsh import hyperplane_keys, hyperplanes, probe_cells, top_k
 from sigil.transforms.packing import pack_rows, unpack_rows
 from sigil.transforms.pairs import KEYS
 from sigil.transforms.records import InputError
@@ -75,7 +80,7 @@ def embeddings(records: DataFrame, model_path: str | None, encoder: EncoderConfi
     columns = encoder.columns
 
     def embed(batches):
-        model = load_model(model_path, encoder.max_seq_length, encoder.threads)  # once per Python worker
+        model = load_model(model_path, encoder.max_seq_length, encoder.threads, encoder.precision)  # once per worker
         for batch in batches:
             vectors = encode(model, serialized(batch, columns), encoder.batch_size, encoder.precision)
             yield pa.RecordBatch.from_pydict({"rid": batch.column("rid"), "source": batch.column("source"),
@@ -126,7 +131,8 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
     mb = min(n_queries, n_base) * dim * 4 / 2 ** 20
     if mb > broadcast_mb:
         raise InputError(f"top-k broadcasts the smaller side, {mb:.0f} MiB here, over nlsh_block.broadcast_mb="
-                         f"{broadcast_mb}: raise it or use nlsh_block.method: lsh")
+                         f"{broadcast_mb}: raise it, or use nlsh_block.method: ivf (approximate top-k) or "
+                         "nlsh_block.method: lsh")
     broadcast_side = "candidates" if n_base <= n_queries else "queries"
     shared, scanned = (base, queries) if broadcast_side == "candidates" else (queries, base)
     rids, vectors = _gather(shared, dim)
@@ -156,6 +162,55 @@ def top_k_pairs(spark, queries: DataFrame, base: DataFrame, n_queries: int, n_ba
     order = Window.partitionBy("rid_a").orderBy(F.desc("cosine"), "rid_b")
     merged = pairs.withColumn("rank", F.row_number().over(order))
     return merged.where(F.col("rank") <= k), broadcast_side
+
+
+def ivf_pairs(spark, queries: DataFrame, base: DataFrame, n_base: int, nb, dim: int) -> tuple[DataFrame, int]:
+    """``(rid_a = query, rid_b, cosine, rank)``: each query's k nearest base records among
+    those of its ``ivf.probes`` nearest k-means cells, ranked 1..k by cosine, ties by the
+    lower rid; and the number of cells.
+
+    The centroids are fitted on the driver to a seeded sample of the base (about
+    ``ivf.cell_size`` base records per cell). Every base record lies in its nearest cell,
+    every query in its ``probes`` nearest (``probe_cells``), and each cell ranks its queries
+    against its base records with one blocked matrix product (``applyInArrow``); a query's
+    lists from its cells are merged."""
+    ivf = nb.ivf
+    sample = (base.select("rid", "vector").withColumn("_h", F.xxhash64("rid", F.lit(ivf.seed)))
+              .orderBy("_h", "rid").limit(min(ivf.sample, n_base)))
+    table = sample.select("vector").toArrow()  # driver-ok: ivf.sample rows
+    centroids, _ = kmeans(unpack_rows(table.column("vector"), np.float32, dim), max(1, round(n_base / ivf.cell_size)),
+                          seed=ivf.seed, iterations=ivf.iterations)
+    held = spark.sparkContext.broadcast(centroids)
+
+    def assign(probes: int, role: int):
+        def cells_of(batches):
+            for batch in batches:
+                cell = probe_cells(unpack_rows(batch.column("vector"), np.float32, dim), held.value, probes)
+                rows = pa.array(np.repeat(np.arange(batch.num_rows), cell.shape[1]))
+                yield pa.RecordBatch.from_pydict({"cell": cell.ravel(), "role": np.full(len(rows), role, np.int8),
+                                                  "rid": batch.column("rid").take(rows),
+                                                  "vector": batch.column("vector").take(rows)})
+        return cells_of
+
+    schema = "cell long, role byte, rid long, vector binary"
+    rows = (queries.select("rid", "vector").mapInArrow(assign(ivf.probes, 0), schema)
+            .unionByName(base.select("rid", "vector").mapInArrow(assign(1, 1), schema)))
+    k, block_rows = nb.k, nb.block_rows
+
+    def search(cell: pa.Table) -> pa.Table:
+        cell = cell.sort_by("rid")
+        role, rid = cell.column("role").to_numpy(), cell.column("rid").to_numpy()
+        vectors = unpack_rows(cell.column("vector"), np.float32, dim)
+        q, b = role == 0, role == 1
+        index, score = top_k(vectors[q], vectors[b], k, rid[q], rid[b], block_rows)
+        keep = index.ravel() >= 0
+        return pa.table({"rid_a": np.repeat(rid[q], index.shape[1])[keep], "rid_b": rid[b][index.clip(0)].ravel()[keep],
+                         "cosine": score.ravel()[keep]})
+
+    pairs = rows.groupBy("cell").applyInArrow(search, NEIGHBOURS)
+    order = Window.partitionBy("rid_a").orderBy(F.desc("cosine"), "rid_b")
+    ranked = pairs.withColumn("rank", F.row_number().over(order))
+    return ranked.where(F.col("rank") <= k), len(centroids)
 
 
 def lsh_pairs(emb: DataFrame, config: SigilConfig, dim: int, sources: list[str], stats_path: str) -> DataFrame:
@@ -258,7 +313,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                         "method": nb.method, "columns": encoder.columns})
         ranked = stats_path = None
         with job.stage("candidates"):
-            if nb.method == "topk":
+            if nb.method in ("topk", "ivf"):
                 query = nb.queries or (sources[0] if mode == "link" else None)
                 if query is not None and query not in counts:
                     raise InputError(f"nlsh_block.queries={query!r} is not a source; sources: {sources}")
@@ -266,10 +321,16 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 base = emb.where(F.col("source") != query) if mode == "link" else emb
                 n_q = counts[query] if query else n_emb
                 n_b = n_emb - counts[query] if mode == "link" else n_emb
-                ranked, side = top_k_pairs(spark, queries, base, n_q, n_b, nb.k, dim, nb.block_rows, nb.broadcast_mb)
+                if nb.method == "topk":
+                    ranked, side = top_k_pairs(spark, queries, base, n_q, n_b, nb.k, dim, nb.block_rows,
+                                               nb.broadcast_mb)
+                    metrics["broadcast"] = side
+                else:
+                    ranked, metrics["cells"] = ivf_pairs(spark, queries, base, n_b, nb, dim)
+                    metrics["probes"] = nb.ivf.probes
                 ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
                 pairs = ranked.select("rid_a", "rid_b", "cosine")
-                metrics.update({"k": nb.k, "queries": query or "all", "broadcast": side})
+                metrics.update({"k": nb.k, "queries": query or "all"})
             else:
                 stats_path = job.path("bucket_stats")
                 pairs = lsh_pairs(emb, config, dim, sources, stats_path)

@@ -988,10 +988,10 @@ class EncoderConfig(Model):
     max_seq_length: int = Field(128, ge=8, le=512, description="tokens per record; longer ones are truncated")
     batch_size: int = Field(64, ge=1, description="records per encoding batch")
     threads: int = Field(1, ge=1, description="torch threads per Spark task (tasks already run in parallel)")
-    precision: Literal["float32", "bfloat16"] = Field(
+    precision: Literal["float32", "bfloat16", "int8"] = Field(
         "float32", description="`bfloat16`: encode under CPU autocast, about 1.8x faster on CPUs with AVX-512 BF16 "
-                               "or AMX (slower on others); cosines within 1e-4 of `float32`. Training stays "
-                               "`float32`")
+                               "or AMX (slower on others); cosines within 1e-4 of `float32`. `int8`: the linear "
+                               "layers dynamically quantized (CPUs with VNNI). Training stays `float32`")
 
 
 class NlshTrainConfig(Model):
@@ -1052,6 +1052,18 @@ class HyperplaneLshConfig(Model):
     seed: int = Field(0, description="seed of the hyperplanes")
 
 
+class IvfConfig(Model):
+    """An inverted file over the embeddings: k-means cells, each record searched in its
+    ``probes`` nearest cells (approximate top-k, distributed by cell)."""
+
+    cell_size: int = Field(2_000, ge=16, description="records per k-means cell, on average")
+    probes: int = Field(4, ge=1, description="cells each query record is searched in, nearest first")
+    sample: int = Field(100_000, ge=100, description="embeddings the centroids are fitted on (a seeded sample, "
+                                                     "on the driver)")
+    iterations: int = Field(10, ge=1, description="k-means rounds")
+    seed: int = Field(0, description="seed of the sample and the k-means start")
+
+
 class NlshBlockConfig(Model):
     """nlsh-block: candidate pairs from the embeddings, exact top-k or hyperplane LSH."""
 
@@ -1062,13 +1074,15 @@ class NlshBlockConfig(Model):
                                                      "records, used instead of encoding (to try other candidate "
                                                      "settings in minutes); give a copy, not this job's own "
                                                      "output")
-    method: Literal["topk", "lsh"] = Field("topk", description="exact top-k per query record (`topk`), or "
-                                                               "hyperplane `lsh`")
-    k: int = Field(10, ge=1, description="top-k: candidates per query record")
-    queries: str | None = Field(None, description="top-k: the source whose records query; default the first "
+    method: Literal["topk", "ivf", "lsh"] = Field("topk", description=(
+        "exact top-k per query record (`topk`), top-k within the nearest k-means cells (`ivf`, for inputs whose "
+        "smaller side exceeds `broadcast_mb`), or hyperplane `lsh`"))
+    k: int = Field(10, ge=1, description="top-k and ivf: candidates per query record")
+    queries: str | None = Field(None, description="top-k and ivf: the source whose records query; default the first "
                                                   "source in link mode, every record in dedupe mode")
     block_rows: int = Field(4096, ge=16, description="query rows per block of the blocked matrix product")
     broadcast_mb: int = Field(512, ge=0, description="the candidate side is broadcast up to this size")
+    ivf: IvfConfig = Field(IvfConfig(), description="cells of the embeddings (`method: ivf`)")
     lsh: HyperplaneLshConfig = Field(HyperplaneLshConfig(), description="buckets of the embeddings "
                                                                         "(`method: lsh`)")
     min_cosine: float | None = Field(None, ge=-1, le=1, description="drop pairs whose cosine is below")

@@ -150,6 +150,10 @@ def test_encoder_serialises_like_the_pair_format_and_gives_unit_vectors():
     bf16 = encode(model, texts, batch_size=2, precision="bfloat16")
     np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1, atol=1e-5)
     assert np.min(np.sum(bf16 * vectors, axis=1)) > 0.999
+    int8 = encode(load_model(None, 32, precision="int8"), texts, batch_size=2, precision="int8")
+    np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1, atol=1e-5)
+    assert np.min(np.sum(int8 * vectors, axis=1)) > 0.97 and int8[0] @ int8[1] > int8[0] @ int8[2]
+    assert encode(load_model(None, 32), texts[:1])[0] @ vectors[0] > 0.9999  # the float32 model is untouched
 
 
 def test_progress_lines_give_throughput_and_the_time_left():

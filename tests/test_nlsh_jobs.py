@@ -120,6 +120,29 @@ def test_hyperplane_lsh_with_the_minhash_union_over_reused_embeddings(spark, tra
     assert (out / "nlsh_block" / "bucket_sizes").exists()
 
 
+def test_ivf_with_every_cell_probed_is_exact_top_k_and_close_with_fewer(spark, trained, tmp_path):
+    out, conf = trained
+    stored = tmp_path / "embeddings"
+    shutil.copytree(out / "nlsh_block" / "embeddings", stored)
+
+    def block(name, **nb):
+        conf_ = {**conf, "output": str(tmp_path / name), "block": {**conf["block"], "input": str(out / "ingest" / "records")},
+                 "nlsh_block": {"k": 10, "embeddings": str(stored), **nb}}
+        metrics = run(spark, "nlsh_block", conf_)["metrics"]
+        cands = pq.read_table(tmp_path / name / "nlsh_block" / "candidates").sort_by([("id_a", "ascending"),
+                                                                                      ("id_b", "ascending")])
+        return metrics, cands.select(["id_a", "id_b", "cosine"])
+
+    exact, want = block("topk")
+    every, got = block("every", method="ivf", ivf={"cell_size": 200, "probes": 5})  # 1,064 Buy records: 5 cells
+    assert every["cells"] == 5 and got.select(["id_a", "id_b"]).equals(want.select(["id_a", "id_b"]))
+    np.testing.assert_allclose(got.column("cosine").to_numpy(), want.column("cosine").to_numpy(), atol=1e-5)
+    few, got = block("few", method="ivf", ivf={"cell_size": 100, "probes": 3})
+    assert few["cells"] == 11 and got.num_rows == want.num_rows  # still k per Abt record
+    pc, pc_exact = few["pair_completeness_at_k"], exact["pair_completeness_at_k"]
+    assert pc["10"] >= pc_exact["10"] - 0.03 and pc["1"] >= pc_exact["1"] - 0.02, (pc, pc_exact)
+
+
 def test_a_match_rule_labels_the_training_pairs(spark, trained, tmp_path):
     _, conf = trained
     rule = {"all": [{"column": "name", "extract": "first_word", "kind": "exact"},

@@ -14,10 +14,12 @@ the other anchors' matches in the batch (in-batch negatives), its hard negatives
 nearest non-matches under the current model, mined once per epoch) and labelled
 non-matches; the negative term is averaged over them.
 
-Once trained, candidates are either the exact top-k by cosine (``top_k``: blocked matrix
-products) or the collisions of random-hyperplane LSH over the embeddings
-(``hyperplane_keys``; Charikar, STOC 2002: one bit collides with probability 1 - theta/pi),
-optionally multi-probed (Lv et al., VLDB 2007) by also flipping the least certain bits.
+Once trained, candidates are the exact top-k by cosine (``top_k``: blocked matrix
+products), the top-k within an inverted file of k-means cells (``probe_cells``: each record
+searched in its nearest cells; Jégou et al., TPAMI 2011), or the collisions of
+random-hyperplane LSH over the embeddings (``hyperplane_keys``; Charikar, STOC 2002: one bit
+collides with probability 1 - theta/pi), optionally multi-probed (Lv et al., VLDB 2007) by
+also flipping the least certain bits.
 
 References
 ----------
@@ -243,6 +245,46 @@ def hyperplane_keys(vectors: np.ndarray, planes: np.ndarray, tables: int, bits: 
     fine = _mix64(key ^ _mix64(nxt + np.uint64(0x9E3779B97F4A7C15)))
     row = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None, None], code.shape)
     return (row.ravel(), table.astype(np.int32).ravel(), key.view(np.int64).ravel(), fine.view(np.int64).ravel())
+
+
+def probe_cells(vectors: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
+    """Each row's ``probes`` nearest centroids by squared L2, nearest first (IVF probing [1]_).
+
+    Distances are summed in float64, ties go to the lower centroid, so a row's cells do not
+    depend on the rows batched with it (a Spark task's Arrow batches, a retried task).
+
+    Parameters
+    ----------
+    vectors : numpy.ndarray
+        Shape ``(n, d)``.
+    centroids : numpy.ndarray
+        Shape ``(c, d)``, the cells' k-means centroids.
+    probes : int
+        Cells per row (at most c).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(n, min(probes, c))``.
+
+    References
+    ----------
+    .. [1] H. Jégou, M. Douze, C. Schmid, "Product Quantization for Nearest Neighbor
+       Search", IEEE TPAMI 33(1), 2011 (the inverted file with multiple probes).
+       doi:10.1109/TPAMI.2010.57
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> probe_cells(np.array([[0.9, 0.1], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]]), 2).tolist()
+    [[0, 2], [1, 2]]
+    """
+    c = np.asarray(centroids, np.float64)
+    d = (c * c).sum(1) - 2 * (np.asarray(vectors, np.float64) @ c.T)  # ||x||^2 is the same for every cell
+    probes = min(probes, len(c))
+    part = _best_columns(-d, probes)
+    order = np.lexsort((part, np.take_along_axis(d, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
 
 
 def collision_probability(cosine: np.ndarray | float, tables: int, bits: int) -> np.ndarray | float:
