@@ -122,11 +122,13 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             metrics["training_records"] = table.num_rows
         length = nt.max_seq_length or encoder.max_seq_length
         vectors = None
+        precision = "bfloat16" if encoder.precision == "bfloat16" else "float32"  # of encodings; steps are float32
         model = load_model.__wrapped__(encoder.model, length)  # not the cached one: it is trained in place
         if nt.rule is not None:
             with job.stage("rule pairs"):
                 positives, negatives, vectors = rule_labelled_pairs(model, data, table, nt.rule,
-                                                                    nt.rule_neighbours, encoder.batch_size, rng)
+                                                                    nt.rule_neighbours, encoder.batch_size, rng,
+                                                                    precision)
                 if not len(positives):
                     raise InputError("the rule holds for none of the sampled pairs: nothing to train on")
                 held = rng.permutation(len(positives))
@@ -149,6 +151,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                                     learning_rate=nt.learning_rate, train_layers=nt.train_layers,
                                     hard_negatives=nt.hard_negatives, labelled_negatives=nt.labelled_negatives,
                                     batch_size=encoder.batch_size, ks=tuple(nt.eval_k), valid_pool=nt.valid_pool,
+                                    precision=precision,
                                     seed=nt.seed)
         with job.stage("train"):
             report = fine_tune(model, data, settings, job.log, vectors)

@@ -33,7 +33,7 @@ def abt_buy_conf(output, **sections) -> dict:
         "block": {"mode": "link", "tokenizer": {"kind": "qgram", "q": 3, "columns": ["name"]},
                   "lsh": {"threshold": 0.2}, "exact_jaccard": True, "min_jaccard": 0.2},
         "truth": {"path": str(ABT_BUY / "matches.csv"), "id_columns": ["tableA_id", "tableB_id"]},
-        "encoder": {"columns": COLUMNS, "max_seq_length": 64},
+        "encoder": {"columns": COLUMNS, "max_seq_length": 64, "precision": "bfloat16"},
         "nlsh_train": {"labels": {"path": str(ABT_BUY / "pairs" / "train.txt"), "format": "serialized"},
                        "valid": {"path": str(ABT_BUY / "pairs" / "valid.txt"), "format": "serialized"},
                        "epochs": 2},

@@ -518,6 +518,8 @@ class TrainingSettings:
         Validation ranks each held-out anchor among the held-out pairs' records and a
         seeded sample of this many other records, re-encoded at each validation; with at
         least as many records as this, among all of them.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Of the encodings for mining and validation (``encode``); the steps are float32.
     seed : int, default 0
         Seed of torch and of the pair order.
 
@@ -539,6 +541,7 @@ class TrainingSettings:
     batch_size: int = 64
     ks: tuple[int, ...] = (1, 3, 5, 10, 20)
     valid_pool: int = 5000
+    precision: str = "float32"
     seed: int = 0
 
 
@@ -720,7 +723,7 @@ def fine_tune(model, data: TrainingData, settings: TrainingSettings,
         model.eval()
         t0 = time.perf_counter()
         log(f"encoding {len(rows):,} records for {why}")
-        out = encode(model, [data.texts[i] for i in rows], settings.batch_size)
+        out = encode(model, [data.texts[i] for i in rows], settings.batch_size, settings.precision)
         log(f"encoded {len(rows):,} records in {time.perf_counter() - t0:.1f} s")
         report["encoded"] += len(rows)
         return out
@@ -839,7 +842,7 @@ def _embed(model, texts: list[str]):
 
 
 def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighbours: int, batch_size: int,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        rng: np.random.Generator, precision: str = "float32") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training pairs labelled by a match rule instead of by hand: every anchor's
     ``neighbours`` nearest records under ``model`` (the hard cases) and one random record
     each, labelled by whether ``rule`` (transforms/match_rules.py) holds for them.
@@ -858,6 +861,8 @@ def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighb
         Texts per encoding batch.
     rng : numpy.random.Generator
         Draws the random partners.
+    precision : {"float32", "bfloat16"}, default "float32"
+        Of the encoding (``encode``).
 
     Returns
     -------
@@ -866,7 +871,7 @@ def rule_labelled_pairs(model, data: TrainingData, table: pa.Table, rule, neighb
         records' embeddings under ``model`` (they start ``fine_tune``'s memory bank).
     """
     anchors = np.flatnonzero(data.side == 0) if data.link else np.arange(len(data.texts))
-    vectors = encode(model, data.texts, batch_size)
+    vectors = encode(model, data.texts, batch_size, precision)
     near = nearest(vectors, data, anchors, neighbours)
     others = np.flatnonzero(data.side != 0) if data.link else np.arange(len(data.texts))
     pairs = np.concatenate([np.column_stack([np.repeat(anchors, near.shape[1]), near.ravel()]),
