@@ -152,6 +152,7 @@ class OnnxEncoder:
         if kinds[:2] != ["Transformer", "Pooling"] or pooling != "mean" or set(kinds[2:]) - {"Normalize"}:
             raise ValueError(f"encoder.precision int8 runs mean-pooled models only, not modules {kinds} "
                              f"(pooling {pooling}); use float32 or bfloat16")
+
         class LastHidden(torch.nn.Module):  # the transformer's token embeddings alone, what is exported
             def __init__(self, body):
                 super().__init__()
