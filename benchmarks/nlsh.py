@@ -29,6 +29,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from er_benchmark import measured  # noqa: E402
 
 from sigil.schemas.config import MatchRule  # noqa: E402
 from sigil.transforms.match_rules import rule_holds  # noqa: E402
+from sigil.transforms.nlsh import top_k  # noqa: E402
 from sigil.transforms.pair_text import map_pairs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "er" / "abt_buy"
@@ -258,6 +260,42 @@ def training(work: Path, args, report: dict) -> None:
     report["training"] = rows
 
 
+def truth_sample(out: Path, n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``n`` true pairs (``id_a``, ``id_b``) of the generated records."""
+    truth = pq.read_table(out / "generate" / "truth", columns=["id_a", "id_b"]).to_pandas()
+    return truth.sample(n=min(n, len(truth)), random_state=seed, ignore_index=True)
+
+
+def found_in(candidates: Path, pairs: pd.DataFrame) -> float:
+    """Share of ``pairs`` among the candidate pairs (either order); None without pairs."""
+    if pairs.empty:
+        return None
+    cand = pq.read_table(candidates, columns=["id_a", "id_b"])
+    ends = pa.array(np.unique(np.r_[pairs.id_a, pairs.id_b]))
+    cand = cand.filter(pa.compute.is_in(cand.column("id_a"), value_set=ends))
+    keys = set(zip(cand.column("id_a").to_pylist(), cand.column("id_b").to_pylist()))
+    return round(sum((a, b) in keys or (b, a) in keys for a, b in zip(pairs.id_a, pairs.id_b)) / len(pairs), 4)
+
+
+def exact_found(embeddings: Path, pairs: pd.DataFrame, k: int) -> dict:
+    """Exact top-k over all records for both ends of each sampled pair (numpy, blocked):
+    the share of pairs in which one end is among the other's k nearest, i.e. what
+    ``method: topk`` finds of them, where it is too costly to run whole."""
+    t = pq.read_table(embeddings, columns=["id", "vector"])
+    ids = np.asarray(t.column("id").to_pylist())
+    vectors = t.column("vector").combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    del t
+    row = pd.Series(np.arange(len(ids)), index=ids)
+    a, b = row[pairs.id_a].to_numpy(), row[pairs.id_b].to_numpy()
+    ends = np.unique(np.r_[a, b])
+    t0 = time.perf_counter()
+    index, _ = top_k(vectors[ends], vectors, k, ends, np.arange(len(ids)), block_rows=256)
+    seconds = round(time.perf_counter() - t0, 1)
+    near = {int(e): set(index[i].tolist()) for i, e in enumerate(ends)}
+    found = sum(int(y) in near[int(x)] or int(x) in near[int(y)] for x, y in zip(a, b))
+    return {"pairs": len(pairs), "queries": len(ends), "found": round(found / len(pairs), 4), "seconds": seconds}
+
+
 def scale(work: Path, args, report: dict) -> None:
     """Candidates on ``--scale`` generated person records (generated with another seed than
     the training set): the hash trained from the rule on ``--train-scale`` records (or
@@ -273,6 +311,7 @@ def scale(work: Path, args, report: dict) -> None:
                                     "rule_matches": trained["metrics"]["rule_matches"]}
         model = out / "nlsh_train" / "model"
     out, conf = people_conf(work, "people", args.scale, seed=args.scale_seed)
+    sample = truth_sample(out, args.truth_sample, args.scale_seed)
     runs = []
     for n, setting in enumerate(args.candidates.split(",")):
         method, _, shape = setting.partition(":")
@@ -291,13 +330,17 @@ def scale(work: Path, args, report: dict) -> None:
         runs.append({"candidates_setting": setting, "records": m["records"], "candidates": m["candidate_pairs"],
                      "per_record": round(m["candidate_pairs"] / m["records"], 2),
                      "pair_completeness": m.get("pair_completeness"),
-                     "pair_completeness_at_k": m.get("pair_completeness_at_k"), "timings": run["timings"],
+                     "pair_completeness_at_k": m.get("pair_completeness_at_k"),
+                     "sample_found": found_in(out / "nlsh_block" / "candidates", sample), "timings": run["timings"],
                      "process_seconds": run["process_seconds"], "peak_rss_gib": run["peak_rss_bytes"] / 2 ** 30})
         if not n:
             runs[0]["records_per_second"] = round(m["records"] / run["timings"]["embeddings"], 1)
             shutil.copytree(out / "nlsh_block" / "embeddings", work / "people_embeddings", dirs_exist_ok=True)
         log(f"scale: {runs[-1]}")
     report["scale"] = runs
+    if args.truth_sample:
+        report["scale_exact_sample"] = {"k": args.k, **exact_found(work / "people_embeddings", sample, args.k)}
+        log(f"scale, exact top-k on the sample: {report['scale_exact_sample']}")
 
 
 def main(argv=None) -> int:
@@ -312,6 +355,8 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", default="ivf:2000x4,lsh:32x16", help="the scale part's candidate settings "
                    "(lsh:TABLESxBITS, ivf:CELL_SIZExPROBES, topk); the first encodes, the others reuse its embeddings")
     p.add_argument("--k", type=int, default=10, help="the scale part's k (ivf, topk)")
+    p.add_argument("--truth-sample", type=int, default=5000, help="true pairs of the scale part on which every "
+                   "setting and exact top-k (numpy, over all records) are compared; 0 skips exact top-k")
     p.add_argument("--scale-seed", type=int, default=7, help="generator seed of the scale part's records")
     p.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16", "int8"],
                    help="the scale part's encoding")
