@@ -312,7 +312,7 @@ def scale(work: Path, args, report: dict) -> None:
         model = out / "nlsh_train" / "model"
     out, conf = people_conf(work, "people", args.scale, seed=args.scale_seed)
     sample = truth_sample(out, args.truth_sample, args.scale_seed)
-    runs = []
+    runs: list[dict] = []
     for n, setting in enumerate(args.candidates.split(",")):
         method, _, shape = setting.partition(":")
         sets = [f"nlsh_block.model={model}", f"encoder.precision={args.precision}",
@@ -336,11 +336,11 @@ def scale(work: Path, args, report: dict) -> None:
         if not n:
             runs[0]["records_per_second"] = round(m["records"] / run["timings"]["embeddings"], 1)
             shutil.copytree(out / "nlsh_block" / "embeddings", work / "people_embeddings", dirs_exist_ok=True)
+            if args.truth_sample:
+                report["scale_exact_sample"] = {"k": args.k, **exact_found(work / "people_embeddings", sample, args.k)}
+                log(f"scale, exact top-k on the sample: {report['scale_exact_sample']}")
         log(f"scale: {runs[-1]}")
-    report["scale"] = runs
-    if args.truth_sample:
-        report["scale_exact_sample"] = {"k": args.k, **exact_found(work / "people_embeddings", sample, args.k)}
-        log(f"scale, exact top-k on the sample: {report['scale_exact_sample']}")
+        report["scale"] = runs
 
 
 def main(argv=None) -> int:
