@@ -150,6 +150,31 @@ def sigil_run(spark, conf: dict, qs: list[dict], truth: dict, repeat: int) -> di
     }
 
 
+def batch_sizes(spark, conf: dict, truth: dict, sizes: list[int], repeat: int) -> list[dict]:
+    """Per-query cost of the ``seed queries`` stage against the batch's size, on the graph
+    ``sigil_run`` indexed: each batch by the default route (the driver while queries x
+    max_candidates <= ``communities.driver_batch``) and sent to Spark's tasks
+    (``driver_batch: 0``); median (min-max) of ``repeat`` runs in the warm session."""
+    from sigil.jobs import communities
+    from sigil.schemas.config import load_config
+
+    out = []
+    for n in sizes:
+        path = Path(conf["output"]).parent / f"queries_{n}.parquet"
+        qs = queries(truth, n, seed=1)
+        pq.write_table(pa.table({k: [q[k] for q in qs] for k in ("query_id", "seeds", "size")}), path)
+        for route, driver_batch in (("default", None), ("spark", 0)):
+            com = {**conf["communities"], "queries": {"path": str(path), "format": "parquet"}, "whole_graph": None,
+                   **({"driver_batch": driver_batch} if driver_batch is not None else {})}
+            config = load_config(base={**conf, "communities": com, "quality": {"validate_output": "off"}})
+            runs = [communities.run(spark, config, quiet=True) for _ in range(repeat)]
+            ms = [1000 * r["timings"]["seed queries"] / n for r in runs]
+            out.append({"queries": n, "route": route, "engine": runs[0]["metrics"]["seed_queries"]["engine"],
+                        "ms_per_query": statistics.median(ms), "min": min(ms), "max": max(ms)})
+            log(f"batch of {n}: {out[-1]}")
+    return out
+
+
 def ppr_run(g: nx.Graph, qs: list[dict], truth: dict, limit: int) -> dict:
     ranked, times = {}, []
     for q in qs[:limit]:
@@ -239,6 +264,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--scale", type=int, default=0, help="vertices of the scale run (0: none)")
     p.add_argument("--scale-ppr", type=int, default=0, help="time networkx PPR on this many queries of the scale graph")
+    p.add_argument("--batch-sizes", default="10,100,1000,10000", help="seed-query batches timed on the first "
+                   "dataset, by the default route and on Spark's tasks; empty: none")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     results: dict = {"datasets": {}, "scale": None}
@@ -262,6 +289,9 @@ def main(argv=None) -> int:
             results["datasets"][name] = {"vertices": g.number_of_nodes(), "edges": g.number_of_edges(),
                                          "queries": len(qs), "sigil": ours, "ppr": ppr,
                                          "whole": whole_references(g, truth, args.repeat)}
+            if name == names[0] and args.batch_sizes:
+                results["batches"] = {"data": name, "ppr_ms": ppr["ms"], "runs": batch_sizes(
+                    spark, conf, truth, [int(x) for x in args.batch_sizes.split(",")], args.repeat)}
         if args.scale:
             results["scale"] = scale(args.scale, work / "scale", args.scale_ppr)
     report(results)
@@ -292,6 +322,13 @@ def report(results: dict) -> None:
             f"{n}: area from manifest {r['sigil']['area_manifest']:.4f} vs recomputed {r['sigil']['area']:.4f}, "
             f"in-memory answers {'equal' if r['sigil']['memory_equals_batch'] else 'DIFFER'}"
             for n, r in results["datasets"].items()))
+    if results.get("batches"):
+        b = results["batches"]
+        rows += ["", f"seed-query batches on {b['data']} (ms per query, median (min-max); networkx PPR "
+                     f"{b['ppr_ms']:.1f} ms per query):", "| queries | route | engine | ms/query | PPR / sigil |",
+                 "|---|---|---|---|---|"]
+        rows += [f"| {r['queries']:,} | {r['route']} | {r['engine']} | {r['ms_per_query']:.2f} ({r['min']:.2f}-"
+                 f"{r['max']:.2f}) | {b['ppr_ms'] / r['ms_per_query']:.1f}x |" for r in b["runs"]]
     sc = results["scale"]
     if sc:
         q = sc["seed_queries"]

@@ -30,15 +30,18 @@ Run: ``sigil communities --conf FILE`` or ``spark-submit jobs/communities.py --c
 
 from __future__ import annotations
 
+import json
+import logging
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sigil.jobs.spark.components import connected_components
-from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet
+from sigil.jobs.spark.io import quarantine_examples, read_input, spark_schema, write_parquet, write_table
 from sigil.jobs.spark.parse import split_duplicates, staged_queries
 from sigil.jobs.spark.session import job_run
 from sigil.run import Run, previous_manifest
@@ -46,6 +49,7 @@ from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
 from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
                                           top_candidates)
+from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, buckets, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
 from sigil.transforms.records import InputError, list_files, open_input
@@ -152,33 +156,45 @@ def grown(cands: DataFrame, signatures: DataFrame, com: CommunitiesConfig, num_p
     return by_query(cands.join(signatures, "vid"), grow, spark_schema(MEMBERS), [F.desc("is_seed"), "vid"], partitions)
 
 
+#: MEMBERS with the members' names, as the in-memory index answers.
+NAMED_MEMBERS = pa.schema([*MEMBERS, datasets.COMMUNITY_MEMBERS.field("vertex")])
+
+
+def answer_queries(local: CommunityIndex, names: np.ndarray, com: CommunitiesConfig, qid: np.ndarray,
+                   vid: np.ndarray, size: np.ndarray) -> pa.RecordBatch:
+    """NAMED_MEMBERS rows of queries answered by the in-memory index: ``qid`` the query of
+    each seed row, a query's rows together and sorted by vid, ``size`` its target size."""
+    bounds = np.r_[np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]]), len(qid)] if len(qid) else np.zeros(1, int)
+    cols: dict = {k: [np.empty(0, t)] for k, t in (("query", np.int64), ("rank", np.int32), ("vid", np.int64),
+                                                    ("score", np.float32), ("seed", bool), ("sub", np.int32),
+                                                    ("candidates", np.int64))}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        members, score, n = local.answer(vid[lo:hi], int(size[lo]), com.ranking)
+        k = len(members)
+        for key, value in (("query", np.full(k, lo)), ("rank", np.arange(1, k + 1, dtype=np.int32)),
+                           ("vid", members), ("score", score), ("seed", np.arange(k) < hi - lo),
+                           ("candidates", np.full(k, n, np.int64)),
+                           ("sub", subcommunities(local.signatures[members], com.subcommunities)
+                            if com.subcommunities is not None else np.full(k, -1, np.int32))):
+            cols[key].append(value)
+    flat = {key: np.concatenate(value) for key, value in cols.items()}
+    return pa.RecordBatch.from_pydict({
+        "query_id": pa.array(qid[flat["query"]], pa.string()), "rank": flat["rank"], "vid": flat["vid"],
+        "score": flat["score"].astype(np.float32), "is_seed": flat["seed"],
+        "subcommunity": pa.array(flat["sub"], pa.int32(), mask=flat["sub"] < 0),
+        "candidates": flat["candidates"], "vertex": pa.array(names[flat["vid"]], pa.string())}, schema=NAMED_MEMBERS)
+
+
 def answered(seeds: DataFrame, index, com: CommunitiesConfig, partitions: int) -> DataFrame:
-    """Every query's community (MEMBERS rows and the members' names) from a broadcast
-    ``(CommunityIndex, vertex names by vid)``: each task answers its queries in memory, and
-    only the seeds travel (small graphs)."""
+    """Every query's community (NAMED_MEMBERS rows) from a broadcast ``(CommunityIndex,
+    vertex names by vid)``: each task answers its queries in memory, and only the seeds
+    travel (small graphs)."""
 
     def answer(t: pa.Table, qid: np.ndarray):
-        (local, names), vid, size = index.value, t.column("vid").to_numpy(), t.column("size").to_numpy()
-        bounds = np.r_[np.flatnonzero(np.r_[True, qid[1:] != qid[:-1]]), len(qid)]
-        cols: dict = {k: [] for k in ("query", "rank", "vid", "score", "seed", "sub", "candidates")}
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            members, score, n = local.answer(vid[lo:hi], int(size[lo]), com.ranking)
-            k = len(members)
-            for key, value in (("query", np.full(k, lo)), ("rank", np.arange(1, k + 1, dtype=np.int32)),
-                               ("vid", members), ("score", score), ("seed", np.arange(k) < hi - lo),
-                               ("candidates", np.full(k, n, np.int64)),
-                               ("sub", subcommunities(local.signatures[members], com.subcommunities)
-                                if com.subcommunities is not None else np.full(k, -1, np.int32))):
-                cols[key].append(value)
-        flat = {key: np.concatenate(value) for key, value in cols.items()}
-        yield pa.RecordBatch.from_pydict({
-            "query_id": pa.array(qid[flat["query"]], pa.string()), "rank": flat["rank"], "vid": flat["vid"],
-            "score": flat["score"], "is_seed": flat["seed"],
-            "subcommunity": pa.array(flat["sub"], pa.int32(), mask=flat["sub"] < 0),
-            "candidates": flat["candidates"], "vertex": pa.array(names[flat["vid"]], pa.string())})
+        local, names = index.value
+        yield answer_queries(local, names, com, qid, t.column("vid").to_numpy(), t.column("size").to_numpy())
 
-    return by_query(seeds, answer, spark_schema(pa.schema([*MEMBERS, datasets.COMMUNITY_MEMBERS.field("vertex")])),
-                    ["vid"], partitions)
+    return by_query(seeds, answer, spark_schema(NAMED_MEMBERS), ["vid"], partitions)
 
 
 def seed_quality(members: DataFrame, truth: DataFrame) -> dict:
@@ -216,28 +232,112 @@ def vertex_names(path: str) -> np.ndarray:
     return names
 
 
+def driver_queries(job: Run, com: CommunitiesConfig) -> pa.Table | None:
+    """The query files parsed on the driver (``STAGED_QUERIES``), as ``staged_queries``
+    parses them in tasks; None as soon as queries x ``max_candidates`` exceeds
+    ``driver_batch`` (the batch goes to Spark)."""
+    source, parts, rows = com.queries, [], 0
+    for path in list_files(source.path):
+        if input_columns(path, source) is None:
+            continue
+        for batch in queries_from_file(path, source, com.size):
+            parts.append(batch)
+            rows += batch.num_rows
+            if rows * com.max_candidates > com.driver_batch:
+                return None
+    warning = positional_header("communities.queries", source)
+    if warning:
+        job.log(warning, logging.WARNING)
+    if not rows:
+        job.log(f"no queries in {source.path}: no communities grown", logging.WARNING)
+    return pa.Table.from_batches(parts, STAGED_QUERIES)
+
+
+def _query_json(query_id, seeds, size) -> str:
+    """A query row as Spark's ``to_json(struct(query_id, seeds, size))`` writes it."""
+    return json.dumps({"query_id": query_id, "seeds": seeds, "size": size}, ensure_ascii=False, separators=(",", ":"))
+
+
+def driver_seeds(staged: pa.Table, names: np.ndarray) -> tuple[pa.Table, pa.Table]:
+    """``seed_rows`` on the driver (``names``: the external ids by vid): ``(query_id, vid,
+    size)`` of every known seed, each query's rows together and sorted by vid, and the
+    quarantine rows (QUARANTINE) with the same reasons: those of parsing, duplicate ids,
+    queries with no known seed, unknown seeds."""
+    bad = staged.filter(pc.is_valid(staged["reason"]))
+    out = [pa.table({"source": pa.array(["queries"] * bad.num_rows, pa.string()), "file": bad["file"],
+                     "line": bad["line"], "id": bad["query_id"], "reason": bad["reason"], "raw": bad["raw"]})]
+    rows = sorted(staged.filter(pc.is_null(staged["reason"])).to_pylist(), key=lambda r: (r["file"], r["line"]))
+    first, kept, rejected = {}, [], []
+    for r in rows:  # the first of each id by (file, line) is kept
+        here = f"{r['file']}:{r['line']}"
+        at = first.setdefault(r["query_id"], here)
+        if at == here:
+            kept.append(r)
+        else:
+            rejected.append({**r, "source": "queries", "reason": f"duplicate id (first at {at})"})
+    kept = pa.Table.from_pylist(kept, STAGED_QUERIES)
+    row = np.repeat(np.arange(kept.num_rows), pc.list_value_length(kept["seeds"]).to_numpy())
+    seeds = pc.list_flatten(kept["seeds"])
+    vid = pc.index_in(seeds, value_set=pa.array(names, pa.string()))
+    known = vid.is_valid().to_numpy(zero_copy_only=False)
+    lost = kept.take(row[~known])
+    out.append(pa.table({"source": pa.array(["seeds"] * len(lost), pa.string()), "file": lost["file"],
+                         "line": lost["line"], "id": lost["query_id"],
+                         "reason": pc.binary_join_element_wise("unknown seed vertex: ", seeds.filter(~known), ""),
+                         "raw": seeds.filter(~known)}))
+    hopeless = np.bincount(row[known], minlength=kept.num_rows) == 0
+    rejected += [{**r, "source": "queries", "reason": "no known seed vertex"}
+                 for r in kept.filter(pa.array(hopeless)).to_pylist()]
+    out.append(pa.Table.from_pylist([{"source": r["source"], "file": r["file"], "line": r["line"],
+                                      "id": r["query_id"], "reason": r["reason"],
+                                      "raw": _query_json(r["query_id"], r["seeds"], r["size"])} for r in rejected],
+                                    datasets.QUARANTINE))
+    found = pa.table({"query_id": kept["query_id"].take(row[known]), "vid": vid.filter(known).cast(pa.int64()),
+                      "size": kept["size"].take(row[known])})
+    return (found.sort_by([("query_id", "ascending"), ("vid", "ascending")]),
+            pa.concat_tables([t.cast(datasets.QUARANTINE) for t in out]))
+
+
 def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
-                 truth: DataFrame | None) -> tuple[DataFrame, dict]:
-    """Run every query; returns the quarantine rows and the metrics (``query_rows`` read)."""
+                 truth: DataFrame | None) -> tuple[DataFrame | pa.Table, dict]:
+    """Run every query; returns the quarantine rows and the metrics (``query_rows`` read,
+    ``engine``: ``driver`` for a small batch on a small graph, answered by the in-memory
+    index with no Spark stage, else ``spark``)."""
     com, partitions = config.communities, config.spark.shuffle_partitions
-    index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
+    num_perm = config.graph_index.minhash.num_perm
+    rows = previous_manifest(config, "graph_index")["metrics"]["index_rows"]
+    n = previous_manifest(config, "graph", "graph-ingest")["metrics"]["vertices"]
+    small = (n * num_perm * 4 + rows * 16) <= com.broadcast_index_mb << 20
+    staged = driver_queries(job, com) if small and com.driver_batch else None
+    index = names = None
+    if small:  # driver-ok: bounded by broadcast_index_mb
+        index = CommunityIndex.from_parquet(config.stage_path("graph_index", ""), com.max_candidates)
+        names = vertex_names(config.stage_path("graph", "vertices"))
+    if staged is not None:
+        seeds, quarantine = driver_seeds(staged, names)
+        qid = seeds["query_id"].to_numpy(zero_copy_only=False)
+        found = answer_queries(index, names, com, qid, seeds["vid"].to_numpy(), seeds["size"].to_numpy())
+        n_members = write_table(pa.Table.from_batches([found]).select(datasets.COMMUNITY_MEMBERS.names)
+                                .cast(datasets.COMMUNITY_MEMBERS), job.path("members"))
+        first = found.filter(pc.equal(found["rank"], 1))
+        n_queries = first.num_rows
+        return quarantine, {"engine": "driver", "query_rows": staged.num_rows, "queries": n_queries,
+                            "member_rows": n_members,
+                            "mean_candidates": float(np.mean(first["candidates"].to_numpy())) if n_queries else None,
+                            "mean_community_size": n_members / n_queries if n_queries else None}
+    index_rows = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
     queries, n_rows = staged_queries(spark, job, "communities.queries", com.queries, com.size,
                                      "no communities grown")
     seeds, quarantine = seed_rows(queries.where("reason is null"), vertices)
     quarantine = quarantine.unionByName(queries.where("reason is not null").select(
         F.lit("queries").alias("source"), "file", "line", F.col("query_id").alias("id"), "reason", "raw"))
-    num_perm = config.graph_index.minhash.num_perm
     bands, _ = lsh_shape(config.graph_index.lsh, num_perm)
-    rows = previous_manifest(config, "graph_index")["metrics"]["index_rows"]
-    n = previous_manifest(config, "graph", "graph-ingest")["metrics"]["vertices"]
     local = None
-    if (n * num_perm * 4 + rows * 16) <= com.broadcast_index_mb << 20:  # small: ship it once
-        local = spark.sparkContext.broadcast((  # driver-ok: bounded by the limit
-            CommunityIndex.from_parquet(config.stage_path("graph_index", ""), com.max_candidates),
-            vertex_names(config.stage_path("graph", "vertices"))))
+    if small:  # ship the index once
+        local = spark.sparkContext.broadcast((index, names))
         found = answered(seeds, local, com, partitions)
     else:
-        found = grown(candidates(seeds, index, bands), signatures, com, num_perm, partitions).join(
+        found = grown(candidates(seeds, index_rows, bands), signatures, com, num_perm, partitions).join(
             vertices.select("vid", "vertex"), "vid")
     found = found.persist(StorageLevel.MEMORY_AND_DISK)
     n_members = write_parquet(found.select(*datasets.COMMUNITY_MEMBERS.names), job.path("members"),
@@ -246,8 +346,8 @@ def seed_queries(spark, config: SigilConfig, job: Run, vertices: DataFrame, sign
     found.unpersist()
     if local is not None:
         local.destroy()
-    return quarantine, {"query_rows": n_rows, "queries": row[0], "member_rows": n_members, "mean_candidates": row[1],
-                        "mean_community_size": n_members / row[0] if row[0] else None}
+    return quarantine, {"engine": "spark", "query_rows": n_rows, "queries": row[0], "member_rows": n_members,
+                        "mean_candidates": row[1], "mean_community_size": n_members / row[0] if row[0] else None}
 
 
 def lsh_pairs(index: DataFrame, max_bucket: int, partitions: int) -> DataFrame:
@@ -386,9 +486,14 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
             with job.stage("seed queries"):
                 quarantine, seed_metrics = seed_queries(spark, config, job, vertices, signatures, truth)
                 job.manifest["inputs"]["query_rows"] = seed_metrics.pop("query_rows")
-                n_bad = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
-                written = spark.read.parquet(job.path("quarantine"))
-                by_source = dict(written.groupBy("source").count().collect())  # driver-ok: two rows
+                if isinstance(quarantine, DataFrame):
+                    n_bad = write_parquet(quarantine, job.path("quarantine"), datasets.QUARANTINE)
+                    written = spark.read.parquet(job.path("quarantine"))
+                    by_source = dict(written.groupBy("source").count().collect())  # driver-ok: two rows
+                else:
+                    n_bad = write_table(quarantine, job.path("quarantine"))
+                    by_source = dict(zip(*quarantine.group_by("source").aggregate([("source", "count")])
+                                         .to_pydict().values()))
             seconds = job.manifest["timings"]["seed queries"]
             metrics["seed_queries"] = {**seed_metrics, "seconds_per_query": seconds / max(seed_metrics["queries"], 1)}
             if truth is not None:

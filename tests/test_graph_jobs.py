@@ -265,3 +265,29 @@ def test_join_path_for_large_graphs_answers_as_the_in_memory_path(spark, footbal
     assert [(r["query_id"], r["vid"], r["is_seed"], r["subcommunity"]) for r in a] == \
         [(r["query_id"], r["vid"], r["is_seed"], r["subcommunity"]) for r in b]
     np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b], rtol=1e-6)
+
+
+@needs_data(FOOTBALL)
+def test_a_small_batch_on_the_driver_writes_what_spark_writes(spark, football):
+    """The fixture's batch is answered on the driver (communities.driver_batch); the same
+    batch sent to Spark's tasks gives the same members, quarantine rows and metrics."""
+    from sigil.jobs import communities
+
+    config, out, *_, manifests = football
+    assert manifests[2]["metrics"]["seed_queries"]["engine"] == "driver"
+    tasks = config.model_copy(update={"communities": config.communities.model_copy(
+        update={"driver_batch": 0, "whole_graph": None}), "output": str(out.parent / "tasks")})
+    for stage in ("graph", "graph_index"):
+        (out.parent / "tasks").mkdir(exist_ok=True)
+        if not (out.parent / "tasks" / stage).exists():
+            (out.parent / "tasks" / stage).symlink_to(out / stage)
+    ran = communities.run(spark, tasks, quiet=True)
+    assert ran["metrics"]["seed_queries"]["engine"] == "spark"
+    for name, keys in (("members", ["query_id", "rank"]), ("quarantine", ["source", "id", "reason"])):
+        a, b = (pq.read_table(str(root / "communities" / name)).sort_by([(k, "ascending") for k in keys])
+                for root in (out, out.parent / "tasks"))
+        assert a.num_rows > 0 and a.equals(b), name
+    drop = ("engine", "seconds_per_query")
+    same = [{k: v for k, v in m["metrics"]["seed_queries"].items() if k not in drop} for m in (manifests[2], ran)]
+    assert same[0] == same[1]
+    assert manifests[2]["quarantined"] == ran["quarantined"] and manifests[2]["inputs"] == ran["inputs"]
