@@ -47,8 +47,9 @@ from sigil.jobs.spark.session import job_run
 from sigil.run import Run, previous_manifest
 from sigil.schemas import datasets
 from sigil.schemas.config import CommunitiesConfig, SigilConfig, WholeGraphConfig
-from sigil.transforms.communities import (CommunityIndex, agreement, grow_batch, recall_area, subcommunities,
-                                          top_candidates)
+from sigil.transforms.blockmodel import description_length
+from sigil.transforms.communities import (CommunityIndex, agreement, cluster_graph, grow_batch, recall_area,
+                                          subcommunities, top_candidates)
 from sigil.transforms.graph import STAGED_QUERIES, input_columns, positional_header, queries_from_file
 from sigil.transforms.lsh import bucket_pairs, buckets, jaccard_estimates, lsh_shape
 from sigil.transforms.packing import from_list_array, unpack_rows
@@ -368,37 +369,43 @@ def lsh_pairs(index: DataFrame, max_bucket: int, partitions: int) -> DataFrame:
 
 
 def similarity_edges(spark, config: SigilConfig, signatures: DataFrame) -> DataFrame:
-    """``(src, dst, weight)``, src < dst, weight = the estimated Jaccard of the two
-    neighbourhoods: the graph's edges and/or the LSH bucket pairs (``whole_graph.similarity``).
-    LSH pairs are kept from ``threshold`` up; the graph's edges all are, unless the
-    clustering is connected components, which cannot weigh them."""
+    """``(src, dst, weight, similar, edge)``, src < dst, weight = the estimated Jaccard of the
+    two neighbourhoods. ``similar``: in the similarity graph, the graph's edges and/or the LSH
+    bucket pairs (``whole_graph.similarity``), LSH pairs from ``threshold`` up and the graph's
+    edges all, unless the clustering is connected components, which cannot weigh them.
+    ``edge``: a graph edge, all of which come when ``weights: auto`` compares with them."""
     whole, index_cfg = config.communities.whole_graph, config.graph_index
     num_perm, parts = index_cfg.minhash.num_perm, config.spark.shuffle_partitions
+    weigh_all = whole.algorithm != "components"
+    with_edges = whole.similarity in ("graph", "both") or (weigh_all and whole.weights == "auto")
     sources = []
-    if whole.similarity in ("graph", "both"):
+    if with_edges:
         edges = read_input(spark, config.stage_path("graph", "edges"), "edges", "graph-ingest").where("src != dst")
         sources.append(edges.select(F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b"),
-                                    F.lit(True).alias("own")))
+                                    F.lit(True).alias("edge"), F.lit(False).alias("pair")))
     if whole.similarity in ("lsh", "both"):
         index = read_input(spark, config.stage_path("graph_index", "lsh"), "LSH index", "graph-index")
-        sources.append(lsh_pairs(index, index_cfg.lsh.max_bucket_size, parts).withColumn("own", F.lit(False)))
+        sources.append(lsh_pairs(index, index_cfg.lsh.max_bucket_size, parts).select(
+            "a", "b", F.lit(False).alias("edge"), F.lit(True).alias("pair")))
     ids = sources[0] if len(sources) == 1 else sources[0].unionByName(sources[1])
-    ids = ids.groupBy("a", "b").agg(F.max("own").alias("own"))
-    weigh_all = whole.algorithm != "components"
+    ids = ids.groupBy("a", "b").agg(F.max("edge").alias("edge"), F.max("pair").alias("pair"))
+    edges_similar = whole.similarity in ("graph", "both")
 
     def score(batches):
         for batch in batches:
             est = jaccard_estimates(unpack_rows(batch.column("sig_a"), np.uint32, num_perm),
                                     unpack_rows(batch.column("sig_b"), np.uint32, num_perm))
-            keep = est >= whole.threshold
-            if weigh_all:
-                keep |= batch.column("own").to_numpy(zero_copy_only=False)
+            edge, pair = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("edge", "pair"))
+            reach = est >= whole.threshold
+            similar = (pair & reach) | (edge & edges_similar & (reach | weigh_all))
+            keep = similar | (edge & with_edges & weigh_all)
             yield pa.RecordBatch.from_pydict({"src": batch.column("a").to_numpy()[keep],
-                                              "dst": batch.column("b").to_numpy()[keep], "weight": est[keep]})
+                                              "dst": batch.column("b").to_numpy()[keep], "weight": est[keep],
+                                              "similar": similar[keep], "edge": edge[keep]})
 
     for side in ("a", "b"):
         ids = ids.join(signatures.select(F.col("vid").alias(side), F.col("signature").alias(f"sig_{side}")), side)
-    return ids.mapInArrow(score, "src long, dst long, weight float")
+    return ids.mapInArrow(score, "src long, dst long, weight float, similar boolean, edge boolean")
 
 
 def whole_graph(spark, config: SigilConfig, job: Run, vertices: DataFrame, signatures: DataFrame,
@@ -406,14 +413,15 @@ def whole_graph(spark, config: SigilConfig, job: Run, vertices: DataFrame, signa
     """Every vertex's community from the LSH similarity graph; returns the metrics."""
     whole = config.communities.whole_graph
     edges = similarity_edges(spark, config, signatures).persist(StorageLevel.MEMORY_AND_DISK)
-    n_edges = edges.count()
+    rows, n_similar = edges.agg(F.count("*"), F.sum(F.col("similar").cast("long"))).first()  # driver-ok: one row
+    choice = {}
     if whole.algorithm == "components":
-        components = connected_components(edges.select("src", "dst"), config.graph.max_iterations
-                                          if config.graph else 64)
+        components = connected_components(edges.where("similar").select("src", "dst"),
+                                          config.graph.max_iterations if config.graph else 64)
         labels = vertices.select("vid").join(components.select(F.col("vertex").alias("vid"), "component"), "vid",
                                              "left").select("vid", F.coalesce("component", "vid").alias("community"))
     else:
-        labels = local_communities(spark, vertices, edges, n_edges, whole)
+        labels, choice = local_communities(spark, vertices, edges, rows, whole)
     sized = labels.withColumn("community_size", F.count("*").over(Window.partitionBy("community")))
     named = sized.join(vertices.select("vid", "vertex"), "vid").select(*datasets.VERTEX_ASSIGNMENTS.names)
     n = write_parquet(named, job.path("assignments"), datasets.VERTEX_ASSIGNMENTS)
@@ -421,31 +429,50 @@ def whole_graph(spark, config: SigilConfig, job: Run, vertices: DataFrame, signa
     row = assigned.select("community", "community_size").distinct().agg(
         F.count("*"), F.max("community_size"), F.sum(F.when(F.col("community_size") == 1, 1).otherwise(0))).first()  # driver-ok: one row
     edges.unpersist()
-    metrics = {"vertices": n, "similarity_edges": n_edges, "communities": row[0], "largest_community": row[1],
-               "singleton_communities": row[2]}
+    metrics = {"vertices": n, "similarity_edges": int(n_similar or 0), "communities": row[0],
+               "largest_community": row[1], "singleton_communities": row[2], **choice}
     if truth is not None:
         metrics.update(assignment_quality(assigned, truth))
     return metrics
 
 
-def local_communities(spark, vertices: DataFrame, edges: DataFrame, n_edges: int, whole: WholeGraphConfig) -> DataFrame:
+def local_communities(spark, vertices: DataFrame, edges: DataFrame, n_edges: int,
+                      whole: WholeGraphConfig) -> tuple[DataFrame, dict]:
     """Leiden or Louvain on the driver (igraph): the similarity graph is gathered there, so
-    its size is checked against ``whole_graph.max_local_edges`` first."""
-    from sigil.transforms.communities import cluster_graph
-
+    its size is checked against ``whole_graph.max_local_edges`` first. Returns the labels and
+    the weights used (with ``auto``, each candidate's description length)."""
     if n_edges > whole.max_local_edges:
         raise InputError(f"the similarity graph has {n_edges} edges, more than communities.whole_graph."
                          f"max_local_edges={whole.max_local_edges}; {whole.algorithm} runs on one machine: raise "
                          "the limit if the driver has the memory, raise whole_graph.threshold, or use "
                          "algorithm: components")
     n = vertices.agg(F.max("vid")).first()[0] + 1  # driver-ok: one row
-    e = edges.toArrow()  # driver-ok: bounded by max_local_edges, checked above
-    labels = cluster_graph(n, e["src"].to_numpy(), e["dst"].to_numpy(), e["weight"].to_numpy(), whole.algorithm,
-                           whole.resolution, whole.seed, whole.iterations)
+    labels, choice = weighted_partition(n, edges.toArrow(), whole)  # driver-ok: bounded by max_local_edges
     first = np.full(labels.max() + 1 if n else 0, n, np.int64)
     np.minimum.at(first, labels, np.arange(n))  # label each community by its smallest vid
     table = pa.table({"vid": np.arange(n, dtype=np.int64), "community": first[labels]})
-    return spark.createDataFrame(table).join(vertices.select("vid"), "vid")
+    return spark.createDataFrame(table).join(vertices.select("vid"), "vid"), choice
+
+
+def weighted_partition(n: int, edges: pa.Table, whole: WholeGraphConfig) -> tuple[np.ndarray, dict]:
+    """Leiden/Louvain labels of vertices 0..n-1 under ``whole.weights``. With ``auto`` the
+    Jaccard-weighted similarity graph and the graph's own edges unweighted are both clustered;
+    the labels under which the graph has the shorter description length (nested DC-SBM,
+    ``transforms/blockmodel``) are kept: model selection with no tuned constant."""
+    src, dst, weight, similar, edge = (edges[c].to_numpy(zero_copy_only=False)
+                                       for c in ("src", "dst", "weight", "similar", "edge"))
+
+    def cluster(keep: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+        return cluster_graph(n, src[keep], dst[keep], np.ones(keep.sum()) if w is None else w[keep],
+                             whole.algorithm, whole.resolution, whole.seed, whole.iterations)
+
+    if whole.weights != "auto" or n == 0 or not edge.any():
+        used = "none" if whole.weights == "none" else "jaccard"
+        return cluster(similar, None if used == "none" else weight), {"weights": used}
+    candidates = {"jaccard": cluster(similar, weight), "none": cluster(edge, None)}
+    lengths = {k: round(description_length(n, src[edge], dst[edge], labels), 1) for k, labels in candidates.items()}
+    chosen = min(lengths, key=lengths.get)
+    return candidates[chosen], {"weights": chosen, "description_length": lengths}
 
 
 def assignment_quality(assigned: DataFrame, truth: DataFrame) -> dict:

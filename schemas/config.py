@@ -669,8 +669,12 @@ class WholeGraphConfig(Model):
     """Every vertex gets a community from a similarity graph weighted by the estimated
     Jaccard of neighbourhoods: the graph's own edges (``graph``), the LSH bucket pairs whose
     estimate reaches ``threshold`` (``lsh``), or both. Leiden or Louvain run on one machine
-    (up to ``max_local_edges``) and weigh the edges; connected components run at any size
-    over the edges whose estimate reaches ``threshold``."""
+    (up to ``max_local_edges``); connected components run at any size over the edges whose
+    estimate reaches ``threshold``. The Jaccard weights sharpen small dense communities
+    but cut up large sparse ones with hubs, so by default (``weights: auto``) the partition
+    of the weighted graph and that of the plain graph compete, and the one under which the
+    graph has the shorter description length (nested degree-corrected block model,
+    ``transforms/blockmodel.py``) is kept."""
 
     similarity: Literal["graph", "lsh", "both"] = Field("graph", description=(
         "the edges weighed: the graph's own (`graph`), the LSH bucket pairs (`lsh`), or `both`"))
@@ -678,6 +682,10 @@ class WholeGraphConfig(Model):
                                                           "any edge for `components`")
     algorithm: Literal["leiden", "louvain", "components"] = Field("leiden", description=(
         "`leiden` or `louvain` (on the driver), or connected `components` (at any size)"))
+    weights: Literal["auto", "jaccard", "none"] = Field("auto", description=(
+        "Leiden/Louvain edge weights: the estimated Jaccard (`jaccard`), 1 (`none`), or `auto`: both the "
+        "Jaccard-weighted similarity graph and the graph's own edges unweighted are clustered, and the "
+        "partition with the shorter description length of the graph is kept"))
     resolution: float = Field(1.0, gt=0, description="Leiden/Louvain resolution: higher gives smaller "
                                                      "communities")
     iterations: int = Field(2, ge=-1, description="Leiden passes; -1: until the partition is stable")

@@ -164,6 +164,8 @@ def test_football_whole_graph_recovers_the_conferences(football):
     _, out, g, groups, _, manifests = football
     metrics = manifests[2]["metrics"]["whole_graph"]
     assert metrics["nmi"] > 0.85 and metrics["vertices"] == 115
+    lengths = metrics["description_length"]  # weights: auto, the shorter description kept
+    assert set(lengths) == {"jaccard", "none"} and metrics["weights"] == min(lengths, key=lengths.get)
     assigned = _read(out / "communities" / "assignments")
     by_vid = {r["vid"]: r["community"] for r in assigned}
     assert all(by_vid[r["community"]] == r["community"] for r in assigned)  # labelled by its smallest vid
