@@ -41,7 +41,12 @@ from sigil.transforms.communities import CommunityIndex, recall_area
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTBALL = ROOT.parent / "shared" / "data" / "graph" / "football.gml"
-DATASETS = ("football", "lfr0.1", "lfr0.3", "lfr0.5")
+DATASETS = ("football", "lfr0.1", "lfr0.3", "lfr0.5", "sparse-lfr0.2", "sparse-lfr0.4", "dcsbm2", "dcsbm8",
+            "dcsbm2-sparse")
+# degree-corrected block-model graphs, sparse and heavy-tailed like real social graphs:
+# (vertices, blocks, average degree, inside/outside edge-rate ratio); dcsbm2 is shaped like
+# the political-blog network (1,224 vertices, 2 sides, mean degree 27)
+BLOCK_GRAPHS = {"dcsbm2": (1200, 2, 27, 12), "dcsbm8": (5000, 8, 8, 25), "dcsbm2-sparse": (3000, 2, 6, 15)}
 
 
 def log(msg: str) -> None:
@@ -49,15 +54,26 @@ def log(msg: str) -> None:
 
 
 def load(name: str, n: int) -> tuple[nx.Graph, dict]:
-    """A graph and its true community per vertex (string ids)."""
+    """A graph and its true community per vertex (string ids): football, LFR graphs (mean
+    degree 15; ``sparse-lfr``: mean degree 5, degree exponent 2.5, half the vertices of
+    ``n``) or a degree-corrected block-model graph (``BLOCK_GRAPHS``, isolated vertices
+    dropped)."""
     if name == "football":
         g = nx.read_gml(str(FOOTBALL))
         return g, {v: str(d["value"]) for v, d in g.nodes(data=True)}
-    mu = float(name[3:])
-    for seed in range(1, 50):  # the LFR generator fails for some seeds
+    if name in BLOCK_GRAPHS:
+        from sigil.transforms.graphgen import degree_corrected_blocks
+
+        src, dst, block = degree_corrected_blocks(*BLOCK_GRAPHS[name], seed=1)
+        g = nx.Graph(zip(map(str, src.tolist()), map(str, dst.tolist())))
+        return g, {v: str(block[int(v)]) for v in g}
+    sparse = name.startswith("sparse-")
+    mu = float(name.removeprefix("sparse-")[3:])
+    shape = (dict(tau1=2.5, average_degree=5, max_degree=60, max_community=200) if sparse else
+             dict(tau1=3, average_degree=15, max_degree=50, max_community=100))
+    for seed in range(1, 60):  # the LFR generator fails for some seeds
         try:
-            g = nx.LFR_benchmark_graph(n, 3, 1.5, mu, average_degree=15, max_degree=50, min_community=20,
-                                       max_community=100, seed=seed)
+            g = nx.LFR_benchmark_graph(n // 2 if sparse else n, tau2=1.5, mu=mu, min_community=20, seed=seed, **shape)
             break
         except nx.ExceededMaxIterations:
             continue
@@ -138,6 +154,7 @@ def sigil_run(spark, conf: dict, qs: list[dict], truth: dict, repeat: int) -> di
         answers = [index.query(s, q["size"])[0] for s, q in zip(seeds, qs)]
         times.append((time.perf_counter() - t) / len(qs))
     same = all([names[v] for v in a] == ranked.get(q["query_id"]) for a, q in zip(answers, qs))
+    by_seeds = {q["query_id"]: [names[v] for v in index.query(s, q["size"], "seeds")[0]] for s, q in zip(seeds, qs)}
     m = runs[-1]["metrics"]
     return {
         "area": areas(ranked, qs, truth), "area_manifest": m["seed_queries"].get("recall_area"),
@@ -146,8 +163,25 @@ def sigil_run(spark, conf: dict, qs: list[dict], truth: dict, repeat: int) -> di
         "nmi": normalized_mutual_info_score([truth[k] for k in keys], [found[k] for k in keys]),
         "ari": adjusted_rand_score([truth[k] for k in keys], [found[k] for k in keys]),
         "nmi_manifest": m["whole_graph"].get("nmi"), "communities": m["whole_graph"]["communities"],
-        "whole_seconds": whole,
+        "whole_seconds": whole, "area_seeds": areas(by_seeds, qs, truth), "weights": m["whole_graph"]["weights"],
+        "description_length": m["whole_graph"].get("description_length"),
+        "fixed_weights": fixed_weights(spark, conf),
     }
+
+
+def fixed_weights(spark, conf: dict) -> dict:
+    """Whole-graph NMI and communities with each fixed ``weights`` (what ``auto`` chose among)."""
+    from sigil.jobs import communities
+    from sigil.schemas.config import load_config
+
+    out = {}
+    for weights in ("jaccard", "none"):
+        com = {**conf["communities"], "queries": None, "whole_graph": {**conf["communities"]["whole_graph"],
+                                                                        "weights": weights}}
+        config = load_config(base={**conf, "communities": com, "quality": {"validate_output": "off"}})
+        whole = communities.run(spark, config, quiet=True)["metrics"]["whole_graph"]
+        out[weights] = {"nmi": whole.get("nmi"), "ari": whole.get("ari"), "communities": whole["communities"]}
+    return out
 
 
 def batch_sizes(spark, conf: dict, truth: dict, sizes: list[int], repeat: int) -> list[dict]:
@@ -314,8 +348,19 @@ def report(results: dict) -> None:
         for w in r["whole"]:
             rows.append(f"| {name} | {w['method']} | {w['nmi']:.3f} | {w['ari']:.3f} | {w['communities']} | "
                         f"{w['seconds']:.2f} |")
-        rows.append(f"| {name} | sigil (Leiden on Jaccard-weighted edges) | {s['nmi']:.3f} | {s['ari']:.3f} | "
+        for weights, f in s["fixed_weights"].items():
+            rows.append(f"| {name} | sigil, weights: {weights} | {f['nmi']:.3f} | {f['ari']:.3f} | {f['communities']} | |")
+        rows.append(f"| {name} | **sigil, weights: auto** (chose {s['weights']}) | {s['nmi']:.3f} | {s['ari']:.3f} | "
                     f"{s['communities']} | {s['whole_seconds']:.2f} |")
+    rows += ["", "| data | best unweighted reference (NMI) | sigil auto NMI | difference | chose | "
+                 "description length jaccard / none | seed queries: area streaming | area seeds |",
+             "|" + "---|" * 8]
+    for name, r in results["datasets"].items():
+        s, best = r["sigil"], max(r["whole"], key=lambda w: w["nmi"])
+        dl = s["description_length"] or {}
+        rows.append(f"| {name} | {best['method']} ({best['nmi']:.3f}) | {s['nmi']:.3f} | {s['nmi'] - best['nmi']:+.3f} | "
+                    f"{s['weights']} | {dl.get('jaccard', float('nan')):,.0f} / {dl.get('none', float('nan')):,.0f} | "
+                    f"{s['area']:.3f} | {s['area_seeds']:.3f} |")
     if results["datasets"]:
         rows.append("")
         rows.append("checks: " + ", ".join(
