@@ -187,8 +187,9 @@ def fixed_weights(spark, conf: dict) -> dict:
 def batch_sizes(spark, conf: dict, truth: dict, sizes: list[int], repeat: int) -> list[dict]:
     """Per-query cost of the ``seed queries`` stage against the batch's size, on the graph
     ``sigil_run`` indexed: each batch by the default route (the driver while queries x
-    max_candidates <= ``communities.driver_batch``) and sent to Spark's tasks
-    (``driver_batch: 0``); median (min-max) of ``repeat`` runs in the warm session."""
+    max_candidates <= ``communities.driver_batch``), always on the driver, and always in
+    Spark's tasks (``driver_batch: 0``); median (min-max) of ``repeat`` runs in the warm
+    session."""
     from sigil.jobs import communities
     from sigil.schemas.config import load_config
 
@@ -197,7 +198,7 @@ def batch_sizes(spark, conf: dict, truth: dict, sizes: list[int], repeat: int) -
         path = Path(conf["output"]).parent / f"queries_{n}.parquet"
         qs = queries(truth, n, seed=1)
         pq.write_table(pa.table({k: [q[k] for q in qs] for k in ("query_id", "seeds", "size")}), path)
-        for route, driver_batch in (("default", None), ("spark", 0)):
+        for route, driver_batch in (("default", None), ("driver", 10**15), ("spark", 0)):
             com = {**conf["communities"], "queries": {"path": str(path), "format": "parquet"}, "whole_graph": None,
                    **({"driver_batch": driver_batch} if driver_batch is not None else {})}
             config = load_config(base={**conf, "communities": com, "quality": {"validate_output": "off"}})
