@@ -707,7 +707,7 @@ class CommunitiesConfig(Model):
         "a graph whose signatures and LSH index take up to this much memory (vertices x num_perm x 4 + "
         "index rows x 16 bytes) is sent to every task once, with the vertex names, and answers the queries "
         "in memory; larger graphs join the index and the signatures in Spark"))
-    driver_batch: int = Field(2_000_000, ge=0, description=(
+    driver_batch: int = Field(10_000_000, ge=0, description=(
         "a batch of at most this many queries x max_candidates, on a graph within broadcast_index_mb, is "
         "read and answered on the driver by the in-memory index (`CommunityIndex`), with no Spark stage for "
         "the queries: small batches pay no task start-up; 0 sends every batch to Spark"))
