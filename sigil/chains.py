@@ -123,6 +123,7 @@ def graph_summary(manifests: dict) -> str:
             ("seed-query recall area", metric("communities", "seed_queries", "recall_area")),
             ("seconds per query (batch)", metric("communities", "seed_queries", "seconds_per_query")),
             ("whole-graph communities", metric("communities", "whole_graph", "communities")),
+            ("whole-graph weights", metric("communities", "whole_graph", "weights")),
             ("whole-graph NMI", metric("communities", "whole_graph", "nmi")),
             ("whole-graph adjusted Rand", metric("communities", "whole_graph", "ari")),
             ("PPR fingerprint rows", _dig(manifests, ("ppr_index", "outputs", "fingerprints"))),
