@@ -20,7 +20,9 @@ Example
 from __future__ import annotations
 
 import functools
+import logging
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -116,6 +118,27 @@ def load_model(path: str | None, max_seq_length: int, threads: int | None = None
     return OnnxEncoder(model, threads or torch.get_num_threads()) if precision == "int8" else model
 
 
+# The quantizer advises, on the root logger, pre-processing (shape inference, graph
+# optimisation) before it runs; dynamic quantization converts the MatMuls whose weights are
+# constants, which it finds without it (the cosines and speed in benchmarks/README.md were
+# measured so), and every worker process that builds an encoder would repeat the advice.
+QUANTIZER_ADVICE = "pre-processing before quantization"
+
+
+@contextmanager
+def _without(text: str):
+    """Drop the root logger's records whose message contains ``text`` while inside."""
+    def drop(record: logging.LogRecord) -> bool:
+        return text not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 class OnnxEncoder:
     """A mean-pooled sentence-transformers model run by ONNX Runtime with int8 weights.
 
@@ -172,7 +195,8 @@ class OnnxEncoder:
                                                                                 for n in self.inputs),
                               plain, input_names=self.inputs, output_names=["hidden"], dynamic_axes=axes,
                               opset_version=17, dynamo=False)
-            quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, per_channel=True)
+            with _without(QUANTIZER_ADVICE):
+                quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, per_channel=True)
             options = ort.SessionOptions()
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
             self.session = ort.InferenceSession(quantized, options, providers=["CPUExecutionProvider"])
