@@ -52,27 +52,31 @@ def _same(spark_run, beam_run):
     assert (b_manifest["inputs"], b_manifest["outputs"]) == (s_manifest["inputs"], s_manifest["outputs"])
 
 
-@needs_data(FEBRL)
-def test_beam_blocking_writes_what_spark_writes(spark, febrl4, febrl4_truth, tmp_path):
-    """FEBRL 4, link mode, exact Jaccard with its minimum, truth from a pairs file."""
+@pytest.fixture(scope="module")
+def link_runs(spark, febrl4, febrl4_truth, tmp_path_factory):
+    """FEBRL 4, link mode, exact Jaccard with its minimum, truth from a pairs file: Spark's
+    and Beam's block runs."""
     config, _, _ = febrl4
-    runs = _both(spark, tmp_path, f"{config.output}/ingest/records", {"path": str(febrl4_truth)})
-    _same(*runs)
-    assert runs[1][1]["metrics"]["pair_completeness"] >= 0.999
+    return _both(spark, tmp_path_factory.mktemp("link"), f"{config.output}/ingest/records",
+                 {"path": str(febrl4_truth)})
 
 
 @needs_data(FEBRL)
-def test_blocking_notebook_reads_a_beam_run(febrl4, febrl4_truth, tmp_path, monkeypatch):
+def test_beam_blocking_writes_what_spark_writes(link_runs):
+    _same(*link_runs)
+    assert link_runs[1][1]["metrics"]["pair_completeness"] >= 0.999
+
+
+@needs_data(FEBRL)
+def test_blocking_notebook_reads_a_beam_run(febrl4, link_runs, monkeypatch):
     """notebooks/blocking.ipynb, which reads signatures and bucket sizes, on Beam's outputs."""
     from conftest import run_notebook
-    from sigil.pipelines import block as beam_block
 
     config, _, _ = febrl4
-    (tmp_path / "ingest").mkdir()
-    (tmp_path / "ingest" / "records").symlink_to(Path(config.output) / "ingest" / "records")
-    conf = {**febrl4_config(tmp_path, febrl4_truth), "quality": {"validate_output": "off"}}
-    beam_block.run(load_config(base=conf), quiet=True)
-    outputs, text = run_notebook("blocking.ipynb", str(tmp_path), monkeypatch)
+    root = link_runs[1][0].parent
+    (root / "ingest").mkdir(exist_ok=True)
+    (root / "ingest" / "records").symlink_to(Path(config.output) / "ingest" / "records")
+    outputs, text = run_notebook("blocking.ipynb", str(root), monkeypatch)
     assert "pair_completeness" in text and "0.9998" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
 
