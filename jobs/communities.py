@@ -398,7 +398,7 @@ def similarity_edges(spark, config: SigilConfig, signatures: DataFrame) -> DataF
             edge, pair = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("edge", "pair"))
             reach = est >= whole.threshold
             similar = (pair & reach) | (edge & edges_similar & (reach | weigh_all))
-            keep = similar | (edge & with_edges & weigh_all)
+            keep = similar | (edge & weigh_all)  # edges come only with_edges
             yield pa.RecordBatch.from_pydict({"src": batch.column("a").to_numpy()[keep],
                                               "dst": batch.column("b").to_numpy()[keep], "weight": est[keep],
                                               "similar": similar[keep], "edge": edge[keep]})
