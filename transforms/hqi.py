@@ -45,7 +45,7 @@ conservative) and the error bound never drops a row of the top k, so exact mode 
 exactly ``exact_search``'s rows and distances. Approximate mode returns exactly
 ``min(k, satisfying rows)`` rows, all satisfying, since it probes until it has them. A
 query's answer does not depend on the other queries of its batch: its distances are exact,
-and the order of its clusters is that of exact centroid distances wherever the float32
+and the set of clusters it probes is drawn by exact centroid distances wherever the float32
 products' error bound leaves it in doubt (``choose_clusters``; ``nearest`` likewise places
 a row). So a batch answered in parts, or a layout searched in slices with the probes
 chosen on the whole (``search(..., probes=...)``), gives the same answers.
@@ -91,6 +91,7 @@ _U = 2.0**-24  # float32 unit roundoff
 _BLOCK = 1 << 22  # entries of one distance matrix (16 MiB of float32)
 _NO_ROWS = np.zeros(0, np.int64)  # _scan's "rows lo:hi"
 _DENSE = 0.7  # a slice whose mask keeps this share of rows is multiplied whole, masked after
+_ALONE = 0.2  # a query whose mask keeps less of a cluster's rows gets their distances alone, not by the product
 RESULT_SCHEMA = HQI_RESULTS
 
 
@@ -952,15 +953,44 @@ def _exact_distances(x, rows, q, qpos):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(d, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
-    """One product's candidates: the entries of ``d`` (``||x||^2 - 2 x.q``, float32; rows
-    ``rows`` or ``lo + column``; for query i those ``masks[which[i]]`` keeps, all where
-    ``which[i] < 0``) whose lower bound ``d - e`` is at most the k-th smallest upper bound
-    ``d + e`` its query has met so far, ``e`` the product's error bound.
-    ``top[starts[q]:starts[q+1]]`` holds query q's k smallest upper bounds, ascending, and
-    is updated; the last of them, plus ``||q||^2``, is at least the query's k-th distance.
-    Returns (query position, row, value) of the candidates."""
+def _kept_columns(masks, r):
+    """Each mask row's true columns, in order, then a last row of every column: (columns,
+    counts)."""
+    listed = np.empty((len(masks) + 1, r), np.int64)
+    count = np.empty(len(masks) + 1, np.int64)
+    for w in range(len(masks)):
+        c = 0
+        for j in range(r):
+            listed[w, c] = j  # written always, kept when the mask says: no branch on the mask
+            c += masks[w, j]
+        count[w] = c
+    listed[-1] = np.arange(r)
+    count[-1] = r
+    return listed, count
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _insert(top, a, b, u):
+    """``u`` into the ascending ``top[a:b]`` when below its last, dropping the last."""
+    if u < top[b - 1]:
+        s = b - 1
+        while s > a and top[s - 1] > u:
+            top[s] = top[s - 1]
+            s -= 1
+        top[s] = u
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan(d, xn, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
+    """One product's candidates: the entries of ``d + xn`` (``-2 x.q`` plus ``||x||^2``,
+    float32; rows ``rows`` or ``lo + column``; for query i those ``masks[which[i]]``
+    keeps, all where ``which[i] < 0``) whose lower bound ``v - e`` is at most the k-th
+    smallest upper bound ``v + e`` its query has met so far, ``e`` the product's error
+    bound. ``top[starts[q]:starts[q+1]]`` holds query q's k smallest upper bounds,
+    ascending, and is updated; the last of them, plus ``||q||^2``, is at least the query's
+    k-th distance. Returns (query position, row, value) of the candidates."""
     nq, r = d.shape
+    listed, count = _kept_columns(masks, r)  # a query reads only the entries its predicate keeps
     out_q = np.empty(nq * r, np.int64)
     out_r = np.empty(nq * r, np.int64)
     out_v = np.empty(nq * r, np.float32)
@@ -971,23 +1001,62 @@ def _scan(d, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
         if a == b:
             continue
         e = slack * (err_base + qn[q])
-        w = which[i]
-        for j in range(r):
-            if w >= 0 and not masks[w, j]:
+        w = which[i]  # -1: the last row, every column
+        limit = top[b - 1] + e  # a row is a candidate while its value is at most this
+        for t in range(count[w]):
+            j = listed[w, t]
+            f = d[i, j] + xn[j]
+            if f > limit:
                 continue
-            v = np.float64(d[i, j])
-            if v - e > top[b - 1]:
-                continue
-            u = v + e
-            if u < top[b - 1]:  # insertion into the sorted k smallest
-                t = b - 1
-                while t > a and top[t - 1] > u:
-                    top[t] = top[t - 1]
-                    t -= 1
-                top[t] = u
+            _insert(top, a, b, np.float64(f) + e)
+            limit = top[b - 1] + e
             out_q[n] = q
             out_r[n] = rows[j] if len(rows) else lo + j
-            out_v[n] = d[i, j]
+            out_v[n] = f
+            n += 1
+    return out_q[:n].copy(), out_r[:n].copy(), out_v[:n].copy()
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dot(x, i, y):
+    """``x[i] . y`` in float32, summed in any order (vectorised): within the same error
+    bound as a product's."""
+    s = np.float32(0)
+    for t in range(len(y)):
+        s += x[i, t] * y[t]
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_rows(vectors, norms, q2, lo, masks, which, qs, err_base, qn, slack, top, starts):
+    """``_scan`` for queries whose masks keep few of the rows ``lo + column``: each kept
+    row's value ``||x||^2 + x.(-2q)`` computed alone rather than by a shared product."""
+    listed, count = _kept_columns(masks, masks.shape[1])
+    total = 0
+    for i in range(len(qs)):
+        total += count[which[i]]
+    out_q = np.empty(total, np.int64)
+    out_r = np.empty(total, np.int64)
+    out_v = np.empty(total, np.float32)
+    n = 0
+    for i in range(len(qs)):
+        q = qs[i]
+        a, b = starts[q], starts[q + 1]
+        if a == b:
+            continue
+        e = slack * (err_base + qn[q])
+        w = which[i]
+        limit = top[b - 1] + e
+        for t in range(count[w]):
+            row = lo + listed[w, t]
+            f = norms[row] + _dot(vectors, row, q2[q])
+            if f > limit:
+                continue
+            _insert(top, a, b, np.float64(f) + e)
+            limit = top[b - 1] + e
+            out_q[n] = q
+            out_r[n] = row
+            out_v[n] = f
             n += 1
     return out_q[:n].copy(), out_r[:n].copy(), out_v[:n].copy()
 
@@ -1019,13 +1088,24 @@ class _Batch:
 
     def probe(self, vectors, norms, lo: int, hi: int, mask, qs: np.ndarray, *, masks=None, which=None):
         """Queries ``qs`` against the rows lo:hi that ``mask`` keeps (all when None); or,
-        with ``masks`` (a 2-D boolean array over rows lo:hi) and ``which``, query i against
-        those ``masks[which[i]]`` keeps."""
+        with ``masks`` (a 2-D boolean array over rows lo:hi, each row some query's) and
+        ``which``, query i against those ``masks[which[i]]`` keeps."""
         self.rows_scanned[qs] += hi - lo
         if masks is None:
             masks = np.ones((1, hi - lo), bool) if mask is None else mask[None, :]
             which = np.full(len(qs), -1 if mask is None else 0, np.int64)
-        union = masks[np.unique(which[which >= 0])].any(axis=0) if (which >= 0).all() else np.ones(hi - lo, bool)
+            union = masks[0]
+        else:
+            kept = np.count_nonzero(masks, axis=1)
+            alone = kept[which] < _ALONE * (hi - lo)
+            if alone.any():
+                self._rows_alone(vectors, norms, lo, hi, masks, which[alone], qs[alone])
+                qs, which = qs[~alone], which[~alone]
+                if not len(qs):
+                    return
+            used = np.zeros(len(masks), bool)
+            used[which] = True
+            union = masks[used].any(axis=0)
         valid = int(np.count_nonzero(union))
         if not valid:
             return
@@ -1036,17 +1116,29 @@ class _Batch:
         x = vectors[lo:hi] if not len(rows) else vectors[rows]
         xn = norms[lo:hi] if not len(rows) else norms[rows]
         self.computed[qs] += len(x)
+        top_norm = float(xn.max())
+        self.top_norm = max(self.top_norm, top_norm)
         step = max(1, _BLOCK // len(x))
         for s in range(0, len(qs), step):
             b = slice(s, s + step)
-            d = self.q2[qs[b]] @ x.T
-            d += xn  # ||x||^2 - 2 x.q: the distance less ||q||^2, which orders a query's rows alike
-            self.top_norm = max(self.top_norm, float(xn.max()))
-            g, r, v = _scan(d, qs[b], masks, which[b], rows, lo, float(xn.max()), self.qn, self.slack, self.top,
+            d = self.q2[qs[b]] @ x.T  # plus ||x||^2 in _scan: the distance less ||q||^2, which orders a query's rows alike
+            g, r, v = _scan(d, xn, qs[b], masks, which[b], rows, lo, top_norm, self.qn, self.slack, self.top,
                             self.starts)
             self.qpos.append(g)
             self.rows.append(r)
             self.approx.append(v)
+
+    def _rows_alone(self, vectors, norms, lo: int, hi: int, masks, which, qs):
+        """Queries ``qs`` against the few rows lo:hi that ``masks[which]`` keep, one
+        distance at a time (``_scan_rows``)."""
+        top_norm = float(norms[lo:hi].max())
+        self.top_norm = max(self.top_norm, top_norm)
+        self.computed[qs] += np.count_nonzero(masks, axis=1)[which]
+        g, r, v = _scan_rows(vectors, norms, self.q2, lo, masks, which, qs, top_norm, self.qn, self.slack, self.top,
+                             self.starts)
+        self.qpos.append(g)
+        self.rows.append(r)
+        self.approx.append(v)
 
     def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """(query position, row) of the candidates still within the error bound of their
@@ -1228,10 +1320,12 @@ def choose_clusters(vectors, k, centroids, satisfying, nprobe: int) -> tuple[np.
     centroid (squared L2, ties to the lower position), then further ones in the same order
     until the probed ones hold its k satisfying rows.
 
-    The order comes from float32 products wherever their error bound (the module
-    docstring's) separates the distances that decide the probes; a query for which it does
-    not is ordered by exact float64 sums. So a query's probes do not depend on the other
-    queries it comes with.
+    The order comes from float32 products. Wherever their error bound (the module
+    docstring's) does not separate the distances on each side of the boundaries that
+    decide the probed set (after the nprobe-th cluster, and each further one probed), the
+    query is ordered by exact float64 sums instead. So the clusters a query probes do not
+    depend on the other queries it comes with; their order, which only schedules the
+    probes, may.
 
     Parameters
     ----------
@@ -1254,7 +1348,8 @@ def choose_clusters(vectors, k, centroids, satisfying, nprobe: int) -> tuple[np.
     cluster : numpy.ndarray
         int64 position of the candidate it probes.
     rank : numpy.ndarray
-        int64 rank of the candidate in the query's order (0: nearest).
+        int64 rank of the candidate in the query's order (0: nearest, by the float32
+        products unless they were in doubt).
         Probes come by query, then rank.
 
     References
@@ -1308,15 +1403,27 @@ def _probes_in(order, d, q, k, centroids, cn, satisfying, nprobe):
     reordered in place by exact float64 sums."""
     n = order.shape[1]
     probes = _probe_counts(order, satisfying, k, nprobe)
-    # the first probes + 1 distances in order, each more than twice the bound apart: exact sums would order them alike
+    # The probed set is order[:probes], and the count depends only on the sets order[:j] for j = nprobe..probes.
+    # Where the distances on each side of those boundaries are more than twice the bound apart, exact sums would
+    # draw the same sets; the order inside a set only schedules the probes.
     gaps = np.diff(np.take_along_axis(d, order, axis=1).astype(np.float64), axis=1)
     err = _slack(q.shape[1]) * (np.float64(cn.max(initial=0)) + _squared_norms(q))
-    doubt = ((gaps <= 2 * err[:, None]) & (np.arange(n - 1) < probes[:, None])).any(axis=1) if n > 1 else \
-        np.zeros(len(q), dtype=bool)
+    boundary = (np.arange(n - 1) >= nprobe - 1) & (np.arange(n - 1) < probes[:, None])
+    doubt = ((gaps <= 2 * err[:, None]) & boundary).any(axis=1) if n > 1 else np.zeros(len(q), dtype=bool)
     if doubt.any():
         order[doubt] = np.argsort(_square_distances(q[doubt], centroids), axis=1, kind="stable")[:, :n]
         probes[doubt] = _probe_counts(order[doubt], satisfying, k[doubt], nprobe)
     return probes, doubt
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_counts(mask, bounds):
+    """The true entries of ``mask[bounds[i]:bounds[i + 1]]`` for each i."""
+    out = np.zeros(len(bounds) - 1, np.int64)
+    for i in range(len(out)):
+        for j in range(bounds[i], bounds[i + 1]):
+            out[i] += mask[j]
+    return out
 
 
 def _choose(layout: Layout, leaves, masks: dict, queries: Queries, qs: np.ndarray, nprobe: int):
@@ -1329,7 +1436,7 @@ def _choose(layout: Layout, leaves, masks: dict, queries: Queries, qs: np.ndarra
         bounds = layout.cluster_offsets[c0:c1 + 1] - layout.leaf_offsets[lf]
         m = masks[lf]
         clusters.append(np.arange(c0, c1))
-        valid.append(np.diff(bounds) if m is None else np.diff(np.r_[0, np.cumsum(m)][bounds]))
+        valid.append(np.diff(bounds) if m is None else _segment_counts(m, bounds))
     clusters = np.concatenate(clusters) if clusters else np.zeros(0, np.int64)
     valid = np.concatenate(valid) if len(clusters) else np.zeros(0, np.int64)
     clusters, valid = clusters[valid > 0], valid[valid > 0]
@@ -1350,25 +1457,37 @@ def _probe_listed(layout: Layout, batch: _Batch, masks: dict, slot: np.ndarray, 
     cluster, whatever their predicates, share one product over its rows, each query
     keeping the rows its predicate's mask (``masks[(slot, leaf)]``, None for TRUE) keeps;
     the clusters some query ranks first go first (early k-th bounds prune later ones)."""
-    by_cluster = np.lexsort((qpos, cluster))
+    by_cluster = np.lexsort((qpos, slot, cluster))
     slot, qpos, cluster, rank = slot[by_cluster], qpos[by_cluster], cluster[by_cluster], rank[by_cluster]
     starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]]) if len(cluster) else cluster
     ends = np.r_[starts[1:], len(cluster)].astype(np.int64)
     first = np.argsort(np.minimum.reduceat(rank, starts), kind="stable") if len(starts) else starts
+    new_slot = np.r_[True, (slot[1:] != slot[:-1]) | (cluster[1:] != cluster[:-1])] if len(slot) else slot
+    which = np.cumsum(new_slot) - 1  # per probe, its predicate's row among its cluster's (offset below)
+    stacked = _masks_by_leaf(layout, masks)
     for a, b in zip(starts[first], ends[first], strict=True):
         c = cluster[a]
         lf = np.searchsorted(layout.leaf_clusters, c, "right") - 1
         lo, hi = layout.cluster_offsets[c:c + 2]
         off = layout.leaf_offsets[lf]
-        used, inverse = np.unique(slot[a:b], return_inverse=True)
-        rows_masks, which = [], np.full(len(used), -1, np.int64)
-        for j, t in enumerate(used):
-            m = masks[(t, lf)]
-            if m is not None:
-                which[j] = len(rows_masks)
-                rows_masks.append(m[lo - off:hi - off])
-        block = np.stack(rows_masks) if rows_masks else np.ones((1, hi - lo), bool)
-        batch.probe(layout.vectors, layout.norms, lo, hi, None, qpos[a:b], masks=block, which=which[inverse])
+        slots, matrix = stacked[lf]
+        used = slot[a:b][new_slot[a:b]]
+        block = matrix[np.searchsorted(slots, used), lo - off:hi - off]
+        batch.probe(layout.vectors, layout.norms, lo, hi, None, qpos[a:b], masks=block, which=which[a:b] - which[a])
+
+
+def _masks_by_leaf(layout: Layout, masks: dict) -> dict:
+    """Per leaf, (its predicates' slots ascending, their masks stacked, TRUE as all rows),
+    so that a cluster's masks are one slice of one array."""
+    grouped: dict = {}
+    for (slot, lf), m in sorted(masks.items()):
+        grouped.setdefault(lf, []).append((slot, m))
+    out = {}
+    for lf, pairs in grouped.items():
+        rows = layout.leaf_offsets[lf + 1] - layout.leaf_offsets[lf]
+        out[lf] = (np.array([t for t, _ in pairs], np.int64),
+                   np.stack([np.ones(rows, bool) if m is None else m for _, m in pairs]))
+    return out
 
 
 def exact_search(ids, vectors, attributes, queries: Queries, *, types=None) -> SearchResult:
