@@ -981,6 +981,28 @@ def _insert(top, a, b, u):
 
 
 @numba.njit(cache=True, nogil=True)
+def _grown(out_q, out_r, out_v):
+    """The candidate buffers at twice their size: they start small, since a product's
+    candidates are few (an allocation of the product's size costs page faults, and with
+    threads the kernel's locks)."""
+    n = len(out_q)
+    q, r, v = np.empty(2 * n, np.int64), np.empty(2 * n, np.int64), np.empty(2 * n, np.float32)
+    q[:n], r[:n], v[:n] = out_q, out_r, out_v
+    return q, r, v
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_top(top, other, starts):
+    """Each query's k smallest of ``top`` and ``other`` (both ascending per query) into ``top``."""
+    for q in range(len(starts) - 1):
+        a, b = starts[q], starts[q + 1]
+        for t in range(a, b):
+            if other[t] >= top[b - 1]:
+                break
+            _insert(top, a, b, other[t])
+
+
+@numba.njit(cache=True, nogil=True)
 def _scan(d, xn, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
     """One product's candidates: the entries of ``d + xn`` (``-2 x.q`` plus ``||x||^2``,
     float32; rows ``rows`` or ``lo + column``; for query i those ``masks[which[i]]``
@@ -991,9 +1013,8 @@ def _scan(d, xn, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
     k-th distance. Returns (query position, row, value) of the candidates."""
     nq, r = d.shape
     listed, count = _kept_columns(masks, r)  # a query reads only the entries its predicate keeps
-    out_q = np.empty(nq * r, np.int64)
-    out_r = np.empty(nq * r, np.int64)
-    out_v = np.empty(nq * r, np.float32)
+    size = 64 * nq + 1024
+    out_q, out_r, out_v = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.float32)
     n = 0
     for i in range(nq):
         q = qs[i]
@@ -1010,6 +1031,8 @@ def _scan(d, xn, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
                 continue
             _insert(top, a, b, np.float64(f) + e)
             limit = top[b - 1] + e
+            if n == len(out_q):
+                out_q, out_r, out_v = _grown(out_q, out_r, out_v)
             out_q[n] = q
             out_r[n] = rows[j] if len(rows) else lo + j
             out_v[n] = f
@@ -1032,12 +1055,8 @@ def _scan_rows(vectors, norms, q2, lo, masks, which, qs, err_base, qn, slack, to
     """``_scan`` for queries whose masks keep few of the rows ``lo + column``: each kept
     row's value ``||x||^2 + x.(-2q)`` computed alone rather than by a shared product."""
     listed, count = _kept_columns(masks, masks.shape[1])
-    total = 0
-    for i in range(len(qs)):
-        total += count[which[i]]
-    out_q = np.empty(total, np.int64)
-    out_r = np.empty(total, np.int64)
-    out_v = np.empty(total, np.float32)
+    size = 64 * len(qs) + 1024
+    out_q, out_r, out_v = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.float32)
     n = 0
     for i in range(len(qs)):
         q = qs[i]
@@ -1054,6 +1073,8 @@ def _scan_rows(vectors, norms, q2, lo, masks, which, qs, err_base, qn, slack, to
                 continue
             _insert(top, a, b, np.float64(f) + e)
             limit = top[b - 1] + e
+            if n == len(out_q):
+                out_q, out_r, out_v = _grown(out_q, out_r, out_v)
             out_q[n] = q
             out_r[n] = row
             out_v[n] = f
@@ -1077,6 +1098,33 @@ class _Batch:
         self.qpos, self.rows, self.approx = [], [], []
         self.slack = _slack(queries.vectors.shape[1])
         self.top_norm = 0.0  # the largest ||x||^2 of the rows multiplied
+        self.buffer = None  # _scratch's
+
+    def fork(self) -> "_Batch":
+        """A batch for a thread: the same queries, its own bounds and candidates, for work
+        on (query, row) pairs that no other fork meets; ``join`` merges it back."""
+        other = object.__new__(_Batch)
+        other.__dict__.update(self.__dict__)
+        other.top = np.full(len(self.top), np.inf)
+        other.rows_scanned, other.computed = np.zeros_like(self.rows_scanned), np.zeros_like(self.computed)
+        other.evaluations = other.evaluated_rows = 0
+        other.qpos, other.rows, other.approx = [], [], []
+        other.buffer = None
+        return other
+
+    def join(self, forks) -> None:
+        """Add the forks' work: their counts and candidates, and each query's k smallest
+        upper bounds among its own and theirs (bounds of distinct rows)."""
+        for f in forks:
+            _merge_top(self.top, f.top, self.starts)
+            self.rows_scanned += f.rows_scanned
+            self.computed += f.computed
+            self.evaluations += f.evaluations
+            self.evaluated_rows += f.evaluated_rows
+            self.qpos += f.qpos
+            self.rows += f.rows
+            self.approx += f.approx
+            self.top_norm = max(self.top_norm, f.top_norm)
 
     def mask(self, predicate: Predicate, columns: Columns, lo: int, hi: int):
         """The predicate over rows lo:hi (None when TRUE)."""
@@ -1121,12 +1169,19 @@ class _Batch:
         step = max(1, _BLOCK // len(x))
         for s in range(0, len(qs), step):
             b = slice(s, s + step)
-            d = self.q2[qs[b]] @ x.T  # plus ||x||^2 in _scan: the distance less ||q||^2, which orders a query's rows alike
+            d = np.matmul(self.q2[qs[b]], x.T, out=self._scratch(len(qs[b]), len(x)))  # -2 x.q; _scan adds ||x||^2
             g, r, v = _scan(d, xn, qs[b], masks, which[b], rows, lo, top_norm, self.qn, self.slack, self.top,
                             self.starts)
             self.qpos.append(g)
             self.rows.append(r)
             self.approx.append(v)
+
+    def _scratch(self, m: int, n: int) -> np.ndarray:
+        """An (m, n) float32 array for a product, reused (a fresh one per product costs page
+        faults, and with threads the kernel's locks)."""
+        if self.buffer is None or len(self.buffer) < m * n:
+            self.buffer = np.empty(max(m * n, 1 << 16), np.float32)
+        return self.buffer[:m * n].reshape(m, n)
 
     def _rows_alone(self, vectors, norms, lo: int, hi: int, masks, which, qs):
         """Queries ``qs`` against the few rows lo:hi that ``masks[which]`` keep, one
@@ -1197,10 +1252,10 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
         probes, as ``choose_clusters`` chose them on a whole layout of which ``layout`` is
         a slice (``slice_layout``); probed in the order given.
     threads : int, default 1
-        Split the batch's distinct predicates into this many parts of about as many
-        queries, answered in threads at once, each with one BLAS thread (BLAS and the
-        numba kernels release the GIL).
-        A query's answer does not depend on its batch, so the results are the same.
+        Threads at once, each with one BLAS thread (BLAS and the numba kernels release the
+        GIL): the distinct predicates are routed and their clusters chosen in parts of
+        about as many queries, then the clusters are probed in parts, each cluster by one
+        thread for all its queries (the products stay shared). The results are the same.
 
     Returns
     -------
@@ -1229,75 +1284,67 @@ def search(layout: Layout, queries: Queries, *, nprobe: int | None = None, probe
     """
     if nprobe is not None and (nprobe < 1 or probes is not None):
         raise ValueError(f"nprobe must be None (exact) or >= 1, without probes; got {nprobe}")
-    if threads < 1 or (threads > 1 and probes is not None):
-        raise ValueError(f"threads must be >= 1, and 1 with probes; got {threads}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1; got {threads}")
     queries = _check_queries(queries, layout.dim, layout.columns.types)
-    if threads > 1:
-        return _threaded(layout, queries, nprobe, threads)
-    qpos, rank, rid, dist, stats = _ranked(layout, queries, nprobe, probes)
+    qpos, rank, rid, dist, stats = _ranked(layout, queries, nprobe, probes, threads)
     return SearchResult(queries.query_id[qpos], rank, rid, dist, stats)
 
 
-def _threaded(layout: Layout, queries: Queries, nprobe: int | None, threads: int) -> SearchResult:
-    """``search`` of parts of the batch, whole predicates each, in threads; merged in
-    input order."""
+def _ranked(layout: Layout, queries: Queries, nprobe: int | None, probes, threads: int = 1) -> tuple[np.ndarray, ...]:
+    """The work of ``search`` on checked queries: ``_Batch.ranked``'s arrays."""
+    batch = _Batch(queries)
+    listed = None if probes is None else _listed(probes, len(queries.k), len(layout.centroids))
+    groups = [(slot, p, qs[queries.k[qs] > 0]) for slot, (p, qs) in enumerate(_by_predicate(queries.predicates))]
+    groups = [g for g in groups if len(g[2]) and not g[1].is_false]
+
+    def route(part):  # masks, then exact probes or the clusters to probe, per predicate
+        fork = batch.fork()
+        masks, pairs = {}, []  # approximate mode: (slot, leaf) -> mask; per predicate its (slot, query, cluster, rank)
+        for slot, predicate, qs in part:
+            if listed is not None:
+                mine = listed[np.isin(listed[:, 0], qs)]
+                leaves = np.unique(np.searchsorted(layout.leaf_clusters, mine[:, 1], "right") - 1)
+            else:
+                leaves = layout.tree.route(predicate)
+            leaf_masks = {lf: fork.mask(predicate, layout.columns, *layout.leaf_offsets[lf:lf + 2]) for lf in leaves}
+            if nprobe is None and listed is None:
+                for lf in leaves:
+                    fork.probe(layout.vectors, layout.norms, *layout.leaf_offsets[lf:lf + 2], leaf_masks[lf], qs)
+                continue
+            masks.update({(slot, lf): m for lf, m in leaf_masks.items()})
+            chosen = (mine[:, 0], mine[:, 1], np.arange(len(mine))) if listed is not None else \
+                _choose(layout, leaves, leaf_masks, queries, qs, nprobe)
+            pairs.append((np.full(len(chosen[0]), slot), *chosen))
+        return fork, masks, pairs
+
+    sizes = np.zeros(threads, np.int64)
+    parts = [[] for _ in range(threads)]
+    for g in sorted(groups, key=lambda g: -len(g[2])):  # whole predicates, the largest first, to the least loaded
+        t = int(sizes.argmin())
+        parts[t].append(g)
+        sizes[t] += len(g[2])
+    done = _in_threads(route, parts)
+    batch.join([fork for fork, _, _ in done])
+    masks = {key: m for _, part, _ in done for key, m in part.items()}
+    pairs = [p for *_, part in done for p in part]
+    if pairs:
+        _probe_listed(layout, batch, masks, *(np.concatenate(p) for p in zip(*pairs, strict=True)), threads=threads)
+    return batch.ranked(layout.ids, layout.vectors)
+
+
+def _in_threads(fn, parts: list) -> list:
+    """``fn`` of each part, in a thread each when there are several, with one BLAS thread
+    each (the parts are the parallelism: nested BLAS threads would oversubscribe the
+    cores; BLAS and the numba kernels release the GIL)."""
+    if len(parts) == 1:
+        return [fn(parts[0])]
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
 
-    parts = [[] for _ in range(threads)]
-    sizes = np.zeros(threads, np.int64)
-    for _, qs in sorted(_by_predicate(queries.predicates), key=lambda g: -len(g[1])):  # largest first, to the least
-        t = int(sizes.argmin())
-        parts[t].append(qs)
-        sizes[t] += len(qs)
-    parts = [np.sort(np.concatenate(p)) for p in parts if p]
-
-    def run(pos):
-        sub = Queries(queries.query_id[pos], queries.k[pos], queries.vectors[pos], [queries.predicates[i] for i in pos])
-        qpos, rank, rid, dist, stats = _ranked(layout, sub, nprobe, None)
-        return pos[qpos], rank, rid, dist, pos, stats
-
-    # one BLAS thread per part: the parts are the parallelism, and nested BLAS threads oversubscribe the cores
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(len(parts)) as pool:
-        done = list(pool.map(run, parts))
-    qpos, rank, rid, dist = (np.concatenate([d[i] for d in done]) for i in range(4))
-    order = np.lexsort((rank, qpos))
-    m = len(queries.k)
-    scanned, computed = np.zeros(m, np.int64), np.zeros(m, np.int64)
-    for *_, pos, stats in done:
-        scanned[pos], computed[pos] = stats.rows_scanned, stats.distance_computations
-    stats = SearchStats(scanned, computed, sum(d[-1].predicate_evaluations for d in done),
-                        sum(d[-1].predicate_rows for d in done))
-    return SearchResult(queries.query_id[qpos[order]], rank[order], rid[order], dist[order], stats)
-
-
-def _ranked(layout: Layout, queries: Queries, nprobe: int | None, probes) -> tuple[np.ndarray, ...]:
-    """The work of ``search`` on checked queries: ``_Batch.ranked``'s arrays."""
-    batch = _Batch(queries)
-    listed = None if probes is None else _listed(probes, len(queries.k), len(layout.centroids))
-    masks, pairs = {}, []  # approximate mode: (slot, leaf) -> mask; per predicate its (slot, query, cluster, rank)
-    for slot, (predicate, qs) in enumerate(_by_predicate(queries.predicates)):
-        qs = qs[queries.k[qs] > 0]
-        if not len(qs) or predicate.is_false:
-            continue
-        if listed is not None:
-            mine = listed[np.isin(listed[:, 0], qs)]
-            leaves = np.unique(np.searchsorted(layout.leaf_clusters, mine[:, 1], "right") - 1)
-        else:
-            leaves = layout.tree.route(predicate)
-        leaf_masks = {lf: batch.mask(predicate, layout.columns, *layout.leaf_offsets[lf:lf + 2]) for lf in leaves}
-        if nprobe is None and listed is None:
-            for lf in leaves:
-                batch.probe(layout.vectors, layout.norms, *layout.leaf_offsets[lf:lf + 2], leaf_masks[lf], qs)
-            continue
-        masks.update({(slot, lf): m for lf, m in leaf_masks.items()})
-        chosen = (mine[:, 0], mine[:, 1], np.arange(len(mine))) if listed is not None else \
-            _choose(layout, leaves, leaf_masks, queries, qs, nprobe)
-        pairs.append((np.full(len(chosen[0]), slot), *chosen))
-    if pairs:
-        _probe_listed(layout, batch, masks, *(np.concatenate(p) for p in zip(*pairs, strict=True)))
-    return batch.ranked(layout.ids, layout.vectors)
+        return list(pool.map(fn, parts))
 
 
 def _listed(probes, m: int, clusters: int) -> np.ndarray:
@@ -1452,11 +1499,12 @@ def _choose(layout: Layout, leaves, masks: dict, queries: Queries, qs: np.ndarra
 
 
 def _probe_listed(layout: Layout, batch: _Batch, masks: dict, slot: np.ndarray, qpos: np.ndarray,
-                  cluster: np.ndarray, rank: np.ndarray):
+                  cluster: np.ndarray, rank: np.ndarray, *, threads: int = 1):
     """Probe every (query, cluster) pair, cluster by cluster: all the queries that probe a
     cluster, whatever their predicates, share one product over its rows, each query
     keeping the rows its predicate's mask (``masks[(slot, leaf)]``, None for TRUE) keeps;
-    the clusters some query ranks first go first (early k-th bounds prune later ones)."""
+    the clusters some query ranks first go first (early k-th bounds prune later ones).
+    With threads, each takes every threads-th cluster in that order."""
     by_cluster = np.lexsort((qpos, slot, cluster))
     slot, qpos, cluster, rank = slot[by_cluster], qpos[by_cluster], cluster[by_cluster], rank[by_cluster]
     starts = np.flatnonzero(np.r_[True, cluster[1:] != cluster[:-1]]) if len(cluster) else cluster
@@ -1465,15 +1513,23 @@ def _probe_listed(layout: Layout, batch: _Batch, masks: dict, slot: np.ndarray, 
     new_slot = np.r_[True, (slot[1:] != slot[:-1]) | (cluster[1:] != cluster[:-1])] if len(slot) else slot
     which = np.cumsum(new_slot) - 1  # per probe, its predicate's row among its cluster's (offset below)
     stacked = _masks_by_leaf(layout, masks)
-    for a, b in zip(starts[first], ends[first], strict=True):
-        c = cluster[a]
-        lf = np.searchsorted(layout.leaf_clusters, c, "right") - 1
-        lo, hi = layout.cluster_offsets[c:c + 2]
-        off = layout.leaf_offsets[lf]
-        slots, matrix = stacked[lf]
-        used = slot[a:b][new_slot[a:b]]
-        block = matrix[np.searchsorted(slots, used), lo - off:hi - off]
-        batch.probe(layout.vectors, layout.norms, lo, hi, None, qpos[a:b], masks=block, which=which[a:b] - which[a])
+
+    def run(part):
+        fork = batch.fork()
+        for a, b in part:
+            c = cluster[a]
+            lf = np.searchsorted(layout.leaf_clusters, c, "right") - 1
+            lo, hi = layout.cluster_offsets[c:c + 2]
+            off = layout.leaf_offsets[lf]
+            slots, matrix = stacked[lf]
+            used = slot[a:b][new_slot[a:b]]
+            block = matrix[np.searchsorted(slots, used), lo - off:hi - off]
+            fork.probe(layout.vectors, layout.norms, lo, hi, None, qpos[a:b], masks=block,
+                       which=which[a:b] - which[a])
+        return fork
+
+    spans = list(zip(starts[first], ends[first], strict=True))
+    batch.join(_in_threads(run, [spans[t::threads] for t in range(threads)]))
 
 
 def _masks_by_leaf(layout: Layout, masks: dict) -> dict:
