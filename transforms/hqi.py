@@ -29,7 +29,9 @@ Batch execution (``search``), multi-query optimisation:
   further clusters in the same order until the probed ones hold k satisfying rows (or none
   is left; ``choose_clusters``); all the queries that probe a cluster, whatever their
   predicates, share one product over its rows (over the rows some of them keep, when
-  those are few), each query keeping the rows its predicate's mask keeps;
+  those are few), each query keeping the rows its predicate's mask keeps; a query whose
+  mask keeps under a fifth of the cluster's rows gets those few distances alone instead
+  (a shared product would compute five times as many for it);
 * each product keeps, per query, the rows whose float32 distance may be among its k
   smallest: with ``u = 2^-24`` the float32 value differs from the exact one by at most
   ``e = (2d + 16) u (max ||x||^2 + ||q||^2)`` (dot products and norms err by at most
