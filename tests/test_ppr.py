@@ -516,6 +516,21 @@ def test_metrics():
 # ---------------------------------------------------------------------------- index
 
 
+def test_index_ranks_alike_whether_it_adds_fingerprints_densely_or_not():
+    """top_k adds a query's fingerprint rows into dense scores and scans every vertex when
+    the rows' entries reach a quarter of the vertices, and tracks the vertices it touches
+    otherwise: both give the ranking of ``scores``."""
+    g = nx.DiGraph(nx.scale_free_graph(2000, seed=3))
+    g.remove_edges_from(list(nx.selfloop_edges(g)))
+    graph = graph_of(g)
+    index = PPRIndex.build(graph, walks=8, seed=4, steps=2, prune=1e-2, resolution=1e-3)
+    queries = list(range(0, 2000, 7))
+    residual = decompose(graph, queries, 2, prune=1e-2, resolution=1e-3, seed=4).residual
+    entries = (residual != 0).astype(np.int64) @ np.diff(index.fingerprints.indptr)
+    assert (entries >= graph.n / 4).any() and (entries < graph.n / 4).any()  # both ways taken
+    assert all(np.array_equal(a, b) for a, b in zip(index.top_k(queries, 20), top_k(index.scores(queries), 20)))
+
+
 def test_index_answers_what_the_batch_functions_answer():
     graph = graph_of(nx_graph("weighted"), "w")
     index = PPRIndex.build(graph, walks=40, seed=9, floor=0.002, steps=3, prune=1e-3, resolution=0.02)

@@ -59,6 +59,10 @@ from typing import NamedTuple
 import numba
 import numpy as np
 import scipy.sparse as sp
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (the golden ratio)
 _UNIT = 1.0 / 9007199254740992.0  # 2^-53
@@ -66,6 +70,27 @@ _VISITS_PER_CHUNK = 1 << 23  # walk buffer of one chunk of sources: 64 MiB of in
 _EXACT_MAX_ITER = 100_000
 _PARALLEL_ROWS = 16  # top_k: fewer rows run in the calling thread
 _SAMPLE_SALT = np.uint64(0x5A3C_E7A1_D0B2_9F41)  # residual sampling: a stream apart from the walks'
+# top_k: a query whose sampled fingerprint entries reach this share of the vertices adds them into the dense scores
+# without tracking the vertices it touches, and ranks by a scan of every vertex (no bookkeeping per entry)
+_DENSE = 0.25
+_AHEAD = 8  # fingerprint rows prefetched ahead of the one being added
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Hint the CPU to fetch ``array[index]`` into its caches (LLVM's prefetch: a read, kept
+    in all levels); a no-op where the target has no such instruction."""
+    def codegen(context, builder, signature, args):
+        kind = signature.args[0]
+        at = cgutils.get_item_pointer(context, builder, kind, context.make_array(kind)(context, builder, args[0]),
+                                      [args[1]], wraparound=False)
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(at, byte), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.none(array, index), codegen
 
 
 # ---------------------------------------------------------------------------- graph
@@ -770,10 +795,13 @@ def roulette(x, key, v, resolution):
 
 @numba.njit(cache=True)
 def _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr, f_indices,
-            f_data, steps, alpha, prune, resolution, r, est, mark, touched, frontier, amount):
+            f_data, steps, alpha, prune, resolution, r, est, mark, touched, frontier, amount, dense_ok):
     """Query q's decomposition into ``est`` (normalised estimate) and ``r`` (normalised,
     sampled residual weights) and, when F has rows, ``est += r @ F``: the vertices touched
-    are ``touched[:count]``, count returned. See ``decompose`` for the math."""
+    are ``touched[:count]``; returns (count, dense). Where ``dense_ok`` and the fingerprint
+    entries reach ``_DENSE`` of the vertices, dense is True and the vertices only the
+    fingerprints reach are not listed (``est`` may be non-zero anywhere). See
+    ``decompose`` for the math."""
     count = 0
     for i in range(batch_indptr[q], batch_indptr[q + 1]):
         v = batch_seeds[i]
@@ -813,19 +841,33 @@ def _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, target
         v = touched[i]
         est[v] /= total
         r[v] = _roulette(r[v] * stop[v] / total, key, v, resolution)
-    reached = count
-    for i in range(reached):
+    sampled, entries = 0, 0
+    for i in range(count):
         v = touched[i]
+        if r[v] > 0:
+            frontier[sampled] = v
+            sampled += 1
+            entries += f_indptr[v + 1] - f_indptr[v]
+    dense = dense_ok and entries >= _DENSE * len(est)
+    for i in range(sampled):
+        if i + _AHEAD < sampled:  # the rows are scattered: ask for one ahead while adding this one
+            u = frontier[i + _AHEAD]
+            _prefetch(f_indices, f_indptr[u])
+            _prefetch(f_data, f_indptr[u])
+        v = frontier[i]
         x = r[v]
-        if x > 0:
+        if dense:
             for e in range(f_indptr[v], f_indptr[v + 1]):
-                w = f_indices[e]
-                est[w] += x * f_data[e]
-                if mark[w] == 0:
-                    mark[w] = 1
-                    touched[count] = w
-                    count += 1
-    return count
+                est[f_indices[e]] += x * f_data[e]
+            continue
+        for e in range(f_indptr[v], f_indptr[v + 1]):
+            w = f_indices[e]
+            est[w] += x * f_data[e]
+            if mark[w] == 0:
+                mark[w] = 1
+                touched[count] = w
+                count += 1
+    return count, dense
 
 
 @numba.njit(cache=True)
@@ -845,8 +887,9 @@ def _rows(batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, pr
     vid, e_out, r_out = np.empty(1024, np.int64), np.empty(1024), np.empty(1024)
     size = 0
     for q in range(queries):
-        count = _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop, f_indptr,
-                        f_indices, f_data, steps, alpha, prune, resolution, r, est, mark, touched, frontier, amount)
+        count, _ = _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop,
+                           f_indptr, f_indices, f_data, steps, alpha, prune, resolution, r, est, mark, touched,
+                           frontier, amount, False)
         chosen = np.sort(touched[:count])
         if size + count > len(vid):
             grown = max(2 * len(vid), size + count)
@@ -929,13 +972,17 @@ def _best(vids, vals, m, out_vid, out_score, at):
 
 @numba.njit(cache=True)
 def _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, at):
-    """The k largest positive ``est`` entries of ``touched[:count]`` (ties to the smaller
-    vid) into ``out_*[at:]``; returns how many. ``frontier`` and ``amount`` hold the heap."""
-    m = 0
-    for i in range(count):
-        v = touched[i]
-        if est[v] > 0:
-            m = _offer(frontier, amount, m, k, v, est[v])
+    """The k largest positive ``est`` entries of ``touched[:count]`` (every vertex when
+    count < 0; ties to the smaller vid) into ``out_*[at:]``; returns how many.
+    ``frontier`` and ``amount`` hold the heap."""
+    m, floor = 0, 0.0
+    for i in range(count if count >= 0 else len(est)):
+        v = touched[i] if count >= 0 else i
+        x = est[v]
+        if x >= floor and x > 0:  # the heap's worst score, in a register: most vertices cost one comparison
+            m = _offer(frontier, amount, m, k, v, x)
+            if m == k:
+                floor = amount[0]
     return _drain(frontier, amount, m, out_vid, out_score, at)
 
 
@@ -945,10 +992,12 @@ def _top_range(lo, hi, batch_indptr, batch_seeds, batch_mass, batch_key, offsets
                out_vid, out_score, out_count):
     """Queries lo..hi-1 answered and ranked: each one's best into ``out_*[q * k:]``."""
     for q in range(lo, hi):
-        count = _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop,
-                        f_indptr, f_indices, f_data, steps, alpha, prune, resolution, r, est, mark, touched,
-                        frontier, amount)
-        out_count[q] = _top_one(count, k, touched, est, frontier, amount, out_vid, out_score, q * k)
+        count, dense = _answer(q, batch_indptr, batch_seeds, batch_mass, batch_key, offsets, targets, prob, stop,
+                               f_indptr, f_indices, f_data, steps, alpha, prune, resolution, r, est, mark, touched,
+                               frontier, amount, True)
+        out_count[q] = _top_one(-1 if dense else count, k, touched, est, frontier, amount, out_vid, out_score, q * k)
+        if dense:
+            est[:] = 0.0
         _clear(count, r, est, mark, touched)
 
 
