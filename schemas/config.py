@@ -759,13 +759,13 @@ class PprConfig(Model):
         "decomposition's residuals in Spark; 0: always join"))
     queries: PprQueryInput | None = Field(None, description="ppr-query: the table of queries")
     k: int = Field(50, ge=1, description="vertices ranked per query where the query gives no k")
-    steps: int = Field(4, ge=0, description=(
+    steps: int = Field(8, ge=0, description=(
         "T, decomposition steps from each query's sources before the fingerprints take over: more steps spread "
         "the rest over more fingerprints (more accurate) and push more vertices per query"))
     prune: float = Field(1e-3, ge=0, description=(
         "residual entries below this are not pushed but left to the fingerprints: lower is more accurate and "
         "pushes up to 1 / prune vertices per query and step"))
-    resolution: float = Field(1e-4, ge=0, lt=1, description=(
+    resolution: float = Field(2e-4, ge=0, lt=1, description=(
         "residual weights below this are sampled before the fingerprints cover them (kept at this value with "
         "probability weight / resolution, seeded by `seed` and the query's sources): unbiased, and each query "
         "reads about 1 / resolution fingerprints instead of one per vertex its pushes reached; 0: keep all"))
