@@ -130,8 +130,9 @@ def knobs(args, rows: list) -> None:
     exact = exact_ppr(graph, sources, alpha=DEFAULTS.alpha)
     for walks in args.knob_walks:
         idx, _ = index(graph, walks, args.seed)
-        for steps, prune, resolution in ((4, 1e-4, 0), (4, 1e-3, 0), (4, 1e-3, 1e-4), (4, 1e-3, 3e-4),
-                                         (6, 1e-3, 1e-4), (8, 1e-3, 1e-4), (8, 1e-4, 1e-4)):
+        for steps, prune, resolution in ((4, 1e-4, 0), (4, 1e-3, 0), (4, 1e-3, 1e-4), (4, 1e-3, 2e-4),
+                                         (6, 1e-3, 2e-4), (8, 1e-3, 1e-4), (8, 1e-3, 2e-4), (8, 1e-3, 3e-4),
+                                         (8, 1e-4, 2e-4)):
             idx.steps, idx.prune, idx.resolution = steps, prune, resolution
             idx.top_k(batch[:100], args.k)
             _, s, spread, load_ = timed(lambda: idx.top_k(batch, args.k), args.repeat)
