@@ -993,6 +993,18 @@ def _grown(out_q, out_r, out_v):
     return q, r, v
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _candidate(top, a, b, e, q, row, value, out_q, out_r, out_v, n):
+    """``row`` a candidate of query q: its upper bound ``value + e`` offered to the query's
+    k smallest ``top[a:b]``, and (q, row, value) appended to the buffers (n used). Returns
+    the query's new limit (``top[b - 1] + e``), the buffers and n."""
+    _insert(top, a, b, np.float64(value) + e)
+    if n == len(out_q):
+        out_q, out_r, out_v = _grown(out_q, out_r, out_v)
+    out_q[n], out_r[n], out_v[n] = q, row, value
+    return top[b - 1] + e, out_q, out_r, out_v, n + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def _merge_top(top, other, starts):
     """Each query's k smallest of ``top`` and ``other`` (both ascending per query) into ``top``."""
@@ -1029,16 +1041,9 @@ def _scan(d, xn, qs, masks, which, rows, lo, err_base, qn, slack, top, starts):
         for t in range(count[w]):
             j = listed[w, t]
             f = d[i, j] + xn[j]
-            if f > limit:
-                continue
-            _insert(top, a, b, np.float64(f) + e)
-            limit = top[b - 1] + e
-            if n == len(out_q):
-                out_q, out_r, out_v = _grown(out_q, out_r, out_v)
-            out_q[n] = q
-            out_r[n] = rows[j] if len(rows) else lo + j
-            out_v[n] = f
-            n += 1
+            if f <= limit:
+                limit, out_q, out_r, out_v, n = _candidate(top, a, b, e, q, rows[j] if len(rows) else lo + j, f,
+                                                           out_q, out_r, out_v, n)
     return out_q[:n].copy(), out_r[:n].copy(), out_v[:n].copy()
 
 
@@ -1071,16 +1076,8 @@ def _scan_rows(vectors, norms, q2, lo, masks, which, qs, err_base, qn, slack, to
         for t in range(count[w]):
             row = lo + listed[w, t]
             f = norms[row] + _dot(vectors, row, q2[q])
-            if f > limit:
-                continue
-            _insert(top, a, b, np.float64(f) + e)
-            limit = top[b - 1] + e
-            if n == len(out_q):
-                out_q, out_r, out_v = _grown(out_q, out_r, out_v)
-            out_q[n] = q
-            out_r[n] = row
-            out_v[n] = f
-            n += 1
+            if f <= limit:
+                limit, out_q, out_r, out_v, n = _candidate(top, a, b, e, q, row, f, out_q, out_r, out_v, n)
     return out_q[:n].copy(), out_r[:n].copy(), out_v[:n].copy()
 
 
