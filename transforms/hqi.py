@@ -1099,7 +1099,7 @@ class _Batch:
         self.top_norm = 0.0  # the largest ||x||^2 of the rows multiplied
         self.buffer = None  # _scratch's
 
-    def fork(self) -> "_Batch":
+    def fork(self) -> _Batch:
         """A batch for a thread: the same queries, its own bounds and candidates, for work
         on (query, row) pairs that no other fork meets; ``join`` merges it back."""
         other = object.__new__(_Batch)
