@@ -69,6 +69,7 @@ from sigil.transforms.records import InputError, list_files, open_input
 
 NO_SPLIT = 1 << 62  # query files are read whole, one task each
 BLOCK = 1 << 22  # queries x clusters per call of choose_clusters
+WARM_UP = 64  # queries each worker answers before the batch is timed, to compile the search's kernels
 #: Query rows as read: good ones with their predicate's normal form, bad ones with a reason.
 STAGED = pa.schema([("file", pa.string()), ("line", pa.int64()), ("query_id", pa.int64()), ("k", pa.int64()),
                     ("vector", pa.list_(pa.float32())), ("predicate", pa.string()), ("reason", pa.string()),
@@ -235,12 +236,17 @@ def _memory_answers(spark, queries: DataFrame, index: Index, nprobe: int | None)
     return queries.repartition(tasks).mapInArrow(answer, spark_schema(ANSWERS))
 
 
-def warm_up(spark, index: Index) -> None:
-    """Have the Python workers read the layout before the batch is timed."""
+def warm_up(spark, index: Index, sample: pa.Table | None = None, nprobe: int | None = None) -> None:
+    """Have the Python workers read the layout, and answer ``sample`` (a few of the batch's
+    queries, answers dropped) so that the search's kernels are compiled, before the batch
+    is timed."""
 
     def load(batches):
         for batch in batches:
-            yield pa.RecordBatch.from_pydict({"rows": [len(held_layout(index).ids)] * batch.num_rows})
+            layout = held_layout(index)
+            if sample is not None and sample.num_rows:
+                search(layout, _queries(sample, layout.columns.types), nprobe=nprobe)
+            yield pa.RecordBatch.from_pydict({"rows": [len(layout.ids)] * batch.num_rows})
 
     tasks = spark.sparkContext.defaultParallelism
     spark.range(tasks, numPartitions=tasks).mapInArrow(load, "rows long").collect()  # driver-ok: one row per task
@@ -470,7 +476,7 @@ def run(spark, config: SigilConfig, strict: bool = False, quiet: bool = False) -
                 job.log(f"hqi.engine=memory: every Python worker holds the layout, about "
                         f"{layout_bytes(built) >> 20} MB, more than hqi.held_mb={hqi.held_mb}", logging.WARNING)
             with job.stage("load"):
-                warm_up(spark, index)
+                warm_up(spark, index, queries.limit(WARM_UP).toArrow(), hqi.nprobe)  # driver-ok: a few queries
         with job.stage("search"):
             found, more = answers(spark, queries, index, hqi, engine)
             metrics.update(more)
