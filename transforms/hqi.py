@@ -1146,7 +1146,7 @@ class _Batch:
             kept = np.count_nonzero(masks, axis=1)
             alone = kept[which] < _ALONE * (hi - lo)
             if alone.any():
-                self._rows_alone(vectors, norms, lo, hi, masks, which[alone], qs[alone])
+                self._rows_alone(vectors, norms, lo, hi, masks, which[alone], qs[alone], kept[which[alone]])
                 qs, which = qs[~alone], which[~alone]
                 if not len(qs):
                     return
@@ -1182,12 +1182,12 @@ class _Batch:
             self.buffer = np.empty(max(m * n, 1 << 16), np.float32)
         return self.buffer[:m * n].reshape(m, n)
 
-    def _rows_alone(self, vectors, norms, lo: int, hi: int, masks, which, qs):
+    def _rows_alone(self, vectors, norms, lo: int, hi: int, masks, which, qs, kept):
         """Queries ``qs`` against the few rows lo:hi that ``masks[which]`` keep, one
         distance at a time (``_scan_rows``)."""
         top_norm = float(norms[lo:hi].max())
         self.top_norm = max(self.top_norm, top_norm)
-        self.computed[qs] += np.count_nonzero(masks, axis=1)[which]
+        self.computed[qs] += kept  # each query's rows kept by its mask
         g, r, v = _scan_rows(vectors, norms, self.q2, lo, masks, which, qs, top_norm, self.qn, self.slack, self.top,
                              self.starts)
         self.qpos.append(g)
